@@ -1,0 +1,569 @@
+"""The register: who receives which personal information from whom, why, how and on what footing.
+
+One row of a published third-party table (第三方信息共享清单) is an ``Operation``: a controller's
+``Service`` sends ``DataItem``s (free text, each mapped onto the ``DataCategory`` taxonomy) to a
+``Processor`` for ``Purpose``s by ``ProcessingAction``s. Invariants are database constraints so that
+the admin, the importer and the API cannot disagree.
+"""
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
+
+from processors.text import normalize_key
+from processors.validators import (
+    CATEGORY_CODE_PATTERN,
+    SIMPLE_CODE_PATTERN,
+    validate_category_code,
+    validate_uscc,
+)
+
+simple_code_validator = RegexValidator(
+    SIMPLE_CODE_PATTERN, _("Use lower-case letters, digits and underscores, starting with a letter.")
+)
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class BilingualNameMixin:
+    """Shows the name in the active language, falling back to the other one."""
+
+    def display_name(self) -> str:
+        from django.utils.translation import get_language
+
+        if (get_language() or "").startswith("en"):
+            return self.name_en or self.name_zh
+        return self.name_zh or self.name_en
+
+
+# --- Taxonomy -------------------------------------------------------------------------------------
+
+
+class DataCategory(BilingualNameMixin, models.Model):
+    """A node of the bilingual data-category tree; the dotted code is also its path."""
+
+    code = models.CharField(
+        _("code"),
+        max_length=100,
+        unique=True,
+        validators=[validate_category_code],
+        help_text=_("Stable dotted code, e.g. basic.phone_number; a child extends its parent's code."),
+    )
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent category"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
+    )
+    name_zh = models.CharField(_("Chinese name"), max_length=100, unique=True)
+    name_en = models.CharField(_("English name"), max_length=100, unique=True)
+    description_zh = models.TextField(_("Chinese description"), blank=True)
+    description_en = models.TextField(_("English description"), blank=True)
+    sensitive = models.BooleanField(
+        _("sensitive"),
+        default=False,
+        help_text=_("Sensitive personal information under GB/T 35273-2020 Appendix B and PIPL Art. 28."),
+    )
+    sensitive_gbt45574 = models.BooleanField(
+        _("sensitive under GB/T 45574-2025"),
+        null=True,
+        blank=True,
+        help_text=_("Only where GB/T 45574-2025 differs from GB/T 35273-2020; empty means the same."),
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("data category")
+        verbose_name_plural = _("data categories")
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(code__regex=CATEGORY_CODE_PATTERN), name="category_code_is_dotted"
+            ),
+            # A root has a one-segment code and no parent; every other node has both.
+            models.CheckConstraint(
+                condition=(Q(parent__isnull=True) & ~Q(code__contains="."))
+                | (Q(parent__isnull=False) & Q(code__contains=".")),
+                name="category_parent_matches_code_depth",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.display_name()}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.parent_id is None:
+            if "." in (self.code or ""):
+                raise ValidationError({"parent": _("A dotted code needs the parent it extends.")})
+            return
+        if self.parent_id == self.pk and self.pk is not None:
+            raise ValidationError({"parent": _("A category cannot be its own parent.")})
+        if not (self.code or "").startswith(self.parent.code + ".") or "." in self.code[
+            len(self.parent.code) + 1 :
+        ]:
+            raise ValidationError(
+                {"code": _("The code must be the parent's code plus one segment: %(prefix)s.…")
+                 % {"prefix": self.parent.code}}
+            )
+
+    @property
+    def depth(self) -> int:
+        return self.code.count(".")
+
+    @property
+    def effective_sensitive_gbt45574(self) -> bool:
+        return self.sensitive if self.sensitive_gbt45574 is None else self.sensitive_gbt45574
+
+
+class AliasBase(models.Model):
+    """A free-text name that real tables use; ``key`` is its width/case/space-folded form."""
+
+    text = models.CharField(_("alias"), max_length=200)
+    key = models.CharField(_("match key"), max_length=200, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["text"]
+
+    def __str__(self) -> str:
+        return self.text
+
+    def clean(self) -> None:
+        self.key = normalize_key(self.text)
+
+
+class CategoryAlias(AliasBase):
+    category = models.ForeignKey(
+        DataCategory, verbose_name=_("data category"), on_delete=models.CASCADE, related_name="aliases"
+    )
+
+    class Meta(AliasBase.Meta):
+        verbose_name = _("category alias")
+        verbose_name_plural = _("category aliases")
+
+
+class Purpose(BilingualNameMixin, models.Model):
+    code = models.CharField(_("code"), max_length=60, unique=True, validators=[simple_code_validator])
+    name_zh = models.CharField(_("Chinese name"), max_length=100, unique=True)
+    name_en = models.CharField(_("English name"), max_length=100, unique=True)
+    description_zh = models.TextField(_("Chinese description"), blank=True)
+    description_en = models.TextField(_("English description"), blank=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("purpose")
+        verbose_name_plural = _("purposes")
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.display_name()
+
+
+class PurposeAlias(AliasBase):
+    purpose = models.ForeignKey(
+        Purpose, verbose_name=_("purpose"), on_delete=models.CASCADE, related_name="aliases"
+    )
+
+    class Meta(AliasBase.Meta):
+        verbose_name = _("purpose alias")
+        verbose_name_plural = _("purpose aliases")
+
+
+class ProcessingAction(BilingualNameMixin, models.Model):
+    """收集、存储、使用… PIPL Art. 4 lists eight; the extended ones come from practice."""
+
+    code = models.CharField(_("code"), max_length=40, unique=True, validators=[simple_code_validator])
+    name_zh = models.CharField(_("Chinese name"), max_length=40, unique=True)
+    name_en = models.CharField(_("English name"), max_length=60, unique=True)
+    pipl_article_4 = models.BooleanField(_("listed in PIPL Art. 4"), default=False)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("processing action")
+        verbose_name_plural = _("processing actions")
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.display_name()
+
+
+class TaxonomyRelease(models.Model):
+    """Which version of the built-in taxonomy has been applied, so upgrades add only what is new."""
+
+    version = models.PositiveIntegerField(_("version"), unique=True)
+    applied_at = models.DateTimeField(_("applied at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("taxonomy release")
+        verbose_name_plural = _("taxonomy releases")
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return str(self.version)
+
+
+# --- Parties --------------------------------------------------------------------------------------
+
+
+class Controller(BilingualNameMixin, TimestampedModel):
+    """The company or app that publishes a register (个人信息处理者); one installation keeps several."""
+
+    code = models.SlugField(_("code"), max_length=60, unique=True)
+    name_zh = models.CharField(_("Chinese name"), max_length=200, blank=True)
+    name_en = models.CharField(_("English name"), max_length=200, blank=True)
+    country = CountryField(_("country/region"), default="CN")
+    website = models.URLField(_("website"), blank=True)
+    privacy_policy_url = models.URLField(_("privacy policy URL"), blank=True)
+    contact_email = models.EmailField(_("contact email"), blank=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=60, blank=True)
+    address = models.CharField(_("address"), max_length=300, blank=True)
+    disclosure_public = models.BooleanField(
+        _("disclosure page is public"),
+        default=False,
+        help_text=_("Anyone may read this controller's published third-party table."),
+    )
+    extra_sensitive_categories = models.ManyToManyField(
+        DataCategory,
+        verbose_name=_("also treated as sensitive"),
+        blank=True,
+        related_name="+",
+        help_text=_("Categories this organisation marks sensitive beyond the standard (e.g. phone number)."),
+    )
+
+    class Meta:
+        verbose_name = _("controller")
+        verbose_name_plural = _("controllers")
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(name_zh="") | ~Q(name_en=""), name="controller_has_a_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name()
+
+
+class Processor(BilingualNameMixin, TimestampedModel):
+    """A recipient (受托方 / 第三方 / sub-processor), or a group of recipients named together."""
+
+    class Kind(models.TextChoices):
+        ORGANISATION = "organisation", _("organisation")
+        GROUP = "group", _("group of organisations")
+
+    name_zh = models.CharField(_("Chinese name"), max_length=200, blank=True)
+    name_en = models.CharField(_("English name"), max_length=200, blank=True)
+    name_key = models.CharField(_("match key"), max_length=200, unique=True, editable=False)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind, default=Kind.ORGANISATION)
+    member_of = models.ForeignKey(
+        "self",
+        verbose_name=_("member of group"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="members",
+        limit_choices_to={"kind": "group"},
+    )
+    contact_phone = models.CharField(_("contact phone"), max_length=60, blank=True)
+    contact_email = models.EmailField(_("contact email"), blank=True)
+    address = models.CharField(_("address"), max_length=300, blank=True)
+    website = models.URLField(_("website"), blank=True)
+    privacy_policy_url = models.URLField(_("privacy policy URL"), blank=True)
+    country = CountryField(_("country/region of establishment"), blank=True)
+    uscc = models.CharField(
+        _("unified social credit code"), max_length=18, blank=True, validators=[validate_uscc]
+    )
+    icp_filing = models.CharField(_("ICP filing number"), max_length=80, blank=True)
+    public_security_filing = models.CharField(_("public security filing number"), max_length=80, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+
+    class Meta:
+        verbose_name = _("processor")
+        verbose_name_plural = _("processors")
+        ordering = ["name_key"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name_zh="") | ~Q(name_en=""), name="processor_has_a_name"),
+            models.UniqueConstraint(fields=["uscc"], condition=~Q(uscc=""), name="processor_uscc_unique"),
+            models.CheckConstraint(condition=~Q(member_of=F("id")), name="processor_not_member_of_itself"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name()
+
+    def clean(self) -> None:
+        self.uscc = (self.uscc or "").strip().upper()
+        self.name_key = normalize_key(self.name_zh or self.name_en)
+
+    @property
+    def primary_name(self) -> str:
+        return self.name_zh or self.name_en
+
+
+class ProcessorAlias(AliasBase):
+    """Another name a processor is known by (a brand, a former name, a short name such as 钉钉)."""
+
+    processor = models.ForeignKey(
+        Processor, verbose_name=_("processor"), on_delete=models.CASCADE, related_name="aliases"
+    )
+
+    class Meta(AliasBase.Meta):
+        verbose_name = _("processor alias")
+        verbose_name_plural = _("processor aliases")
+
+
+# --- Services and operations ----------------------------------------------------------------------
+
+
+class Service(TimestampedModel):
+    """A feature of the controller for which data flows (服务/功能名称), optionally an embedded SDK."""
+
+    controller = models.ForeignKey(
+        Controller, verbose_name=_("controller"), on_delete=models.PROTECT, related_name="services"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    name_en = models.CharField(_("English name"), max_length=200, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    sdk_name = models.CharField(_("SDK name"), max_length=200, blank=True)
+    sdk_package = models.CharField(_("SDK package name"), max_length=200, blank=True)
+    sdk_version = models.CharField(_("SDK version"), max_length=60, blank=True)
+    sdk_privacy_policy_url = models.URLField(_("SDK privacy policy URL"), blank=True)
+    device_permissions = models.TextField(
+        _("device permissions"), blank=True, help_text=_("One permission per line, as the SDK requests it.")
+    )
+
+    class Meta:
+        verbose_name = _("service")
+        verbose_name_plural = _("services")
+        ordering = ["controller__code", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["controller", "name"], name="service_name_unique_per_controller"),
+        ]
+
+    def __str__(self) -> str:
+        from django.utils.translation import get_language
+
+        if (get_language() or "").startswith("en") and self.name_en:
+            return self.name_en
+        return self.name
+
+    @property
+    def permission_list(self) -> list[str]:
+        return [line.strip() for line in self.device_permissions.splitlines() if line.strip()]
+
+
+class Relationship(models.TextChoices):
+    """How the recipient stands to the controller (regulation.md 6.1)."""
+
+    ENTRUSTED = "entrusted", _("entrusted processing (PIPL Art. 21)")
+    SUB_ENTRUSTED = "sub_entrusted", _("sub-entrusted processing (PIPL Art. 21)")
+    JOINT = "joint", _("joint processing (PIPL Art. 20)")
+    PROVISION = "provision", _("provision to another handler (PIPL Art. 23)")
+    EMBEDDED_SDK = "embedded_sdk", _("embedded third party / SDK")
+    MERGER_TRANSFER = "merger_transfer", _("transfer on merger or division (PIPL Art. 22)")
+    PUBLIC_DISCLOSURE = "public_disclosure", _("public disclosure (PIPL Art. 25)")
+
+
+class SharingMethod(models.TextChoices):
+    SDK_COLLECTION = "sdk_collection", _("SDK collects on the device")
+    SERVER_TRANSFER = "server_transfer", _("server-to-server transmission")
+    FILE_TRANSFER = "file_transfer", _("file or batch transfer")
+    RECIPIENT_ACCESS = "recipient_access", _("recipient accesses our systems")
+    MANUAL = "manual", _("manual provision")
+    OTHER = "other", _("other")
+
+
+class LegalBasis(models.TextChoices):
+    """PIPL Art. 13."""
+
+    CONSENT = "consent", _("consent (Art. 13(1))")
+    CONTRACT = "contract", _("contract with the individual (Art. 13(2))")
+    HR = "hr", _("human-resources management (Art. 13(2))")
+    LEGAL_DUTY = "legal_duty", _("statutory duty (Art. 13(3))")
+    EMERGENCY = "emergency", _("public-health emergency or vital interests (Art. 13(4))")
+    NEWS = "news", _("news reporting in the public interest (Art. 13(5))")
+    PUBLISHED = "published", _("information already lawfully public (Art. 13(6))")
+    OTHER_LAW = "other_law", _("other laws and regulations (Art. 13(7))")
+
+
+class ConsentType(models.TextChoices):
+    ORDINARY = "ordinary", _("ordinary consent")
+    SEPARATE = "separate", _("separate consent (单独同意)")
+    WRITTEN = "written", _("written consent")
+    GUARDIAN = "guardian", _("guardian consent (under 14)")
+    NOT_APPLICABLE = "not_applicable", _("not based on consent")
+
+
+class TransferMechanism(models.TextChoices):
+    """PIPL Art. 38 and the exemptions of CAC Order 16."""
+
+    SECURITY_ASSESSMENT = "security_assessment", _("CAC security assessment")
+    STANDARD_CONTRACT = "standard_contract", _("standard contract filed with the CAC")
+    CERTIFICATION = "certification", _("personal-information protection certification")
+    EXEMPT_CONTRACT = "exempt_contract", _("exempt: needed for a contract with the individual (Order 16 Art. 5(1))")
+    EXEMPT_HR = "exempt_hr", _("exempt: cross-border HR management (Order 16 Art. 5(2))")
+    EXEMPT_EMERGENCY = "exempt_emergency", _("exempt: emergency (Order 16 Art. 5(3))")
+    EXEMPT_VOLUME = "exempt_volume", _("exempt: under 100,000 people, no sensitive data (Order 16 Art. 5(4))")
+    EXEMPT_TRANSIT = "exempt_transit", _("exempt: no PI or transit only (Order 16 Arts. 3-4)")
+    FREE_TRADE_ZONE = "free_trade_zone", _("free-trade-zone negative list (Order 16 Art. 6)")
+
+
+class OperationStatus(models.TextChoices):
+    ACTIVE = "active", _("active")
+    RETIRED = "retired", _("retired")
+
+
+class Operation(TimestampedModel):
+    """One row of a disclosure table: a service sends data items to a processor."""
+
+    service = models.ForeignKey(
+        Service, verbose_name=_("service"), on_delete=models.PROTECT, related_name="operations"
+    )
+    processor = models.ForeignKey(
+        Processor, verbose_name=_("processor"), on_delete=models.PROTECT, related_name="operations"
+    )
+    recipient_qualifier = models.CharField(
+        _("recipient qualifier"),
+        max_length=200,
+        blank=True,
+        help_text=_("Words the table adds to the recipient's name, e.g. 及其合作机构 or 微众链."),
+    )
+    data_items_text = models.TextField(_("data items as published"), blank=True)
+    purposes = models.ManyToManyField(Purpose, verbose_name=_("purposes"), blank=True, related_name="operations")
+    purpose_text = models.CharField(_("purpose as published"), max_length=500, blank=True)
+    actions = models.ManyToManyField(
+        ProcessingAction, verbose_name=_("processing actions"), blank=True, related_name="operations"
+    )
+    actions_text = models.CharField(_("processing actions as published"), max_length=300, blank=True)
+    actions_open_ended = models.BooleanField(
+        _("action list ends with 等"), default=False, help_text=_("The published list is open-ended (…等).")
+    )
+    relationship = models.CharField(_("relationship"), max_length=30, choices=Relationship, blank=True)
+    sharing_method = models.CharField(_("sharing method"), max_length=30, choices=SharingMethod, blank=True)
+    usage_scenario = models.TextField(_("usage scenario"), blank=True)
+    feature_necessary = models.BooleanField(_("necessary for the feature"), null=True, blank=True)
+    legal_basis = models.CharField(_("legal basis"), max_length=30, choices=LegalBasis, blank=True)
+    consent_type = models.CharField(_("consent type"), max_length=30, choices=ConsentType, blank=True)
+    retention_at_recipient = models.CharField(_("retention at the recipient"), max_length=300, blank=True)
+    cross_border = models.BooleanField(_("cross-border transfer"), default=False)
+    destination_countries = CountryField(_("destination countries/regions"), multiple=True, blank=True)
+    transfer_mechanism = models.CharField(
+        _("cross-border mechanism"), max_length=30, choices=TransferMechanism, blank=True
+    )
+    annual_subjects = models.PositiveIntegerField(
+        _("people per year"), null=True, blank=True, help_text=_("Individuals whose data is sent in a calendar year.")
+    )
+    annual_sensitive_subjects = models.PositiveIntegerField(
+        _("people per year (sensitive data)"), null=True, blank=True
+    )
+    contract_reference = models.CharField(_("DPA or contract reference"), max_length=200, blank=True)
+    pia_reference = models.CharField(_("PIA reference"), max_length=200, blank=True)
+    pia_date = models.DateField(_("PIA date"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=OperationStatus, default=OperationStatus.ACTIVE
+    )
+    effective_from = models.DateField(_("effective from"), null=True, blank=True)
+    effective_to = models.DateField(_("effective to"), null=True, blank=True)
+    source_text = models.TextField(
+        _("source row"), blank=True, help_text=_("The row exactly as it was imported, so nothing is lost.")
+    )
+    notes = models.TextField(_("notes"), blank=True)
+
+    class Meta:
+        verbose_name = _("processing operation")
+        verbose_name_plural = _("processing operations")
+        ordering = ["service__controller__code", "service__name", "processor__name_key", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(effective_from__isnull=True)
+                | Q(effective_to__isnull=True)
+                | Q(effective_to__gte=F("effective_from")),
+                name="operation_dates_in_order",
+            ),
+            models.CheckConstraint(
+                condition=Q(cross_border=True) | (Q(transfer_mechanism="") & Q(destination_countries="")),
+                name="operation_mechanism_only_when_cross_border",
+            ),
+            models.UniqueConstraint(
+                fields=["service", "processor", "relationship", "effective_from"],
+                name="operation_unique_per_period",
+            ),
+            # NULLs are distinct in a unique index, so undated rows need their own constraint.
+            models.UniqueConstraint(
+                fields=["service", "processor", "relationship"],
+                condition=Q(effective_from__isnull=True),
+                name="operation_unique_undated",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} → {self.processor}"
+
+
+class DataItem(models.Model):
+    """One published data item of an operation and the category it maps to.
+
+    A composite item (钉钉审批流，包含姓名手机) yields one row per category with the same position and
+    text; an item the taxonomy cannot map is kept verbatim with no category: "unmapped — needs review".
+    """
+
+    class Match(models.TextChoices):
+        ALIAS = "alias", _("alias")
+        OCR = "ocr", _("recognised document")
+        COMPOSITE = "composite", _("part of a composite item")
+        MANUAL = "manual", _("set by hand")
+
+    operation = models.ForeignKey(
+        Operation, verbose_name=_("processing operation"), on_delete=models.CASCADE, related_name="data_items"
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    text = models.CharField(_("item as published"), max_length=500)
+    category = models.ForeignKey(
+        DataCategory,
+        verbose_name=_("data category"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="data_items",
+    )
+    match = models.CharField(_("matched by"), max_length=20, choices=Match, blank=True)
+
+    class Meta:
+        verbose_name = _("data item")
+        verbose_name_plural = _("data items")
+        ordering = ["operation_id", "position", "id"]
+        indexes = [models.Index(fields=["category", "operation"], name="dataitem_category_operation")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["operation", "position", "category"], name="dataitem_unique_category_per_item"
+            ),
+            models.UniqueConstraint(
+                fields=["operation", "position"],
+                condition=Q(category__isnull=True),
+                name="dataitem_one_unmapped_row_per_item",
+            ),
+            models.CheckConstraint(
+                condition=(Q(category__isnull=True) & Q(match=""))
+                | (Q(category__isnull=False) & ~Q(match="")),
+                name="dataitem_match_iff_category",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def needs_review(self) -> bool:
+        return self.category_id is None

@@ -1,0 +1,12 @@
+"""Settings for the test suite: the real settings, with a throwaway key and fast password hashing."""
+
+import os
+
+# Not a secret: it only signs cookies inside the test run.
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-key-not-used-anywhere-else-0123456789abcdef")
+
+from registry.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECURE_SSL_REDIRECT = False
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
