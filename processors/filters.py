@@ -1,0 +1,262 @@
+"""FilterSets shared by the API, the admin changelists and the browser explorer.
+
+Category values are resolved the way people write them: a code (``basic.phone_number``), a Chinese or
+English name, or an alias (手机号码); a group (``identity``) matches all its descendants. An unknown
+value is a validation error with suggestions, never an empty result that looks like "nobody".
+"""
+
+import datetime
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from processors import selectors
+from processors.models import (
+    ConsentType,
+    Controller,
+    DataCategory,
+    LegalBasis,
+    Operation,
+    OperationStatus,
+    ProcessingAction,
+    Processor,
+    ProcessorAlias,
+    Purpose,
+    Relationship,
+    TransferMechanism,
+)
+from processors.text import normalize_key
+
+
+class MultipleValueField(forms.Field):
+    """A field that takes a parameter repeated any number of times (?category=a&category=b)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return []
+        values = value if isinstance(value, list | tuple) else [value]
+        return [str(item).strip() for item in values if str(item).strip()]
+
+
+class CategoryField(MultipleValueField):
+    def clean(self, value):
+        values = super().clean(value)
+        categories = []
+        for item in values:
+            category = selectors.category_resolve(item)
+            if category is None:
+                from processors.taxonomy import Taxonomy
+
+                suggestions = Taxonomy.load().suggest_categories(item)
+                message = _("Unknown data category '%(value)s'.") % {"value": item}
+                if suggestions:
+                    message += " " + _("Did you mean %(suggestions)s?") % {"suggestions": ", ".join(suggestions)}
+                raise forms.ValidationError(message, code="unknown_category")
+            categories.append(category)
+        return categories
+
+
+class CategoryFilter(django_filters.Filter):
+    field_class = CategoryField
+
+
+class PurposeField(MultipleValueField):
+    def clean(self, value):
+        values = super().clean(value)
+        purposes = []
+        for item in values:
+            key = normalize_key(item)
+            purpose = (
+                Purpose.objects.filter(
+                    Q(code=item) | Q(name_zh=item) | Q(name_en__iexact=item) | Q(aliases__key=key)
+                )
+                .distinct()
+                .first()
+            )
+            if purpose is None:
+                raise forms.ValidationError(
+                    _("Unknown purpose '%(value)s'.") % {"value": item}, code="unknown_purpose"
+                )
+            purposes.append(purpose)
+        return purposes
+
+
+class PurposeFilter(django_filters.Filter):
+    field_class = PurposeField
+
+
+def _in_effect_q(day: datetime.date) -> Q:
+    started = Q(effective_from__isnull=True) | Q(effective_from__lte=day)
+    not_ended = Q(effective_to__gte=day) | (Q(effective_to__isnull=True) & Q(status=OperationStatus.ACTIVE))
+    return started & not_ended
+
+
+class OperationFilterSet(django_filters.FilterSet):
+    category = CategoryFilter(
+        label=_("data category"),
+        method="filter_category",
+        help_text=_("Code, name or alias; a group includes its descendants; repeat for any-of."),
+    )
+    category_all = CategoryFilter(
+        label=_("all of these data categories"), method="filter_category_all", help_text=_("Repeat for all-of.")
+    )
+    sensitive = django_filters.BooleanFilter(
+        label=_("carries sensitive data"), method="filter_sensitive"
+    )
+    unmapped = django_filters.BooleanFilter(
+        label=_("has unmapped data items"), method="filter_unmapped"
+    )
+    cross_border = django_filters.BooleanFilter(label=_("cross-border transfer"))
+    country = django_filters.CharFilter(
+        label=_("country/region"),
+        method="filter_country",
+        help_text=_("ISO 3166 code of the recipient's country or a destination, e.g. US."),
+    )
+    purpose = PurposeFilter(label=_("purpose"), method="filter_purpose")
+    processor = django_filters.ModelMultipleChoiceFilter(
+        label=_("processor"), queryset=Processor.objects.all(), method="filter_processor"
+    )
+    service = django_filters.CharFilter(label=_("service"), method="filter_service")
+    controller = django_filters.ModelChoiceFilter(
+        label=_("controller"), queryset=Controller.objects.all(), to_field_name="code",
+        field_name="service__controller",
+    )
+    action = django_filters.ModelMultipleChoiceFilter(
+        label=_("processing action"), queryset=ProcessingAction.objects.all(), to_field_name="code",
+        method="filter_action",
+    )
+    relationship = django_filters.MultipleChoiceFilter(label=_("relationship"), choices=Relationship.choices)
+    legal_basis = django_filters.MultipleChoiceFilter(label=_("legal basis"), choices=LegalBasis.choices)
+    consent_type = django_filters.MultipleChoiceFilter(label=_("consent type"), choices=ConsentType.choices)
+    transfer_mechanism = django_filters.MultipleChoiceFilter(
+        label=_("cross-border mechanism"), choices=TransferMechanism.choices
+    )
+    status = django_filters.MultipleChoiceFilter(label=_("status"), choices=OperationStatus.choices)
+    as_of = django_filters.DateFilter(
+        label=_("in effect on"), method="filter_as_of", help_text=_("YYYY-MM-DD: operations in effect that day.")
+    )
+    search = django_filters.CharFilter(label=_("search"), method="filter_search")
+    ordering = django_filters.OrderingFilter(
+        label=_("ordering"),
+        fields=(
+            ("service__name", "service"),
+            ("processor__name_key", "processor"),
+            ("relationship", "relationship"),
+            ("status", "status"),
+            ("effective_from", "effective_from"),
+            ("updated_at", "updated_at"),
+        ),
+    )
+
+    class Meta:
+        model = Operation
+        fields: list[str] = []
+
+    def filter_category(self, queryset: QuerySet, name: str, value: list[DataCategory]) -> QuerySet:
+        return selectors.operations_with_categories(queryset, value)
+
+    def filter_category_all(self, queryset: QuerySet, name: str, value: list[DataCategory]) -> QuerySet:
+        return selectors.operations_with_categories(queryset, value, match_all=True)
+
+    def filter_sensitive(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return queryset if value is None else selectors.operations_with_sensitive_data(queryset, value)
+
+    def filter_unmapped(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        return queryset if value is None else selectors.operations_with_unmapped_items(queryset, value)
+
+    def filter_country(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        code = value.strip().upper()
+        return queryset.filter(
+            Q(processor__country=code)
+            | Q(processor__member_of__country=code)
+            | Q(destination_countries__contains=code)
+        )
+
+    def filter_purpose(self, queryset: QuerySet, name: str, value: list[Purpose]) -> QuerySet:
+        if not value:
+            return queryset
+        return queryset.filter(pk__in=Operation.purposes.through.objects.filter(purpose__in=value).values(
+            "operation_id"
+        ))
+
+    def filter_action(self, queryset: QuerySet, name: str, value: list[ProcessingAction]) -> QuerySet:
+        if not value:
+            return queryset
+        links = Operation.actions.through.objects.filter(processingaction__in=value)
+        return queryset.filter(pk__in=links.values("operation_id"))
+
+    def filter_processor(self, queryset: QuerySet, name: str, value: list[Processor]) -> QuerySet:
+        if not value:
+            return queryset
+        # A group stands for its members and a member is reached through its group's rows.
+        groups = Processor.objects.filter(members__in=value).values("pk")
+        return queryset.filter(Q(processor__in=value) | Q(processor__in=groups))
+
+    def filter_service(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value.isdigit():
+            return queryset.filter(service_id=int(value))
+        return queryset.filter(Q(service__name=value) | Q(service__name_en__iexact=value))
+
+    def filter_as_of(self, queryset: QuerySet, name: str, value: datetime.date | None) -> QuerySet:
+        return queryset if value is None else queryset.filter(_in_effect_q(value))
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(service__name__icontains=value)
+            | Q(service__name_en__icontains=value)
+            | Q(processor__name_zh__icontains=value)
+            | Q(processor__name_en__icontains=value)
+            | Q(processor__in=ProcessorAlias.objects.filter(text__icontains=value).values("processor"))
+            | Q(data_items_text__icontains=value)
+            | Q(purpose_text__icontains=value)
+            | Q(usage_scenario__icontains=value)
+        )
+
+
+class ProcessorFilterSet(django_filters.FilterSet):
+    receives = CategoryFilter(
+        label=_("receives data category"),
+        method="filter_receives",
+        help_text=_("Code, name or alias; a group includes its descendants; repeat for any-of."),
+    )
+    country = django_filters.CharFilter(label=_("country/region"), method="filter_country")
+    kind = django_filters.ChoiceFilter(label=_("kind"), choices=Processor.Kind.choices)
+    controller = django_filters.ModelChoiceFilter(
+        label=_("controller"), queryset=Controller.objects.all(), to_field_name="code", method="filter_controller"
+    )
+    search = django_filters.CharFilter(label=_("search"), method="filter_search")
+
+    class Meta:
+        model = Processor
+        fields: list[str] = []
+
+    def filter_receives(self, queryset: QuerySet, name: str, value: list[DataCategory]) -> QuerySet:
+        return selectors.processors_receiving(queryset, value)
+
+    def filter_country(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(country=value.strip().upper())
+
+    def filter_controller(self, queryset: QuerySet, name: str, value: Controller | None) -> QuerySet:
+        if value is None:
+            return queryset
+        serving = Operation.objects.filter(service__controller=value).values("processor")
+        return queryset.filter(Q(pk__in=serving) | Q(member_of__in=serving))
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(name_zh__icontains=value)
+            | Q(name_en__icontains=value)
+            | Q(pk__in=ProcessorAlias.objects.filter(text__icontains=value).values("processor"))
+            | Q(contact_phone__icontains=value)
+            | Q(uscc__iexact=value)
+        )

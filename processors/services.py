@@ -1,0 +1,132 @@
+"""Writes: small typed functions that every caller (admin, importer, API, commands) ends in.
+
+Each validates with ``full_clean()`` so model constraints are reported as field errors before the
+database has to refuse them, and runs inside a transaction.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Model, QuerySet
+
+from processors.models import (
+    Controller,
+    DataItem,
+    Operation,
+    ProcessingAction,
+    Processor,
+    ProcessorAlias,
+    Purpose,
+    Service,
+)
+from processors.taxonomy import ItemMapping, Taxonomy
+
+
+def _validated_save(instance: Model, **fields: Any) -> Model:
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+    return instance
+
+
+@transaction.atomic
+def controller_create(*, code: str, **fields: Any) -> Controller:
+    """Create a controller (the company or app that publishes a register)."""
+    return _validated_save(Controller(code=code), **fields)
+
+
+@transaction.atomic
+def processor_create(*, name_zh: str = "", name_en: str = "", aliases: Iterable[str] = (), **fields: Any) -> Processor:
+    """Create a processor with its other names."""
+    processor = _validated_save(Processor(name_zh=name_zh, name_en=name_en), **fields)
+    for alias in aliases:
+        _validated_save(ProcessorAlias(processor=processor, text=alias))
+    return processor
+
+
+@transaction.atomic
+def processor_update(*, processor: Processor, **fields: Any) -> Processor:
+    """Change a processor's fields."""
+    return _validated_save(processor, **fields)
+
+
+@transaction.atomic
+def service_create(*, controller: Controller, name: str, **fields: Any) -> Service:
+    """Create a service (feature) of a controller."""
+    return _validated_save(Service(controller=controller, name=name), **fields)
+
+
+def data_item_rows(*, operation_id: int, position: int, mapping: ItemMapping, taxonomy: Taxonomy) -> list[DataItem]:
+    """Unsaved DataItem rows for one item: one per category, or one unmapped row kept verbatim."""
+    if mapping.unmapped:
+        return [DataItem(operation_id=operation_id, position=position, text=mapping.text)]
+    return [
+        DataItem(
+            operation_id=operation_id,
+            position=position,
+            text=mapping.text,
+            category_id=taxonomy.category_id(code),
+            match=mapping.match,
+        )
+        for code in mapping.category_codes
+    ]
+
+
+@transaction.atomic
+def operation_set_data_items(
+    *, operation: Operation, items: Sequence[str], taxonomy: Taxonomy | None = None
+) -> list[DataItem]:
+    """Replace an operation's data items, mapping each onto the taxonomy (unmapped ones are kept)."""
+    taxonomy = taxonomy or Taxonomy.load()
+    operation.data_items.all().delete()
+    rows = [
+        row
+        for position, mapping in enumerate(taxonomy.map_items(items))
+        for row in data_item_rows(operation_id=operation.pk, position=position, mapping=mapping, taxonomy=taxonomy)
+    ]
+    return DataItem.objects.bulk_create(rows)
+
+
+@transaction.atomic
+def operation_create(
+    *,
+    service: Service,
+    processor: Processor,
+    data_items: Sequence[str] = (),
+    purposes: Iterable[Purpose] = (),
+    actions: Iterable[ProcessingAction] = (),
+    taxonomy: Taxonomy | None = None,
+    **fields: Any,
+) -> Operation:
+    """Create one processing operation (a row of a disclosure table) with its data items."""
+    operation = _validated_save(Operation(service=service, processor=processor), **fields)
+    operation.purposes.set(purposes)
+    operation.actions.set(actions)
+    operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy)
+    return operation
+
+
+@transaction.atomic
+def operation_update(*, operation: Operation, **fields: Any) -> Operation:
+    """Change an operation's own fields."""
+    return _validated_save(operation, **fields)
+
+
+@transaction.atomic
+def data_items_remap(*, items: QuerySet[DataItem], taxonomy: Taxonomy | None = None) -> int:
+    """Map unmapped data items again (after aliases were added); returns how many are now mapped."""
+    taxonomy = taxonomy or Taxonomy.load()
+    unmapped = list(items.filter(category__isnull=True))
+    newly_mapped = [item for item in unmapped if not taxonomy.map_item(item.text).unmapped]
+    replacements = [
+        row
+        for item in newly_mapped
+        for row in data_item_rows(
+            operation_id=item.operation_id, position=item.position, mapping=taxonomy.map_item(item.text), taxonomy=taxonomy
+        )
+    ]
+    DataItem.objects.filter(pk__in=[item.pk for item in newly_mapped]).delete()
+    DataItem.objects.bulk_create(replacements, ignore_conflicts=True)
+    return len(newly_mapped)
