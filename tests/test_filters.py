@@ -1,0 +1,106 @@
+"""The shared FilterSets answer questions by data type the way people ask them."""
+
+import datetime
+
+import pytest
+
+from processors.filters import OperationFilterSet, ProcessorFilterSet
+from processors.models import Operation, Processor
+from tests.builders import make_operation, make_processor
+
+pytestmark = pytest.mark.django_db
+
+
+def filtered_operations(**params):
+    filterset = OperationFilterSet(params, queryset=Operation.objects.all())
+    assert filterset.is_valid(), filterset.errors
+    return set(filterset.qs)
+
+
+@pytest.fixture
+def register():
+    return {
+        "sms": make_operation(data_items=["手机号"]),
+        "kyc": make_operation(data_items=["姓名", "身份证号"]),
+        "passport": make_operation(data_items=["护照"]),
+        "face": make_operation(data_items=["人脸照片", "姓名"]),
+    }
+
+
+@pytest.mark.parametrize("value", ["basic.phone_number", "手机号码", "phone number", "Phone Number", "手机号"])
+def test_operations_can_be_filtered_by_category_code_name_or_alias(register, value):
+    assert filtered_operations(category=value) == {register["sms"]}
+
+
+def test_a_category_group_matches_all_its_descendants(register):
+    assert filtered_operations(category="identity") == {register["kyc"], register["passport"]}
+    assert filtered_operations(category="个人身份信息") == {register["kyc"], register["passport"]}
+
+
+def test_repeating_the_category_parameter_means_any_of(register):
+    from django.http import QueryDict
+
+    params = QueryDict("category=手机号&category=护照")
+    filterset = OperationFilterSet(params, queryset=Operation.objects.all())
+    assert set(filterset.qs) == {register["sms"], register["passport"]}
+
+
+def test_category_all_means_all_of(register):
+    from django.http import QueryDict
+
+    params = QueryDict("category_all=姓名&category_all=biometric")
+    filterset = OperationFilterSet(params, queryset=Operation.objects.all())
+    assert set(filterset.qs) == {register["face"]}
+
+
+def test_an_unknown_category_is_an_error_that_suggests_the_nearest_alias(register):
+    filterset = OperationFilterSet({"category": "身份正号"}, queryset=Operation.objects.all())
+    assert not filterset.is_valid()
+    message = str(filterset.errors["category"])
+    assert "身份正号" in message and "身份证号" in message
+
+
+def test_sensitive_filter_finds_operations_with_any_sensitive_category(register):
+    assert filtered_operations(sensitive="true") == {register["kyc"], register["passport"], register["face"]}
+    assert filtered_operations(sensitive="false") == {register["sms"]}
+
+
+def test_operations_in_effect_on_a_date():
+    old = make_operation(effective_from=datetime.date(2022, 1, 1), effective_to=datetime.date(2022, 12, 31))
+    current = make_operation(effective_from=datetime.date(2023, 1, 1))
+    retired = make_operation(status="retired")
+    assert filtered_operations(as_of="2022-06-01") == {old}
+    assert filtered_operations(as_of="2024-06-01") == {current}
+    assert retired not in filtered_operations(as_of="2024-06-01")
+
+
+def test_country_filter_finds_foreign_recipients_and_destinations():
+    abroad = make_operation(processor=make_processor(name_en="DigiCert, Inc.", country="US"))
+    transferred = make_operation(cross_border=True, destination_countries=["US"])
+    make_operation(processor=make_processor(country="CN"))
+    assert filtered_operations(country="us") == {abroad, transferred}
+
+
+def test_processors_receiving_a_category_include_members_of_a_receiving_group():
+    group = make_processor(name_en="Certificate authorities", kind=Processor.Kind.GROUP)
+    member = make_processor(name_en="Sectigo", member_of=group, country="GB")
+    sms_vendor = make_processor(name_zh="短信服务商有限公司")
+    other = make_processor(name_zh="只收姓名的公司")
+    make_operation(processor=group, data_items=["邮箱", "手机号"])
+    make_operation(processor=sms_vendor, data_items=["手机号"])
+    make_operation(processor=other, data_items=["姓名"])
+    filterset = ProcessorFilterSet({"receives": "手机号码"}, queryset=Processor.objects.all())
+    assert set(filterset.qs) == {group, member, sms_vendor}
+
+
+def test_filtering_operations_by_a_group_member_finds_the_groups_rows():
+    group = make_processor(name_en="Certificate authorities", kind=Processor.Kind.GROUP)
+    member = make_processor(name_en="Actalis", member_of=group)
+    row = make_operation(processor=group)
+    make_operation()
+    assert filtered_operations(processor=[member.pk]) == {row}
+
+
+def test_search_matches_item_text_and_processor_names(register):
+    assert filtered_operations(search="护照") == {register["passport"]}
+    assert register["sms"] in filtered_operations(search=register["sms"].processor.name_zh)
