@@ -17,6 +17,7 @@ from processors.models import (
     ConsentType,
     Controller,
     DataCategory,
+    DataItem,
     LegalBasis,
     Operation,
     OperationStatus,
@@ -214,7 +215,7 @@ class OperationFilterSet(django_filters.FilterSet):
             | Q(processor__name_zh__icontains=value)
             | Q(processor__name_en__icontains=value)
             | Q(processor__in=ProcessorAlias.objects.filter(text__icontains=value).values("processor"))
-            | Q(data_items_text__icontains=value)
+            | Q(pk__in=DataItem.objects.filter(text__icontains=value).values("operation"))
             | Q(purpose_text__icontains=value)
             | Q(usage_scenario__icontains=value)
         )

@@ -21,6 +21,7 @@ from processors.models import (
     Service,
 )
 from processors.taxonomy import ItemMapping, Taxonomy
+from processors.text import normalize_key
 
 
 def _validated_save(instance: Model, **fields: Any) -> Model:
@@ -101,6 +102,7 @@ def operation_create(
     **fields: Any,
 ) -> Operation:
     """Create one processing operation (a row of a disclosure table) with its data items."""
+    fields.setdefault("data_items_text", "、".join(data_items))
     operation = _validated_save(Operation(service=service, processor=processor), **fields)
     operation.purposes.set(purposes)
     operation.actions.set(actions)
@@ -130,3 +132,80 @@ def data_items_remap(*, items: QuerySet[DataItem], taxonomy: Taxonomy | None = N
     DataItem.objects.filter(pk__in=[item.pk for item in newly_mapped]).delete()
     DataItem.objects.bulk_create(replacements, ignore_conflicts=True)
     return len(newly_mapped)
+
+
+# --- Added for the spreadsheet import and the demo loader ----------------------------------------
+
+
+@transaction.atomic
+def controller_update(*, controller: Controller, **fields: Any) -> Controller:
+    """Change a controller's fields."""
+    return _validated_save(controller, **fields)
+
+
+@transaction.atomic
+def processor_alias_create(*, processor: Processor, text: str) -> ProcessorAlias:
+    """Record another name a processor is known by."""
+    return _validated_save(ProcessorAlias(processor=processor, text=text))
+
+
+@transaction.atomic
+def service_update(*, service: Service, **fields: Any) -> Service:
+    """Change a service's fields."""
+    return _validated_save(service, **fields)
+
+
+@transaction.atomic
+def operation_set_terms(
+    *,
+    operation: Operation,
+    purposes: Iterable[Purpose | int] | None = None,
+    actions: Iterable[ProcessingAction | int] | None = None,
+) -> Operation:
+    """Replace an operation's purposes and/or actions (None leaves that side as it is)."""
+    if purposes is not None:
+        operation.purposes.set(purposes)
+    if actions is not None:
+        operation.actions.set(actions)
+    return operation
+
+
+# --- Added for the REST API ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def processor_edit(*, processor: Processor, aliases: Iterable[str] | None = None, **fields: Any) -> Processor:
+    """Change a processor's fields and, when aliases are given, make them its exact set of other names."""
+    processor = processor_update(processor=processor, **fields)
+    if aliases is not None:
+        wanted = {normalize_key(text): text for text in aliases if normalize_key(text)}
+        processor.aliases.exclude(key__in=wanted).delete()
+        known = set(processor.aliases.values_list("key", flat=True))
+        for key, text in wanted.items():
+            if key not in known:
+                processor_alias_create(processor=processor, text=text)
+    return processor
+
+
+@transaction.atomic
+def operation_edit(
+    *,
+    operation: Operation,
+    data_items: Sequence[str] | None = None,
+    purposes: Iterable[Purpose] | None = None,
+    actions: Iterable[ProcessingAction] | None = None,
+    taxonomy: Taxonomy | None = None,
+    **fields: Any,
+) -> Operation:
+    """Change an operation's fields and, where given, replace its data items, purposes and actions."""
+    operation = operation_update(operation=operation, **fields)
+    operation_set_terms(operation=operation, purposes=purposes, actions=actions)
+    if data_items is not None:
+        operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy)
+    return operation
+
+
+@transaction.atomic
+def operation_delete(*, operation: Operation) -> None:
+    """Remove an operation with its data items (retiring it, status=retired, keeps the history instead)."""
+    operation.delete()

@@ -42,6 +42,7 @@ def test_production_refuses_to_start_without_a_secret_key():
 def test_debug_is_off_unless_asked_for():
     result = run_manage(
         "shell",
+        "--no-imports",
         "-c",
         "from django.conf import settings; print(settings.DEBUG, settings.SESSION_COOKIE_SECURE)",
         DJANGO_SETTINGS_MODULE="registry.settings",

@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from processors import services
 from processors.models import DataCategory, DataItem, Operation, Processor, Service
 from processors.validators import uscc_check_character, validate_uscc
 from tests.builders import make_controller, make_operation, make_processor, make_service
@@ -56,7 +57,7 @@ def test_full_width_and_half_width_spellings_are_the_same_processor():
 
 def test_a_processor_needs_a_chinese_or_an_english_name():
     with pytest.raises(ValidationError):
-        make_processor(name_zh="", name_en="", notes="nameless")
+        services.processor_create(name_zh="", name_en="")
     assert_refused_by_database(lambda: Processor.objects.create(name_key="x"))
 
 
