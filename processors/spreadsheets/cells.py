@@ -1,0 +1,370 @@
+"""Cell rules: how one spreadsheet cell becomes values. Pure functions, no database.
+
+Published disclosure tables pack several facts into one cell (a company name with its hotline, a
+group with its members in brackets, a list ending in 等), so each rule here undoes one such habit.
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.utils.translation import gettext as _
+from django_countries import countries
+
+from processors.text import clean_text, normalize_key
+
+LIST_SEPARATORS = frozenset("、，,；;\n\r")
+OPENING_BRACKETS = "(（[【"
+CLOSING_BRACKETS = ")）]】"
+
+# A part that starts with one of these explains the item before it ("钉钉审批流，包含姓名手机") rather than
+# naming a new item, so it stays attached to its item.
+CONTINUATION_PREFIXES = ("包含", "包括", "其中包括", "含", "即", "例如", "比如")
+
+OPEN_ENDED_MARKERS = ("等等", "等")
+
+# A trailing bracket that starts with these words qualifies the name ("(及其合作机构)") even when it
+# contains a list separator, so it is never read as a member list.
+QUALIFIER_PREFIXES = ("及", "和", "与", "含", "包括", "包含", "以及", "或")
+
+
+class CellError(ValueError):
+    """A cell value that cannot be read; carries a translated message and suggestions."""
+
+    def __init__(self, message: str, suggestions: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.suggestions = tuple(suggestions)
+
+
+# --- Lists ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListCell:
+    items: list[str]
+    open_ended: bool
+
+
+def _top_level_parts(text: str, separators: frozenset[str]) -> list[tuple[str, str]]:
+    """(part, separator before it) pairs, splitting only outside brackets."""
+    parts: list[tuple[str, str]] = []
+    depth = 0
+    current: list[str] = []
+    before = ""
+    for char in text:
+        if char in OPENING_BRACKETS:
+            depth += 1
+        elif char in CLOSING_BRACKETS:
+            # An unbalanced closing bracket must not make the rest of the cell unsplittable.
+            depth = max(0, depth - 1)
+        if char in separators and depth == 0:
+            parts.append(("".join(current), before))
+            current, before = [], char
+            continue
+        current.append(char)
+    parts.append(("".join(current), before))
+    return parts
+
+
+def split_list(cell: str | None) -> ListCell:
+    """Split a list cell on 、，,；; and line breaks outside brackets; a trailing 等 marks it open-ended."""
+    items: list[str] = []
+    for part, separator in _top_level_parts(cell or "", LIST_SEPARATORS):
+        part = clean_text(part)
+        if not part:
+            continue
+        if items and separator not in "\n\r" and part.startswith(CONTINUATION_PREFIXES):
+            items[-1] = f"{items[-1]}{separator}{part}"
+            continue
+        items.append(part)
+    open_ended = False
+    if items:
+        last = items[-1].rstrip("。.")
+        for marker in OPEN_ENDED_MARKERS:
+            if last.endswith(marker):
+                open_ended = True
+                last = last[: -len(marker)].strip()
+                break
+        if last:
+            items[-1] = last
+        else:
+            items.pop()
+    return ListCell(items=items, open_ended=open_ended)
+
+
+# --- Recipients -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipientCell:
+    """A recipient cell taken apart. ``group_name`` is set when the cell names several organisations."""
+
+    names: list[str]
+    group_name: str = ""
+    phone: str = ""
+    icp_filing: str = ""
+    public_security_filing: str = ""
+    qualifier: str = ""
+    raw: str = ""
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.group_name)
+
+
+_CJK = r"\u4e00-\u9fff"
+_ICP_FILING = re.compile(rf"([{_CJK}])\s*ICP\s*([证备])\s*(\d+)\s*号(?:\s*-\s*(\d+))?", re.IGNORECASE)
+_PUBLIC_SECURITY_FILING = re.compile(rf"([{_CJK}])\s*公网安备\s*(\d+)\s*号")
+# A phone number at the end of the cell, optionally labelled; at least five digits (95534).
+_TRAILING_PHONE = re.compile(
+    r"(?:(?:联系|客服)?电话|热线|Tel\.?|Phone)?\s*[:：]?\s*"
+    r"(?<![A-Za-z0-9.\-])(?P<phone>\+?\d[\d\-]{3,}\d)\s*$",
+    re.IGNORECASE,
+)
+_HAS_CJK = re.compile(rf"[{_CJK}]")
+_LATIN_BRAND = re.compile(r"^[A-Z][A-Za-z0-9&+'.\-]*$")
+
+# Words that make a space-separated Latin name one organisation ("Amazon Web Services", "Google LLC")
+# rather than a list of brands; casefolded.
+GENERIC_NAME_WORDS = frozenset(
+    {
+        "ab",
+        "ag",
+        "analytics",
+        "app",
+        "apps",
+        "bank",
+        "bv",
+        "b.v.",
+        "cloud",
+        "co",
+        "co.",
+        "company",
+        "corp",
+        "corp.",
+        "corporation",
+        "data",
+        "digital",
+        "gmbh",
+        "group",
+        "holding",
+        "holdings",
+        "inc",
+        "inc.",
+        "international",
+        "labs",
+        "limited",
+        "llc",
+        "ltd",
+        "ltd.",
+        "network",
+        "networks",
+        "nv",
+        "n.v.",
+        "pay",
+        "plc",
+        "platform",
+        "pte",
+        "sa",
+        "s.a.",
+        "sas",
+        "sdk",
+        "services",
+        "service",
+        "software",
+        "solutions",
+        "spa",
+        "s.p.a.",
+        "systems",
+        "technologies",
+        "technology",
+        "web",
+    }
+)
+
+
+def _strip_filings(text: str) -> tuple[str, str, str]:
+    icp = ""
+    match = _ICP_FILING.search(text)
+    if match:
+        province, kind, number, suffix = match.groups()
+        icp = f"{province}ICP{kind}{number}号" + (f"-{suffix}" if suffix else "")
+        text = text[: match.start()] + " " + text[match.end() :]
+    public_security = ""
+    match = _PUBLIC_SECURITY_FILING.search(text)
+    if match:
+        public_security = f"{match.group(1)}公网安备 {match.group(2)}号"
+        text = text[: match.start()] + " " + text[match.end() :]
+    return clean_text(text), icp, public_security
+
+
+def _strip_phone(text: str) -> tuple[str, str]:
+    match = _TRAILING_PHONE.search(text)
+    if not match:
+        return text, ""
+    phone = match.group("phone")
+    name = clean_text(text[: match.start()])
+    if sum(char.isdigit() for char in phone) < 5 or not name:
+        return text, ""
+    return name, phone
+
+
+def _trailing_bracket(text: str) -> tuple[str, str] | None:
+    """(text before, text inside) when the cell ends with a balanced bracket; else None."""
+    if not text or text[-1] not in CLOSING_BRACKETS:
+        return None
+    depth = 0
+    for index in range(len(text) - 1, -1, -1):
+        char = text[index]
+        if char in CLOSING_BRACKETS:
+            depth += 1
+        elif char in OPENING_BRACKETS:
+            depth -= 1
+            if depth == 0:
+                before, inside = clean_text(text[:index]), clean_text(text[index + 1 : -1])
+                return (before, inside) if before and inside else None
+    return None
+
+
+def _latin_brands(text: str) -> list[str]:
+    """The brands of a cell such as "Digicert Certum GlobalSign", or [] when it reads as one name."""
+    tokens = text.split()
+    if len(tokens) < 3 or _HAS_CJK.search(text):
+        return []
+    if all(_LATIN_BRAND.match(token) and token.casefold() not in GENERIC_NAME_WORDS for token in tokens):
+        return tokens
+    return []
+
+
+def group_display_name(names: Iterable[str]) -> str:
+    """The synthetic name of an unnamed group of recipients: its members joined by ", "."""
+    return ", ".join(names)
+
+
+def parse_recipient(cell: str | None) -> RecipientCell:
+    """Take a recipient cell apart: names, group, phone, ICP and public-security filings, qualifier."""
+    raw = cell or ""
+    text, icp, public_security = _strip_filings(clean_text(raw))
+    text, phone = _strip_phone(text)
+    text = text.strip(" ，,；;、。")
+    common = {"phone": phone, "icp_filing": icp, "public_security_filing": public_security, "raw": raw}
+
+    bracket = _trailing_bracket(text)
+    if bracket:
+        before, inside = bracket
+        members = split_list(inside).items
+        if len(members) >= 2 and not inside.startswith(QUALIFIER_PREFIXES):
+            return RecipientCell(names=members, group_name=before, **common)
+        return RecipientCell(names=[before], qualifier=inside, **common)
+
+    # Several organisations in one cell without a group name: 、；; always separate them; spaces only
+    # between capitalised Latin brands (an ASCII comma does not: "DigiCert, Inc." is one name).
+    listed = [
+        clean_text(part) for part, _sep in _top_level_parts(text, frozenset("、；;")) if clean_text(part)
+    ]
+    names = listed if len(listed) >= 2 else (_latin_brands(text) or ([text] if text else []))
+    group_name = group_display_name(names) if len(names) >= 2 else ""
+    return RecipientCell(names=names, group_name=group_name, **common)
+
+
+def is_latin_name(name: str) -> bool:
+    """A name without Chinese characters belongs in the English-name field."""
+    return not _HAS_CJK.search(name or "")
+
+
+# --- Scalar cells ---------------------------------------------------------------------------------
+
+TRUE_WORDS = frozenset(
+    normalize_key(word) for word in ("是", "必要", "必需", "必须", "yes", "y", "true", "1", "√")
+)
+FALSE_WORDS = frozenset(
+    normalize_key(word) for word in ("否", "非必要", "不必要", "可选", "no", "n", "false", "0", "×")
+)
+
+
+def parse_bool(cell: str | None) -> bool | None:
+    """是/否, yes/no, 必要/非必要 and the like; an empty cell is unknown (None)."""
+    key = normalize_key(cell or "")
+    if not key:
+        return None
+    if key in TRUE_WORDS:
+        return True
+    if key in FALSE_WORDS:
+        return False
+    raise CellError(_("Write yes or no (是 or 否), not “%(value)s”.") % {"value": clean_text(cell or "")})
+
+
+def parse_choice(cell: str | None, *, choices: Iterable[tuple[str, str]], synonyms: Mapping[str, str]) -> str:
+    """A TextChoices value from its code, its label or a synonym; an empty cell gives ""."""
+    text = clean_text(cell or "")
+    if not text:
+        return ""
+    choices = list(choices)
+    key = normalize_key(text)
+    known = {normalize_key(code): code for code, _label in choices}
+    known |= {normalize_key(str(label)): code for code, label in choices}
+    known |= {normalize_key(word): code for word, code in synonyms.items()}
+    if key in known:
+        return known[key]
+    # Longer phrases ("通过 API 接口传输") contain a synonym; the longest contained synonym wins.
+    contained = sorted((word for word in known if len(word) >= 2 and word in key), key=len, reverse=True)
+    if contained:
+        return known[contained[0]]
+    raise CellError(
+        _("“%(value)s” is not one of the accepted values.") % {"value": text},
+        suggestions=[code for code, _label in choices],
+    )
+
+
+# Names people write that django-countries does not know in either language.
+COUNTRY_SYNONYMS = {
+    normalize_key(name): code
+    for name, code in {
+        "USA": "US",
+        "United States": "US",
+        "UK": "GB",
+        "England": "GB",
+        "中国大陆": "CN",
+        "中国内地": "CN",
+        "境内": "CN",
+        "中国香港": "HK",
+        "中国澳门": "MO",
+        "中国台湾": "TW",
+    }.items()
+}
+
+
+def parse_countries(cell: str | None) -> list[str]:
+    """ISO 3166 alpha-2 codes from codes or English or Chinese country names, one or several."""
+    codes: list[str] = []
+    for item in split_list(cell).items:
+        code = (
+            COUNTRY_SYNONYMS.get(normalize_key(item))
+            or countries.alpha2(item)
+            or countries.by_name(item)
+            or countries.by_name(item, language="zh-hans")
+        )
+        if not code:
+            raise CellError(
+                _("“%(value)s” is not a country or region this register knows.") % {"value": item}
+            )
+        if code not in codes:
+            codes.append(code)
+    return codes
+
+
+def parse_url(cell: str | None) -> str:
+    """A web address; a bare host (www.example.com) gets https:// in front."""
+    text = clean_text(cell or "")
+    if not text:
+        return ""
+    if "://" not in text:
+        text = f"https://{text}"
+    try:
+        URLValidator(schemes=["http", "https"])(text)
+    except ValidationError:
+        raise CellError(_("“%(value)s” is not a web address.") % {"value": clean_text(cell or "")}) from None
+    return text
