@@ -110,12 +110,15 @@ class DataCategory(BilingualNameMixin, models.Model):
             return
         if self.parent_id == self.pk and self.pk is not None:
             raise ValidationError({"parent": _("A category cannot be its own parent.")})
-        if not (self.code or "").startswith(self.parent.code + ".") or "." in self.code[
-            len(self.parent.code) + 1 :
-        ]:
+        if (
+            not (self.code or "").startswith(self.parent.code + ".")
+            or "." in self.code[len(self.parent.code) + 1 :]
+        ):
             raise ValidationError(
-                {"code": _("The code must be the parent's code plus one segment: %(prefix)s.…")
-                 % {"prefix": self.parent.code}}
+                {
+                    "code": _("The code must be the parent's code plus one segment: %(prefix)s.…")
+                    % {"prefix": self.parent.code}
+                }
             )
 
     @property
@@ -248,9 +251,7 @@ class Controller(BilingualNameMixin, TimestampedModel):
         verbose_name_plural = _("controllers")
         ordering = ["code"]
         constraints = [
-            models.CheckConstraint(
-                condition=~Q(name_zh="") | ~Q(name_en=""), name="controller_has_a_name"
-            ),
+            models.CheckConstraint(condition=~Q(name_zh="") | ~Q(name_en=""), name="controller_has_a_name"),
         ]
 
     def __str__(self) -> str:
@@ -412,7 +413,10 @@ class TransferMechanism(models.TextChoices):
     SECURITY_ASSESSMENT = "security_assessment", _("CAC security assessment")
     STANDARD_CONTRACT = "standard_contract", _("standard contract filed with the CAC")
     CERTIFICATION = "certification", _("personal-information protection certification")
-    EXEMPT_CONTRACT = "exempt_contract", _("exempt: needed for a contract with the individual (Order 16 Art. 5(1))")
+    EXEMPT_CONTRACT = (
+        "exempt_contract",
+        _("exempt: needed for a contract with the individual (Order 16 Art. 5(1))"),
+    )
     EXEMPT_HR = "exempt_hr", _("exempt: cross-border HR management (Order 16 Art. 5(2))")
     EXEMPT_EMERGENCY = "exempt_emergency", _("exempt: emergency (Order 16 Art. 5(3))")
     EXEMPT_VOLUME = "exempt_volume", _("exempt: under 100,000 people, no sensitive data (Order 16 Art. 5(4))")
@@ -441,7 +445,9 @@ class Operation(TimestampedModel):
         help_text=_("Words the table adds to the recipient's name, e.g. 及其合作机构 or 微众链."),
     )
     data_items_text = models.TextField(_("data items as published"), blank=True)
-    purposes = models.ManyToManyField(Purpose, verbose_name=_("purposes"), blank=True, related_name="operations")
+    purposes = models.ManyToManyField(
+        Purpose, verbose_name=_("purposes"), blank=True, related_name="operations"
+    )
     purpose_text = models.CharField(_("purpose as published"), max_length=500, blank=True)
     actions = models.ManyToManyField(
         ProcessingAction, verbose_name=_("processing actions"), blank=True, related_name="operations"
@@ -463,7 +469,10 @@ class Operation(TimestampedModel):
         _("cross-border mechanism"), max_length=30, choices=TransferMechanism, blank=True
     )
     annual_subjects = models.PositiveIntegerField(
-        _("people per year"), null=True, blank=True, help_text=_("Individuals whose data is sent in a calendar year.")
+        _("people per year"),
+        null=True,
+        blank=True,
+        help_text=_("Individuals whose data is sent in a calendar year."),
     )
     annual_sensitive_subjects = models.PositiveIntegerField(
         _("people per year (sensitive data)"), null=True, blank=True

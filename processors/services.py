@@ -39,7 +39,9 @@ def controller_create(*, code: str, **fields: Any) -> Controller:
 
 
 @transaction.atomic
-def processor_create(*, name_zh: str = "", name_en: str = "", aliases: Iterable[str] = (), **fields: Any) -> Processor:
+def processor_create(
+    *, name_zh: str = "", name_en: str = "", aliases: Iterable[str] = (), **fields: Any
+) -> Processor:
     """Create a processor with its other names."""
     processor = _validated_save(Processor(name_zh=name_zh, name_en=name_en), **fields)
     for alias in aliases:
@@ -59,7 +61,9 @@ def service_create(*, controller: Controller, name: str, **fields: Any) -> Servi
     return _validated_save(Service(controller=controller, name=name), **fields)
 
 
-def data_item_rows(*, operation_id: int, position: int, mapping: ItemMapping, taxonomy: Taxonomy) -> list[DataItem]:
+def data_item_rows(
+    *, operation_id: int, position: int, mapping: ItemMapping, taxonomy: Taxonomy
+) -> list[DataItem]:
     """Unsaved DataItem rows for one item: one per category, or one unmapped row kept verbatim."""
     if mapping.unmapped:
         return [DataItem(operation_id=operation_id, position=position, text=mapping.text)]
@@ -85,7 +89,9 @@ def operation_set_data_items(
     rows = [
         row
         for position, mapping in enumerate(taxonomy.map_items(items))
-        for row in data_item_rows(operation_id=operation.pk, position=position, mapping=mapping, taxonomy=taxonomy)
+        for row in data_item_rows(
+            operation_id=operation.pk, position=position, mapping=mapping, taxonomy=taxonomy
+        )
     ]
     return DataItem.objects.bulk_create(rows)
 
@@ -126,7 +132,10 @@ def data_items_remap(*, items: QuerySet[DataItem], taxonomy: Taxonomy | None = N
         row
         for item in newly_mapped
         for row in data_item_rows(
-            operation_id=item.operation_id, position=item.position, mapping=taxonomy.map_item(item.text), taxonomy=taxonomy
+            operation_id=item.operation_id,
+            position=item.position,
+            mapping=taxonomy.map_item(item.text),
+            taxonomy=taxonomy,
         )
     ]
     DataItem.objects.filter(pk__in=[item.pk for item in newly_mapped]).delete()

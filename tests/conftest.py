@@ -3,7 +3,9 @@ import pytest
 
 @pytest.fixture
 def admin_user(django_user_model):
-    return django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-password-for-tests")
+    return django_user_model.objects.create_superuser(
+        "admin", "admin@example.com", "admin-password-for-tests"
+    )
 
 
 @pytest.fixture

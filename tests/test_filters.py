@@ -27,7 +27,9 @@ def register():
     }
 
 
-@pytest.mark.parametrize("value", ["basic.phone_number", "手机号码", "phone number", "Phone Number", "手机号"])
+@pytest.mark.parametrize(
+    "value", ["basic.phone_number", "手机号码", "phone number", "Phone Number", "手机号"]
+)
 def test_operations_can_be_filtered_by_category_code_name_or_alias(register, value):
     assert filtered_operations(category=value) == {register["sms"]}
 

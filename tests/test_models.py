@@ -90,7 +90,9 @@ def test_two_identical_undated_operations_are_refused():
 
 
 def test_the_same_flow_may_recur_in_a_later_period():
-    operation = make_operation(effective_from=datetime.date(2023, 1, 1), effective_to=datetime.date(2023, 12, 31))
+    operation = make_operation(
+        effective_from=datetime.date(2023, 1, 1), effective_to=datetime.date(2023, 12, 31)
+    )
     later = make_operation(
         service=operation.service, processor=operation.processor, effective_from=datetime.date(2024, 1, 1)
     )
@@ -111,7 +113,9 @@ def test_an_operation_cannot_end_before_it_starts():
 def test_a_transfer_mechanism_requires_the_cross_border_flag():
     with pytest.raises(ValidationError):
         make_operation(transfer_mechanism="standard_contract")
-    operation = make_operation(cross_border=True, destination_countries=["US"], transfer_mechanism="standard_contract")
+    operation = make_operation(
+        cross_border=True, destination_countries=["US"], transfer_mechanism="standard_contract"
+    )
     assert operation.destination_countries[0].code == "US"
     assert_refused_by_database(lambda: Operation.objects.filter(pk=operation.pk).update(cross_border=False))
 
@@ -119,7 +123,9 @@ def test_a_transfer_mechanism_requires_the_cross_border_flag():
 def test_category_codes_must_be_dotted_lower_case():
     with pytest.raises(ValidationError):
         DataCategory(code="Basic.Phone", name_zh="x", name_en="x").full_clean()
-    assert_refused_by_database(lambda: DataCategory.objects.create(code="Bad Code", name_zh="坏", name_en="bad"))
+    assert_refused_by_database(
+        lambda: DataCategory.objects.create(code="Bad Code", name_zh="坏", name_en="bad")
+    )
 
 
 def test_a_child_category_code_must_extend_its_parents_code():
@@ -130,11 +136,15 @@ def test_a_child_category_code_must_extend_its_parents_code():
 
 
 def test_a_dotted_category_needs_a_parent_in_the_database():
-    assert_refused_by_database(lambda: DataCategory.objects.create(code="basic.orphan", name_zh="孤", name_en="Orphan"))
+    assert_refused_by_database(
+        lambda: DataCategory.objects.create(code="basic.orphan", name_zh="孤", name_en="Orphan")
+    )
 
 
 def test_category_names_are_unique():
-    assert_refused_by_database(lambda: DataCategory.objects.create(code="dup", name_zh="个人基本资料", name_en="Dup"))
+    assert_refused_by_database(
+        lambda: DataCategory.objects.create(code="dup", name_zh="个人基本资料", name_en="Dup")
+    )
 
 
 def test_a_data_item_has_a_match_method_exactly_when_it_has_a_category():
