@@ -8,9 +8,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Max, Model, QuerySet
 
 from processors.models import (
+    CategoryAlias,
     Controller,
     DataItem,
     Operation,
@@ -218,3 +219,38 @@ def operation_edit(
 def operation_delete(*, operation: Operation) -> None:
     """Remove an operation with its data items (retiring it, status=retired, keeps the history instead)."""
     operation.delete()
+
+
+@transaction.atomic
+def data_items_save(
+    *, operation: Operation, saved: Sequence[DataItem], deleted: Sequence[DataItem] = ()
+) -> None:
+    """Apply hand edits to an operation's data items; new items go after the published ones."""
+    for item in deleted:
+        item.delete()
+    # Composite rows share their published position, so a new item takes the next free one.
+    position = (operation.data_items.aggregate(last=Max("position"))["last"] or 0) + 1
+    for item in saved:
+        if item.pk is None:
+            item.operation = operation
+            item.position, position = position, position + 1
+        _validated_save(item)
+
+
+@transaction.atomic
+def category_aliases_add_from_items(*, items: Iterable[DataItem], taxonomy: Taxonomy | None = None) -> int:
+    """Teach the taxonomy the wording of mapped items (aliases are data); returns how many were added.
+
+    Wording the taxonomy already resolves (a code, a name or an alias of any category) is skipped.
+    """
+    taxonomy = taxonomy or Taxonomy.load()
+    new_aliases: dict[str, CategoryAlias] = {}
+    for item in items:
+        if item.category_id is None:
+            continue
+        alias = CategoryAlias(category_id=item.category_id, text=item.text.strip())
+        alias.clean()
+        if alias.key and alias.key not in new_aliases and taxonomy.resolve_category(alias.text) is None:
+            new_aliases[alias.key] = alias
+    CategoryAlias.objects.bulk_create(new_aliases.values())
+    return len(new_aliases)
