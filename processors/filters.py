@@ -9,6 +9,7 @@ import datetime
 
 import django_filters
 from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
@@ -40,7 +41,12 @@ class MultipleValueField(forms.Field):
         if value in (None, ""):
             return []
         values = value if isinstance(value, list | tuple) else [value]
-        return [str(item).strip() for item in values if str(item).strip()]
+        values = [str(item).strip() for item in values if str(item).strip()]
+        # PostgreSQL refuses NUL in text, so such a value would otherwise end in a server error.
+        validator = ProhibitNullCharactersValidator()
+        for item in values:
+            validator(item)
+        return values
 
 
 class CategoryField(MultipleValueField):
@@ -55,7 +61,9 @@ class CategoryField(MultipleValueField):
                 suggestions = Taxonomy.load().suggest_categories(item)
                 message = _("Unknown data category '%(value)s'.") % {"value": item}
                 if suggestions:
-                    message += " " + _("Did you mean %(suggestions)s?") % {"suggestions": ", ".join(suggestions)}
+                    message += " " + _("Did you mean %(suggestions)s?") % {
+                        "suggestions": ", ".join(suggestions)
+                    }
                 raise forms.ValidationError(message, code="unknown_category")
             categories.append(category)
         return categories
@@ -103,46 +111,86 @@ class OperationFilterSet(django_filters.FilterSet):
         help_text=_("Code, name or alias; a group includes its descendants; repeat for any-of."),
     )
     category_all = CategoryFilter(
-        label=_("all of these data categories"), method="filter_category_all", help_text=_("Repeat for all-of.")
+        label=_("all of these data categories"),
+        method="filter_category_all",
+        help_text=_("Repeat for all-of."),
     )
     sensitive = django_filters.BooleanFilter(
-        label=_("carries sensitive data"), method="filter_sensitive"
+        label=_("carries sensitive data"),
+        method="filter_sensitive",
+        help_text=_("true: sends at least one sensitive category (GB/T 35273-2020 Appendix B); false: none."),
     )
     unmapped = django_filters.BooleanFilter(
-        label=_("has unmapped data items"), method="filter_unmapped"
+        label=_("has unmapped data items"),
+        method="filter_unmapped",
+        help_text=_("true: has published items no category matched, which need review."),
     )
-    cross_border = django_filters.BooleanFilter(label=_("cross-border transfer"))
+    cross_border = django_filters.BooleanFilter(
+        label=_("cross-border transfer"), help_text=_("true: the data leaves the country; false: it stays.")
+    )
     country = django_filters.CharFilter(
         label=_("country/region"),
         method="filter_country",
         help_text=_("ISO 3166 code of the recipient's country or a destination, e.g. US."),
     )
-    purpose = PurposeFilter(label=_("purpose"), method="filter_purpose")
-    processor = django_filters.ModelMultipleChoiceFilter(
-        label=_("processor"), queryset=Processor.objects.all(), method="filter_processor"
+    purpose = PurposeFilter(
+        label=_("purpose"), method="filter_purpose", help_text=_("Code, name or alias; repeat for any-of.")
     )
-    service = django_filters.CharFilter(label=_("service"), method="filter_service")
+    processor = django_filters.ModelMultipleChoiceFilter(
+        label=_("processor"),
+        queryset=Processor.objects.all(),
+        method="filter_processor",
+        help_text=_("Processor id; a group's rows count for its members; repeat for any-of."),
+    )
+    service = django_filters.CharFilter(
+        label=_("service"),
+        method="filter_service",
+        help_text=_("Service id, or its exact Chinese or English name."),
+    )
     controller = django_filters.ModelChoiceFilter(
-        label=_("controller"), queryset=Controller.objects.all(), to_field_name="code",
+        label=_("controller"),
+        queryset=Controller.objects.all(),
+        to_field_name="code",
         field_name="service__controller",
+        help_text=_("Code of the controller whose services send the data."),
     )
     action = django_filters.ModelMultipleChoiceFilter(
-        label=_("processing action"), queryset=ProcessingAction.objects.all(), to_field_name="code",
+        label=_("processing action"),
+        queryset=ProcessingAction.objects.all(),
+        to_field_name="code",
         method="filter_action",
+        help_text=_("Action code such as collect or store; repeat for any-of."),
     )
-    relationship = django_filters.MultipleChoiceFilter(label=_("relationship"), choices=Relationship.choices)
-    legal_basis = django_filters.MultipleChoiceFilter(label=_("legal basis"), choices=LegalBasis.choices)
-    consent_type = django_filters.MultipleChoiceFilter(label=_("consent type"), choices=ConsentType.choices)
+    relationship = django_filters.MultipleChoiceFilter(
+        label=_("relationship"), choices=Relationship.choices, help_text=_("Repeat for any-of.")
+    )
+    legal_basis = django_filters.MultipleChoiceFilter(
+        label=_("legal basis"), choices=LegalBasis.choices, help_text=_("Repeat for any-of.")
+    )
+    consent_type = django_filters.MultipleChoiceFilter(
+        label=_("consent type"), choices=ConsentType.choices, help_text=_("Repeat for any-of.")
+    )
     transfer_mechanism = django_filters.MultipleChoiceFilter(
-        label=_("cross-border mechanism"), choices=TransferMechanism.choices
+        label=_("cross-border mechanism"),
+        choices=TransferMechanism.choices,
+        help_text=_("Repeat for any-of."),
     )
-    status = django_filters.MultipleChoiceFilter(label=_("status"), choices=OperationStatus.choices)
+    status = django_filters.MultipleChoiceFilter(
+        label=_("status"), choices=OperationStatus.choices, help_text=_("Repeat for any-of.")
+    )
     as_of = django_filters.DateFilter(
-        label=_("in effect on"), method="filter_as_of", help_text=_("YYYY-MM-DD: operations in effect that day.")
+        label=_("in effect on"),
+        method="filter_as_of",
+        help_text=_("YYYY-MM-DD: operations in effect that day."),
     )
-    search = django_filters.CharFilter(label=_("search"), method="filter_search")
+    search = django_filters.CharFilter(
+        label=_("search"),
+        method="filter_search",
+        help_text=_("Text in the service, processor (or its aliases), published items, purpose or scenario."),
+    )
     ordering = django_filters.OrderingFilter(
         label=_("ordering"),
+        help_text=_("Sort key; prefix - for descending. Ties are broken by id."),
         fields=(
             ("service__name", "service"),
             ("processor__name_key", "processor"),
@@ -180,9 +228,9 @@ class OperationFilterSet(django_filters.FilterSet):
     def filter_purpose(self, queryset: QuerySet, name: str, value: list[Purpose]) -> QuerySet:
         if not value:
             return queryset
-        return queryset.filter(pk__in=Operation.purposes.through.objects.filter(purpose__in=value).values(
-            "operation_id"
-        ))
+        return queryset.filter(
+            pk__in=Operation.purposes.through.objects.filter(purpose__in=value).values("operation_id")
+        )
 
     def filter_action(self, queryset: QuerySet, name: str, value: list[ProcessingAction]) -> QuerySet:
         if not value:
@@ -227,12 +275,26 @@ class ProcessorFilterSet(django_filters.FilterSet):
         method="filter_receives",
         help_text=_("Code, name or alias; a group includes its descendants; repeat for any-of."),
     )
-    country = django_filters.CharFilter(label=_("country/region"), method="filter_country")
-    kind = django_filters.ChoiceFilter(label=_("kind"), choices=Processor.Kind.choices)
-    controller = django_filters.ModelChoiceFilter(
-        label=_("controller"), queryset=Controller.objects.all(), to_field_name="code", method="filter_controller"
+    country = django_filters.CharFilter(
+        label=_("country/region"),
+        method="filter_country",
+        help_text=_("ISO 3166 code of the processor's country of establishment, e.g. US."),
     )
-    search = django_filters.CharFilter(label=_("search"), method="filter_search")
+    kind = django_filters.ChoiceFilter(
+        label=_("kind"), choices=Processor.Kind.choices, help_text=_("An organisation or a named group.")
+    )
+    controller = django_filters.ModelChoiceFilter(
+        label=_("controller"),
+        queryset=Controller.objects.all(),
+        to_field_name="code",
+        method="filter_controller",
+        help_text=_("Code of a controller: the processors it sends data to, directly or through a group."),
+    )
+    search = django_filters.CharFilter(
+        label=_("search"),
+        method="filter_search",
+        help_text=_("Text in the names, aliases or contact phone, or an exact unified social credit code."),
+    )
 
     class Meta:
         model = Processor

@@ -57,6 +57,9 @@ INSTALLED_APPS = [
     "django_countries",
     "django_filters",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "processors",
 ]
 
@@ -166,14 +169,48 @@ LOGGING = {
 }
 
 # --- REST framework -------------------------------------------------------------------------------
+# The API at /api/v1/ (processors/api.py). Reading needs the model's view permission, as in the admin,
+# unless DJANGO_REGISTER_PUBLIC_READ=1 opens it for a public disclosure deployment; writing needs the
+# add/change/delete permission and is throttled per user.
+
+REGISTER_PUBLIC_READ = env_bool("DJANGO_REGISTER_PUBLIC_READ", default=False)
 
 REST_FRAMEWORK = {
+    # Token first, so an anonymous request is told how to authenticate (401) rather than refused (403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": [
-        "rest_framework.permissions.IsAuthenticated",
-        "rest_framework.permissions.DjangoModelPermissions",
-    ],
+    # The register's own policy classes (processors.api.RegisterAPIMixin) are set on its views, because
+    # DRF imports these defaults while defining APIView, before processors.api can be imported; these
+    # defaults only keep any other DRF view closed and paginated.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_RATES": {"writes": os.environ.get("DJANGO_API_WRITE_RATE", "60/min")},
+    "EXCEPTION_HANDLER": "processors.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Processor Registry API",
+    "DESCRIPTION": (
+        "The register of every third party that receives personal information: query it by data category "
+        "(code, Chinese or English name, or alias), by processor, purpose, country and more."
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The interactive docs load Swagger UI from our own static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One ISO 3166 enum for every country field (recipients, controllers, transfer destinations).
+    "ENUM_NAME_OVERRIDES": {"CountryEnum": "django_countries.countries"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "processors.api.document_errors",
+    ],
 }
