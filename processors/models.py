@@ -6,11 +6,13 @@ One row of a published third-party table (第三方信息共享清单) is an ``O
 the admin, the importer and the API cannot disagree.
 """
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
+from simple_history.models import HistoricalRecords
 
 from processors.text import normalize_key
 from processors.validators import (
@@ -42,6 +44,40 @@ class BilingualNameMixin:
         if (get_language() or "").startswith("en"):
             return self.name_en or self.name_zh
         return self.name_zh or self.name_en
+
+
+class Channel(models.TextChoices):
+    """Through which door a change came in; recorded on every history entry and import."""
+
+    ADMIN = "admin", _("admin")
+    BROWSER = "browser", _("browser")
+    API = "api", _("API")
+    IMPORT = "import", _("import")
+    COMMAND = "command", _("management command")
+    SYSTEM = "system", _("system")
+
+
+class HistoryContext(models.Model):
+    """Extra columns of every history table: the channel and, for imports, which import."""
+
+    history_channel = models.CharField(_("channel"), max_length=20, choices=Channel, blank=True)
+    history_import = models.ForeignKey(
+        "processors.ImportRecord",
+        verbose_name=_("import"),
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        abstract = True
+
+
+def register_history(**options) -> HistoricalRecords:
+    """History for a register model: who, when, which channel and import, before/after values."""
+    return HistoricalRecords(bases=[HistoryContext], cascade_delete_history=False, **options)
 
 
 # --- Taxonomy -------------------------------------------------------------------------------------
@@ -81,6 +117,8 @@ class DataCategory(BilingualNameMixin, models.Model):
         help_text=_("Only where GB/T 45574-2025 differs from GB/T 35273-2020; empty means the same."),
     )
     position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    history = register_history()
 
     class Meta:
         verbose_name = _("data category")
@@ -153,6 +191,8 @@ class CategoryAlias(AliasBase):
         DataCategory, verbose_name=_("data category"), on_delete=models.CASCADE, related_name="aliases"
     )
 
+    history = register_history()
+
     class Meta(AliasBase.Meta):
         verbose_name = _("category alias")
         verbose_name_plural = _("category aliases")
@@ -165,6 +205,8 @@ class Purpose(BilingualNameMixin, models.Model):
     description_zh = models.TextField(_("Chinese description"), blank=True)
     description_en = models.TextField(_("English description"), blank=True)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    history = register_history()
 
     class Meta:
         verbose_name = _("purpose")
@@ -180,6 +222,8 @@ class PurposeAlias(AliasBase):
         Purpose, verbose_name=_("purpose"), on_delete=models.CASCADE, related_name="aliases"
     )
 
+    history = register_history()
+
     class Meta(AliasBase.Meta):
         verbose_name = _("purpose alias")
         verbose_name_plural = _("purpose aliases")
@@ -193,6 +237,8 @@ class ProcessingAction(BilingualNameMixin, models.Model):
     name_en = models.CharField(_("English name"), max_length=60, unique=True)
     pipl_article_4 = models.BooleanField(_("listed in PIPL Art. 4"), default=False)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    history = register_history()
 
     class Meta:
         verbose_name = _("processing action")
@@ -246,6 +292,8 @@ class Controller(BilingualNameMixin, TimestampedModel):
         help_text=_("Categories this organisation marks sensitive beyond the standard (e.g. phone number)."),
     )
 
+    history = register_history()
+
     class Meta:
         verbose_name = _("controller")
         verbose_name_plural = _("controllers")
@@ -291,6 +339,8 @@ class Processor(BilingualNameMixin, TimestampedModel):
     public_security_filing = models.CharField(_("public security filing number"), max_length=80, blank=True)
     notes = models.TextField(_("notes"), blank=True)
 
+    history = register_history()
+
     class Meta:
         verbose_name = _("processor")
         verbose_name_plural = _("processors")
@@ -320,6 +370,8 @@ class ProcessorAlias(AliasBase):
         Processor, verbose_name=_("processor"), on_delete=models.CASCADE, related_name="aliases"
     )
 
+    history = register_history()
+
     class Meta(AliasBase.Meta):
         verbose_name = _("processor alias")
         verbose_name_plural = _("processor aliases")
@@ -344,6 +396,8 @@ class Service(TimestampedModel):
     device_permissions = models.TextField(
         _("device permissions"), blank=True, help_text=_("One permission per line, as the SDK requests it.")
     )
+
+    history = register_history()
 
     class Meta:
         verbose_name = _("service")
@@ -490,6 +544,8 @@ class Operation(TimestampedModel):
     )
     notes = models.TextField(_("notes"), blank=True)
 
+    history = register_history(m2m_fields=["purposes", "actions"])
+
     class Meta:
         verbose_name = _("processing operation")
         verbose_name_plural = _("processing operations")
@@ -549,6 +605,8 @@ class DataItem(models.Model):
     )
     match = models.CharField(_("matched by"), max_length=20, choices=Match, blank=True)
 
+    history = register_history()
+
     class Meta:
         verbose_name = _("data item")
         verbose_name_plural = _("data items")
@@ -576,3 +634,96 @@ class DataItem(models.Model):
     @property
     def needs_review(self) -> bool:
         return self.category_id is None
+
+
+# --- Imports and published versions ---------------------------------------------------------------
+
+
+class ImportRecord(models.Model):
+    """One import (or preview) of a spreadsheet: who, when, which file, what it did."""
+
+    class Result(models.TextChoices):
+        PREVIEWED = "previewed", _("previewed (dry run)")
+        IMPORTED = "imported", _("imported")
+        FAILED = "failed", _("failed")
+
+    controller = models.ForeignKey(
+        Controller,
+        verbose_name=_("controller"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="imports",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel, default=Channel.COMMAND)
+    file_name = models.CharField(_("file name"), max_length=255)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    size = models.PositiveBigIntegerField(_("size in bytes"), default=0)
+    shape = models.CharField(_("shape"), max_length=30, blank=True)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    result = models.CharField(_("result"), max_length=20, choices=Result)
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    problems = models.JSONField(_("problems"), default=list, blank=True)
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True, db_index=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import record")
+        verbose_name_plural = _("import records")
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="import_sha256_is_hex"),
+            models.CheckConstraint(
+                condition=~Q(result="previewed") | Q(dry_run=True), name="import_preview_is_a_dry_run"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_result_display()})"
+
+
+class PublishedVersion(models.Model):
+    """A frozen, immutable snapshot of a controller's disclosure table (版本更新日期 / 版本生效日期)."""
+
+    controller = models.ForeignKey(
+        Controller, verbose_name=_("controller"), on_delete=models.PROTECT, related_name="versions"
+    )
+    label = models.CharField(_("version label"), max_length=60)
+    updated_on = models.DateField(_("version update date"))
+    effective_on = models.DateField(_("version effective date"))
+    notes = models.TextField(_("notes"), blank=True)
+    snapshot = models.JSONField(_("snapshot"), editable=False)
+    snapshot_sha256 = models.CharField(_("snapshot SHA-256"), max_length=64, editable=False)
+    published_at = models.DateTimeField(_("published at"), auto_now_add=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("published by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("published version")
+        verbose_name_plural = _("published versions")
+        ordering = ["controller__code", "-effective_on", "-published_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["controller", "label"], name="version_label_unique_per_controller"
+            ),
+            models.CheckConstraint(
+                condition=Q(effective_on__gte=F("updated_on")), name="version_effective_not_before_update"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.controller} {self.label}"

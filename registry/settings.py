@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_countries",
     "django_filters",
     "rest_framework",
+    "simple_history",
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -72,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -214,3 +216,23 @@ SPECTACULAR_SETTINGS = {
         "processors.api.document_errors",
     ],
 }
+
+# --- Spreadsheet import limits --------------------------------------------------------------------
+# What one uploaded register may cost before it is refused (processors/spreadsheets/readers.py):
+# generous for a real disclosure table, small enough that a stray or hostile file cannot hurt. Each
+# can be raised from the environment, e.g. DJANGO_REGISTER_IMPORT_MAX_ROWS=50000.
+
+REGISTER_IMPORT_MAX_BYTES = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_BYTES", 10 * 1024 * 1024))
+# An .xlsx is a zip; this is what it unpacks to, read from its directory before anything is inflated.
+REGISTER_IMPORT_MAX_UNPACKED_BYTES = int(
+    os.environ.get("DJANGO_REGISTER_IMPORT_MAX_UNPACKED_BYTES", 100 * 1024 * 1024)
+)
+# Per part of the zip: real workbooks compress 5-20 times, zip bombs hundreds of times.
+REGISTER_IMPORT_MAX_COMPRESSION_RATIO = int(
+    os.environ.get("DJANGO_REGISTER_IMPORT_MAX_COMPRESSION_RATIO", 100)
+)
+# Data rows per sheet, below the header.
+REGISTER_IMPORT_MAX_ROWS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_ROWS", 20_000))
+REGISTER_IMPORT_MAX_COLUMNS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_COLUMNS", 100))
+# Excel's own limit for one cell, so nothing typed in Excel is refused.
+REGISTER_IMPORT_MAX_CELL_CHARS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_CELL_CHARS", 32_767))
