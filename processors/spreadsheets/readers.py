@@ -2,46 +2,136 @@
 
 Every reader yields ``SheetRow(sheet, number, cells)`` with the row number a spreadsheet program
 shows, so that a problem can be located by a person looking at the file. Anything this module cannot
-read honestly (legacy .xls, an encrypted workbook, a binary renamed to .csv, an empty file) is refused
-with a ``SpreadsheetError`` rather than guessed at.
+read honestly (legacy .xls, an encrypted workbook, an image or a binary renamed to .csv, a file in two
+encodings, an empty file) is refused with a ``SpreadsheetError`` that says what the file is and what to
+do, rather than guessed at.
+
+Uploads are untrusted, so a file is refused before it can cost memory or time (limits in settings,
+``REGISTER_IMPORT_*``):
+- the file's size, then for an .xlsx its zip directory (total unpacked size and the compression ratio
+  of each part), read before anything is decompressed; ``zipfile`` never inflates a part past the size
+  its directory declares, so a lying directory fails its CRC check instead of growing;
+- every XML part of a workbook is streamed once, before openpyxl opens it, to refuse a DOCTYPE (the
+  carrier of "billion laughs" entity expansion) and to count a sheet's rows, so that a million-row sheet
+  is refused after reading bytes, not after building rows; defusedxml, which openpyxl then uses for its
+  own parsing, is the second line against entities;
+- rows are streamed and the row, column and cell-length limits stop reading at the first row past them.
+
+Merged cells: openpyxl's read-only mode does not expose merges, and Excel stores a merged value in the
+top-left cell only. The same streaming pass skips a sheet's ``<sheetData>`` as bytes and parses what
+surrounds it (where ``<mergeCells>`` lives) with defusedxml, so merges cost no second parse of the rows.
+A range merged down several rows is filled down into its first column on every row of the range that
+has other content; a merge across columns is left alone, so a value never lands under another header.
+
+Title lines: published tables often carry a title ("XX公司第三方信息共享清单") and a date above the
+header. Leading rows with a single filled cell are dropped once a row with two or more appears (a header
+has at least two columns); rows keep their numbers, so every location still matches the file.
+
+Formulas are read as the values Excel cached. When the streaming pass sees formulas in a visible sheet,
+that sheet is parsed once more for a formula cell without a cached value (a file written by a library
+and never opened in Excel), which is refused rather than read as an empty cell.
 """
 
+import codecs
 import csv
 import datetime
 import io
+import posixpath
+import re
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from xml.etree.ElementTree import Element, ParseError
 
+import openpyxl
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
+from defusedxml.ElementTree import fromstring as xml_fromstring
+from defusedxml.ElementTree import iterparse as xml_iterparse
 from django.conf import settings
 from django.utils.translation import gettext as _
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import coordinate_to_tuple, range_boundaries
 
-# Overridable in settings; generous for a register, small enough that a stray upload cannot hurt.
+if TYPE_CHECKING:
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+# Fallbacks for settings.REGISTER_IMPORT_*: generous for a register, small enough that a stray upload
+# cannot hurt. registry/settings.py states the values in force.
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+# 20,000 rows of 100 columns of Excel XML stay well under this; what an .xlsx unpacks to is what
+# openpyxl would hold and parse.
+DEFAULT_MAX_UNPACKED_BYTES = 100 * 1024 * 1024
+# Real workbook parts compress 5-20 times; a zip bomb compresses hundreds or thousands of times.
+DEFAULT_MAX_COMPRESSION_RATIO = 100
 DEFAULT_MAX_ROWS = 20_000
-# An .xlsx is a zip: its unpacked size is what openpyxl holds, so a zip bomb is stopped here.
-DEFAULT_MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+DEFAULT_MAX_COLUMNS = 100
+# Excel's own limit for one cell, so no cell typed in Excel is ever refused.
+DEFAULT_MAX_CELL_CHARS = 32_767
 
 TEXT_EXTENSIONS = {".csv", ".tsv", ".txt"}
 WORKBOOK_EXTENSIONS = {".xlsx", ".xlsm"}
 
-_ZIP_MAGIC = b"PK\x03\x04"
+# A part smaller than this cannot hurt whatever its ratio, and tiny XML parts compress oddly well.
+RATIO_FLOOR_BYTES = 1024 * 1024
+# A workbook has tens of parts; a zip directory of hundreds of thousands costs memory to list.
+MAX_ZIP_MEMBERS = 10_000
+# Far above any real register, far below what would cost memory to hold.
+MAX_MERGED_RANGES = 100_000
+# Title lines above the header ("XX公司第三方共享清单") are skipped, but not more than this many.
+MAX_TITLE_ROWS = 10
+# workbook.xml and its relationships are read whole; real ones are a few kilobytes.
+MAX_INDEX_PART_BYTES = 8 * 1024 * 1024
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_ZIP_DIRECTORY_ENTRY = b"PK\x01\x02"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Office stores a password-protected .xlsx as an OLE2 file holding this stream.
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+_WORD_DOCUMENT = "WordDocument".encode("utf-16-le")
+_IMAGE_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+)
+_PDF_MAGIC = b"%PDF-"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+_CHUNK_BYTES = 1024 * 1024
+# Longer than any tag the byte scan looks for, namespace prefix included.
+_OVERLAP_BYTES = 256
+_DTD_MARKERS = tuple(
+    marker.encode(encoding)
+    for marker in ("<!DOCTYPE", "<!ENTITY")
+    for encoding in ("ascii", "utf-16-le", "utf-16-be")
+)
+_PREFIX = rb"(?:[A-Za-z_][\w.-]*:)?"
+_SHEET_DATA_START = re.compile(rb"<" + _PREFIX + rb"sheetData(?=[\s/>])")
+_SHEET_DATA_END = re.compile(rb"</" + _PREFIX + rb"sheetData\s*>")
+_ROW_TAG = re.compile(rb"<" + _PREFIX + rb"row(?=[\s/>])")
+_ROW_NUMBER = re.compile(rb"[^>]*?\sr\s*=\s*[\"'](\d+)[\"']")
+_FORMULA_TAG = re.compile(rb"<" + _PREFIX + rb"f(?=[\s/>])")
+_SHARED_STRING_TAG = re.compile(rb"<" + _PREFIX + rb"si(?=[\s/>])")
 
 
 class SpreadsheetError(Exception):
     """A file or cell that cannot be imported, with where it is and what to do about it."""
 
-    def __init__(self, message: str, *, sheet: str = "", row: int | None = None, column: str = "") -> None:
+    def __init__(
+        self, message: str, *, sheet: str = "", row: int | None = None, column: str = "", code: str = "file"
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.sheet = sheet
         self.row = row
         self.column = column
+        # A stable name for the kind of refusal, for callers and tests that must not depend on wording.
+        self.code = code
 
     def __str__(self) -> str:
         where = location_text(sheet=self.sheet, row=self.row, column=self.column)
@@ -52,6 +142,39 @@ class SheetRow(NamedTuple):
     sheet: str
     number: int
     cells: list[str]
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What one upload may cost; read from settings at each import so tests and operators can change it."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
+    max_compression_ratio: int = DEFAULT_MAX_COMPRESSION_RATIO
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_columns: int = DEFAULT_MAX_COLUMNS
+    max_cell_chars: int = DEFAULT_MAX_CELL_CHARS
+
+    @classmethod
+    def from_settings(cls) -> "ImportLimits":
+        """The limits in force: settings.REGISTER_IMPORT_*, else this module's defaults."""
+        return cls(
+            max_bytes=int(getattr(settings, "REGISTER_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES)),
+            max_unpacked_bytes=int(
+                getattr(settings, "REGISTER_IMPORT_MAX_UNPACKED_BYTES", DEFAULT_MAX_UNPACKED_BYTES)
+            ),
+            max_compression_ratio=int(
+                getattr(settings, "REGISTER_IMPORT_MAX_COMPRESSION_RATIO", DEFAULT_MAX_COMPRESSION_RATIO)
+            ),
+            max_rows=int(getattr(settings, "REGISTER_IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)),
+            max_columns=int(getattr(settings, "REGISTER_IMPORT_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)),
+            max_cell_chars=int(getattr(settings, "REGISTER_IMPORT_MAX_CELL_CHARS", DEFAULT_MAX_CELL_CHARS)),
+        )
+
+    @property
+    def last_row(self) -> int:
+        """The last row number read: the header plus max_rows rows."""
+        return self.max_rows + 1
 
 
 def location_text(*, sheet: str = "", row: int | None = None, column: str = "", header: str = "") -> str:
@@ -68,170 +191,954 @@ def location_text(*, sheet: str = "", row: int | None = None, column: str = "", 
     return ", ".join(parts)
 
 
-def _limit(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
+# --- Entry points ---------------------------------------------------------------------------------
 
 
 def read_rows(source: Path | str | bytes | BinaryIO, *, file_name: str = "") -> Iterator[SheetRow]:
     """Rows of a file (path, bytes or binary file object) or of pasted text (a str), skipping empty rows."""
+    limits = ImportLimits.from_settings()
     if isinstance(source, str):
         return read_pasted_text(source)
     if isinstance(source, Path):
         file_name = file_name or source.name
-        _check_size(source.stat().st_size)
+        _check_size(source.stat().st_size, file_name, limits)
         data = source.read_bytes()
     elif isinstance(source, bytes | bytearray):
         data = bytes(source)
     else:
-        data = source.read(_limit("REGISTER_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES) + 1)
+        # One byte past the limit is enough to know the file is over it.
+        data = source.read(limits.max_bytes + 1)
     return read_bytes(data, file_name=file_name)
 
 
 def read_bytes(data: bytes, *, file_name: str) -> Iterator[SheetRow]:
     """Rows of a file's content; the format comes from the content, checked against the file name."""
-    _check_size(len(data))
-    if not data.strip():
-        raise SpreadsheetError(_("The file “%(name)s” is empty.") % {"name": file_name})
+    limits = ImportLimits.from_settings()
+    _check_size(len(data), file_name, limits)
+    if not data or data.isspace():
+        raise SpreadsheetError(_("The file “%(name)s” is empty.") % {"name": file_name}, code="empty")
     extension = Path(file_name).suffix.lower()
-    if data.startswith(_OLE2_MAGIC):
-        if _ENCRYPTED_PACKAGE in data:
-            raise SpreadsheetError(
-                _("“%(name)s” is password-protected. Remove the password in Excel and upload it again.")
-                % {"name": file_name}
-            )
-        raise SpreadsheetError(
-            _("“%(name)s” is an old Excel 97-2003 (.xls) workbook. Save it as .xlsx and upload it again.")
-            % {"name": file_name}
-        )
+    _refuse_foreign_formats(data, file_name)
     if data.startswith(_ZIP_MAGIC):
-        if extension not in WORKBOOK_EXTENSIONS:
-            raise SpreadsheetError(
-                _("“%(name)s” is a workbook or archive with the wrong extension. Save it as .xlsx.")
-                % {"name": file_name}
-            )
-        return read_workbook(data, file_name=file_name)
+        return read_workbook(data, file_name=file_name, extension=extension)
     if extension in WORKBOOK_EXTENSIONS:
         raise SpreadsheetError(
-            _("“%(name)s” is not a valid .xlsx workbook. Open it in Excel and save it as .xlsx again.")
-            % {"name": file_name}
+            _(
+                "“%(name)s” is not an .xlsx workbook: its content is not the zip package an .xlsx file is. "
+                "Open it in Excel and save it as .xlsx or .csv."
+            )
+            % {"name": file_name},
+            code="not_a_workbook",
         )
     if extension not in TEXT_EXTENSIONS:
         raise SpreadsheetError(
             _("“%(name)s” is not a spreadsheet this register reads. Use .xlsx, .csv or .tsv.")
-            % {"name": file_name}
+            % {"name": file_name},
+            code="unknown_format",
         )
-    text = decode_text(data, file_name=file_name)
-    delimiter = "\t" if extension == ".tsv" else _guess_delimiter(text)
-    return _read_delimited(text, delimiter=delimiter, sheet="")
+    encoding = detect_encoding(data, file_name=file_name)
+    sample = data[:65536].decode(encoding, errors="ignore")
+    delimiter = "\t" if extension == ".tsv" else _guess_delimiter(sample)
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+    return _SheetReader("", limits).rows(_delimited_cells(stream, delimiter=delimiter, limits=limits))
 
 
 def read_pasted_text(text: str) -> Iterator[SheetRow]:
-    """Rows of text pasted from a spreadsheet (tab-separated; comma-separated if it has no tabs)."""
+    """Rows of text pasted from a spreadsheet or a web page (tab-separated; comma-separated if no tabs)."""
+    limits = ImportLimits.from_settings()
     if not text.strip():
-        raise SpreadsheetError(_("Nothing was pasted."))
-    _check_size(len(text.encode("utf-8")))
-    return _read_delimited(text.lstrip("\ufeff"), delimiter=_guess_delimiter(text), sheet="")
+        raise SpreadsheetError(_("Nothing was pasted."), code="empty")
+    _check_size(len(text.encode("utf-8")), _("the pasted text"), limits)
+    text = text.lstrip("\ufeff")
+    delimiter = "\t" if "\t" in text[:65536] else ","
+    stream = io.StringIO(text, newline="")
+    return _SheetReader("", limits).rows(_delimited_cells(stream, delimiter=delimiter, limits=limits))
+
+
+def _check_size(size: int, file_name: str, limits: ImportLimits) -> None:
+    if size > limits.max_bytes:
+        raise SpreadsheetError(
+            _(
+                "“%(name)s” is larger than %(limit)s MB, the most this register imports at once. "
+                "Split the table into smaller files."
+            )
+            % {"name": file_name, "limit": _megabytes(limits.max_bytes)},
+            code="too_large",
+        )
+
+
+def _megabytes(size: int) -> str:
+    megabytes = size / 1024 / 1024
+    return f"{megabytes:,.1f}".removesuffix(".0") if megabytes >= 1 else f"{megabytes:.2g}"
+
+
+def _refuse_foreign_formats(data: bytes, file_name: str) -> None:
+    """Refuse, by their first bytes, the files people upload by mistake, naming what they are."""
+    if data.startswith(_OLE2_MAGIC):
+        if _ENCRYPTED_PACKAGE in data:
+            raise SpreadsheetError(
+                _(
+                    "“%(name)s” is password-protected. Remove the password in Excel (File › Info › Protect "
+                    "Workbook), save it as .xlsx and upload it again."
+                )
+                % {"name": file_name},
+                code="encrypted",
+            )
+        if _WORD_DOCUMENT in data:
+            raise SpreadsheetError(
+                _("“%(name)s” is a Word document, not a spreadsheet. Save the table as .xlsx or .csv.")
+                % {"name": file_name},
+                code="word_document",
+            )
+        raise SpreadsheetError(
+            _(
+                "“%(name)s” is an old Excel 97-2003 workbook (.xls). Open it in Excel, save it as .xlsx "
+                "or .csv and upload it again."
+            )
+            % {"name": file_name},
+            code="xls",
+        )
+    for magic, kind in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            raise SpreadsheetError(
+                _(
+                    "“%(name)s” is a %(kind)s image, not a spreadsheet. Upload the table itself, saved as "
+                    ".xlsx or .csv."
+                )
+                % {"name": file_name, "kind": kind},
+                code="image",
+            )
+    if data.startswith(_PDF_MAGIC):
+        raise SpreadsheetError(
+            _(
+                "“%(name)s” is a PDF document, not a spreadsheet. Export the table from where it was made "
+                "as .xlsx or .csv."
+            )
+            % {"name": file_name},
+            code="pdf",
+        )
+
+
+# --- Text: encodings ------------------------------------------------------------------------------
+
+
+def detect_encoding(data: bytes, *, file_name: str = "") -> str:
+    """The encoding of a text file: UTF-16 by its BOM, else strict UTF-8 (BOM or not), else GB18030.
+
+    GB18030 is a superset of GBK, which Excel in China uses for "CSV". A file that is partly UTF-8 and
+    partly GBK (lines pasted from two sources) is refused rather than decoded as mojibake.
+    """
+    if data.startswith(_UTF16_BOMS):
+        # Excel's "Unicode text" export is UTF-16 with a BOM.
+        try:
+            data.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise _undecodable(data, error.start, file_name) from None
+        return "utf-16"
+    try:
+        data.decode("utf-8")  # a check only: the rows are decoded again, streaming
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "utf-8-sig"
+    bom = data.startswith(codecs.BOM_UTF8)
+    lines = _classify_lines(data[len(codecs.BOM_UTF8) :] if bom else data)
+    if lines.broken is not None:
+        number, utf8_offset, gbk_offset = lines.broken
+        # Where the damage is depends on what the file meant to be: UTF-8 if any line surely is.
+        offset = utf8_offset if (bom or lines.utf8) else gbk_offset
+        raise _undecodable(data, offset + (len(codecs.BOM_UTF8) if bom else 0), file_name)
+    if bom:
+        raise SpreadsheetError(
+            _(
+                "“%(name)s” starts with a UTF-8 byte-order mark, but line %(line)s is not UTF-8 (it looks "
+                "like GBK). Save the whole file again as “CSV UTF-8”."
+            )
+            % {"name": file_name, "line": lines.gbk[0]},
+            code="encoding_bom_mismatch",
+        )
+    if lines.utf8 and lines.gbk:
+        # The line to name is the first one in the minority encoding: that is the one pasted in.
+        main, odd, line = (
+            ("UTF-8", "GBK", lines.gbk[0])
+            if len(lines.utf8) >= len(lines.gbk)
+            else ("GBK", "UTF-8", lines.utf8[0])
+        )
+        raise SpreadsheetError(
+            _(
+                "“%(name)s” mixes two text encodings: most of it is %(main)s, but line %(line)s is %(odd)s. "
+                "Save the whole file again as “CSV UTF-8” (or as .xlsx)."
+            )
+            % {"name": file_name, "main": main, "odd": odd, "line": line},
+            code="encoding_mixed",
+        )
+    return "gb18030"
 
 
 def decode_text(data: bytes, *, file_name: str = "") -> str:
-    """Decode a text file: UTF-16 by its BOM, else strict UTF-8 (BOM or not), else GB18030 (GBK)."""
-    # Excel's "Unicode text" export is UTF-16 with a BOM.
-    bom = data.startswith((b"\xff\xfe", b"\xfe\xff"))
-    encodings = ("utf-16",) if bom else ("utf-8-sig", "gb18030")
-    for encoding in encodings:
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if "\x00" in text:
-            break
-        return text
-    raise SpreadsheetError(
-        _("“%(name)s” is not a text file in UTF-8 or GBK. Save it as “CSV UTF-8” or as .xlsx.")
-        % {"name": file_name}
+    """Decode a whole text file with the encoding ``detect_encoding`` finds."""
+    return data.decode(detect_encoding(data, file_name=file_name))
+
+
+def _undecodable(data: bytes, offset: int, file_name: str) -> SpreadsheetError:
+    return SpreadsheetError(
+        _(
+            "“%(name)s” is not text in UTF-8 or GBK: the byte at offset %(offset)s (line %(line)s) is "
+            "invalid in both. If it is a spreadsheet, save it as “CSV UTF-8” or as .xlsx."
+        )
+        % {"name": file_name, "offset": offset, "line": _line_of(data, offset)},
+        code="encoding_invalid",
     )
 
 
-def _guess_delimiter(text: str) -> str:
-    first_line = text.lstrip("\ufeff").split("\n", 1)[0]
-    return "\t" if first_line.count("\t") >= max(1, first_line.count(",")) else ","
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
 
 
-def _read_delimited(text: str, *, delimiter: str, sheet: str) -> Iterator[SheetRow]:
-    max_rows = _limit("REGISTER_IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    for number, cells in enumerate(reader, start=1):
-        if number > max_rows + 1:
-            raise SpreadsheetError(
-                _("The file has more than %(count)s rows.") % {"count": max_rows}, row=number
-            )
-        if any(cell.strip() for cell in cells):
-            yield SheetRow(sheet, number, cells)
+class _Lines(NamedTuple):
+    utf8: list[int]  # lines that are surely UTF-8
+    gbk: list[int]  # lines that are not UTF-8 but are GBK (GB18030)
+    broken: tuple[int, int, int] | None  # the first line that is neither: (line, UTF-8 offset, GBK offset)
 
 
-def read_workbook(data: bytes, *, file_name: str = "") -> Iterator[SheetRow]:
-    """Rows of every visible worksheet of an .xlsx workbook, values as Excel shows them."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile:
-        raise SpreadsheetError(_("“%(name)s” is a damaged .xlsx file.") % {"name": file_name}) from None
-    if unpacked > _limit("REGISTER_IMPORT_MAX_UNPACKED_BYTES", DEFAULT_MAX_UNPACKED_BYTES):
-        raise SpreadsheetError(
-            _("“%(name)s” unpacks to more data than this register accepts.") % {"name": file_name}
+def _classify_lines(data: bytes) -> _Lines:
+    """Which lines are in which encoding.
+
+    A GBK line is sometimes valid UTF-8 by accident, but then it decodes to two-byte characters (Latin,
+    Cyrillic...); only a line with a three-byte UTF-8 character (Chinese among them) counts as UTF-8.
+    A newline byte never occurs inside a GBK or UTF-8 character, so splitting on it is safe.
+    """
+    utf8: list[int] = []
+    gbk: list[int] = []
+    start = 0
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        line_start, start = start, start + len(line) + 1
+        if line.isascii():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as utf8_error:
+            try:
+                line.decode("gb18030")
+            except UnicodeDecodeError as gbk_error:
+                return _Lines(
+                    utf8, gbk, (number, line_start + utf8_error.start, line_start + gbk_error.start)
+                )
+            gbk.append(number)
+            continue
+        if any(ord(char) >= 0x800 for char in text):
+            utf8.append(number)
+    return _Lines(utf8, gbk, None)
+
+
+def _guess_delimiter(sample: str) -> str:
+    # The header is the first line with a delimiter; title lines above it have none.
+    for line in sample.lstrip("\ufeff").splitlines():
+        tabs, commas = line.count("\t"), line.count(",")
+        if tabs or commas:
+            return "\t" if tabs >= commas else ","
+    return ","
+
+
+# --- Text: rows -----------------------------------------------------------------------------------
+
+
+def _delimited_cells(
+    stream: io.TextIOBase, *, delimiter: str, limits: ImportLimits
+) -> Iterator[tuple[int, list[str]]]:
+    """Numbered records of a CSV/TSV stream; a record with a line break in a quoted cell is one row."""
+    # strict: a quote left open would otherwise swallow the rest of the file into one cell, silently.
+    reader = csv.reader(stream, delimiter=delimiter, strict=True)
+    number = 0
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise _csv_error(str(error), row=number + 1, line=first_line, limits=limits) from None
+        number += 1
+        if number > limits.last_row:
+            raise _too_many_rows(limits, sheet="", row=number)
+        yield number, cells
+
+
+def _csv_error(reason: str, *, row: int, line: int, limits: ImportLimits) -> SpreadsheetError:
+    if "unexpected end of data" in reason:
+        message = _(
+            'A quoted cell that starts on line %(line)s is never closed: a closing quote (") is missing. '
+            "Add it, or save the file again from Excel."
+        ) % {"line": line}
+        code = "unterminated_quote"
+    elif "field larger than field limit" in reason:
+        # The csv module's own ceiling (131,072 characters) is met first when a cell is huge.
+        message = _(
+            "A cell in this row is longer than %(limit)s characters, or a quote opened on line %(line)s "
+            "is never closed."
+        ) % {"limit": f"{limits.max_cell_chars:,}", "line": line}
+        code = "cell_too_long"
+    elif "expected after" in reason:
+        message = _(
+            'A closing quote (") is followed by more text in this row (line %(line)s). Put the whole cell '
+            'in quotes and double each quote inside it ("").'
+        ) % {"line": line}
+        code = "stray_quote"
+    else:
+        message = _("Line %(line)s cannot be read as CSV (%(reason)s).") % {"line": line, "reason": reason}
+        code = "csv"
+    return SpreadsheetError(message, row=row, code=code)
+
+
+# --- Rows of any sheet ----------------------------------------------------------------------------
+
+
+def _too_many_rows(
+    limits: ImportLimits, *, sheet: str, row: int | None, workbook: bool = False
+) -> SpreadsheetError:
+    message = (
+        _(
+            "This sheet goes on past row %(last)s: at most %(count)s rows below the header are read (empty "
+            "rows that still carry formatting count too). Split the table into several files, or delete "
+            "the empty rows below it."
         )
-    return _workbook_rows(data, file_name=file_name)
+        if workbook
+        else _(
+            "This file goes on past row %(last)s: at most %(count)s rows below the header are read. Split "
+            "the table into several files."
+        )
+    )
+    return SpreadsheetError(
+        message % {"count": f"{limits.max_rows:,}", "last": f"{limits.last_row:,}"},
+        sheet=sheet,
+        row=row,
+        code="too_many_rows",
+    )
 
 
-def _workbook_rows(data: bytes, *, file_name: str) -> Iterator[SheetRow]:
-    import openpyxl  # a heavy import that only workbook uploads need
+class _SheetReader:
+    """Checks and tidies the rows of one sheet: limits, merged cells filled down, title lines skipped."""
 
+    def __init__(self, sheet: str, limits: ImportLimits, merges: Iterable[tuple[int, int, int]] = ()) -> None:
+        self.sheet = sheet
+        self.limits = limits
+        # first row -> [(column index, last row)] for the merges that start on that row
+        self.merges_from: dict[int, list[tuple[int, int]]] = {}
+        for column, first_row, last_row in merges:
+            self.merges_from.setdefault(first_row, []).append((column, last_row))
+
+    def rows(self, numbered_cells: Iterable[tuple[int, list[str]]]) -> Iterator[SheetRow]:
+        """The non-empty rows, checked, filled down and with any title lines above the header dropped."""
+        filling: dict[int, tuple[int, str]] = {}  # column index -> (last row, value)
+        titles: list[SheetRow] = []
+        header_seen = False
+        for number, cells in numbered_cells:
+            self._check(number, cells)
+            if not any(cell.strip() for cell in cells):
+                continue
+            filling = {column: fill for column, fill in filling.items() if fill[0] >= number}
+            for column, (_last, value) in filling.items():
+                if column >= len(cells):
+                    cells.extend([""] * (column + 1 - len(cells)))
+                if not cells[column].strip():
+                    cells[column] = value
+            for column, last_row in self.merges_from.get(number, ()):
+                if column < len(cells) and cells[column].strip():
+                    filling[column] = (last_row, cells[column])
+            row = SheetRow(self.sheet, number, cells)
+            if header_seen:
+                yield row
+            elif sum(1 for cell in cells if cell.strip()) >= 2:
+                # A header has at least two columns; single-cell lines above it are a title.
+                header_seen = True
+                titles.clear()
+                yield row
+            else:
+                titles.append(row)
+                if len(titles) > MAX_TITLE_ROWS:
+                    header_seen = True
+                    yield from titles
+                    titles.clear()
+        yield from titles
+
+    def _check(self, number: int, cells: list[str]) -> None:
+        width = len(cells)
+        while width and not cells[width - 1]:
+            width -= 1
+        limits = self.limits
+        if width > limits.max_columns:
+            raise SpreadsheetError(
+                _(
+                    "This row has cells in %(count)s columns; at most %(limit)s are read. Delete the unused "
+                    "columns on the right."
+                )
+                % {"count": width, "limit": limits.max_columns},
+                sheet=self.sheet,
+                row=number,
+                column=get_column_letter(width),
+                code="too_many_columns",
+            )
+        for index in range(width):
+            cell = cells[index]
+            if len(cell) > limits.max_cell_chars:
+                raise SpreadsheetError(
+                    _("This cell has %(count)s characters; at most %(limit)s are accepted.")
+                    % {"count": f"{len(cell):,}", "limit": f"{limits.max_cell_chars:,}"},
+                    sheet=self.sheet,
+                    row=number,
+                    column=get_column_letter(index + 1),
+                    code="cell_too_long",
+                )
+            if "\x00" in cell:
+                raise SpreadsheetError(
+                    _(
+                        "This cell contains a NUL character: the file is binary, or UTF-16 text without a "
+                        "byte-order mark. Save it as “CSV UTF-8” or as .xlsx."
+                    ),
+                    sheet=self.sheet,
+                    row=number,
+                    column=get_column_letter(index + 1),
+                    code="nul",
+                )
+
+
+# --- Workbooks: the zip package -------------------------------------------------------------------
+
+
+def read_workbook(data: bytes, *, file_name: str = "", extension: str = ".xlsx") -> Iterator[SheetRow]:
+    """Rows of every visible worksheet of an .xlsx workbook, values as Excel shows them."""
+    limits = ImportLimits.from_settings()
+    archive = _open_package(data, file_name=file_name, extension=extension, limits=limits)
+    with archive:
+        parts = _workbook_parts(archive, file_name=file_name)
+        scans = _scan_parts(archive, parts, file_name=file_name, limits=limits)
+    return _workbook_rows(data, scans, file_name=file_name, limits=limits)
+
+
+def _damaged(file_name: str) -> SpreadsheetError:
+    return SpreadsheetError(
+        _("“%(name)s” is a damaged .xlsx file. Open it in Excel, save it again and upload it.")
+        % {"name": file_name},
+        code="damaged",
+    )
+
+
+def _open_package(data: bytes, *, file_name: str, extension: str, limits: ImportLimits) -> zipfile.ZipFile:
+    """The zip package, once it is known to be a workbook whose directory promises nothing hostile."""
+    if data.count(_ZIP_DIRECTORY_ENTRY) > MAX_ZIP_MEMBERS:
+        raise SpreadsheetError(
+            _("“%(name)s” holds more files than any workbook does; it was not opened.") % {"name": file_name},
+            code="zip_members",
+        )
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, NotImplementedError):
+        raise _damaged(file_name) from None
+    try:
+        _check_package(archive, file_name=file_name, extension=extension, limits=limits)
+    except BaseException:
+        archive.close()
+        raise
+    return archive
+
+
+def _check_package(archive: zipfile.ZipFile, *, file_name: str, extension: str, limits: ImportLimits) -> None:
+    kind = _package_kind(archive)
+    if kind != "xlsx":
+        raise _foreign_package(kind, file_name)
+    if extension not in WORKBOOK_EXTENSIONS:
+        raise SpreadsheetError(
+            _("“%(name)s” is an Excel workbook (.xlsx) with the wrong extension. Rename it to .xlsx.")
+            % {"name": file_name},
+            code="wrong_extension",
+        )
+    # The sizes come from the zip directory: nothing has been decompressed yet.
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    unpacked = sum(info.file_size for info in members)
+    if unpacked > limits.max_unpacked_bytes:
+        raise SpreadsheetError(
+            _(
+                "“%(name)s” unpacks to %(size)s MB, more than the %(limit)s MB this register opens. Remove "
+                "pictures and unused sheets, or split the table."
+            )
+            % {
+                "name": file_name,
+                "size": _megabytes(unpacked),
+                "limit": _megabytes(limits.max_unpacked_bytes),
+            },
+            code="unpacked_too_large",
+        )
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_FLOOR_BYTES and ratio > limits.max_compression_ratio:
+            raise SpreadsheetError(
+                _(
+                    "“%(name)s” looks like a zip bomb: its part “%(part)s” unpacks to %(ratio)s times its "
+                    "size (a workbook stays under %(limit)s). It was not opened."
+                )
+                % {
+                    "name": file_name,
+                    "part": info.filename,
+                    "ratio": f"{ratio:,.0f}",
+                    "limit": limits.max_compression_ratio,
+                },
+                code="zip_bomb",
+            )
+
+
+def _package_kind(archive: zipfile.ZipFile) -> str:
+    names = set(archive.namelist())
+    if any(name.lower().endswith("workbook.xml") for name in names):
+        return "xlsx"
+    if "xl/workbook.bin" in names:
+        return "xlsb"
+    if "word/document.xml" in names:
+        return "docx"
+    if "ppt/presentation.xml" in names:
+        return "pptx"
+    if "mimetype" in names and archive.getinfo("mimetype").file_size < 200:
+        mimetype = archive.read("mimetype")
+        if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+            return "ods"
+        if mimetype.startswith(b"application/vnd.oasis.opendocument"):
+            return "odf"
+    return "zip"
+
+
+def _foreign_package(kind: str, file_name: str) -> SpreadsheetError:
+    messages = {
+        "xlsb": _("“%(name)s” is an Excel binary workbook (.xlsb). Save it as .xlsx or .csv in Excel."),
+        "docx": _("“%(name)s” is a Word document, not a spreadsheet. Save the table as .xlsx or .csv."),
+        "pptx": _(
+            "“%(name)s” is a PowerPoint presentation, not a spreadsheet. Save the table as .xlsx or .csv."
+        ),
+        "ods": _("“%(name)s” is an OpenDocument spreadsheet (.ods). Save it as .xlsx or .csv."),
+        "odf": _("“%(name)s” is an OpenDocument file, not a spreadsheet. Save the table as .xlsx or .csv."),
+        "zip": _(
+            "“%(name)s” is a zip archive, not an Excel workbook. Upload the .xlsx or .csv file itself, "
+            "not an archive of it."
+        ),
+    }
+    return SpreadsheetError(messages[kind] % {"name": file_name}, code=kind)
+
+
+# --- Workbooks: which parts are sheets ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SheetPart:
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class _WorkbookParts:
+    sheets: list[_SheetPart]
+    shared_strings: str = ""
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _resolve(base: str, target: str) -> str:
+    if target.startswith("/"):
+        return posixpath.normpath(target.lstrip("/"))
+    return posixpath.normpath(posixpath.join(posixpath.dirname(base), target))
+
+
+def _small_part(archive: zipfile.ZipFile, path: str, *, file_name: str) -> Element | None:
+    try:
+        info = archive.getinfo(path)
+    except KeyError:
+        return None
+    if info.file_size > MAX_INDEX_PART_BYTES:
+        raise _damaged(file_name)
+    try:
+        return xml_fromstring(archive.read(info))
+    except DefusedXmlException:
+        raise _entities_refused(file_name, path) from None
+    except (ParseError, zipfile.BadZipFile, ValueError, NotImplementedError, RuntimeError):
+        raise _damaged(file_name) from None
+
+
+def _relationships(archive: zipfile.ZipFile, part: str, *, file_name: str) -> list[tuple[str, str, str]]:
+    """(id, type, resolved target) of a part's internal relationships; part "" is the package."""
+    rels = posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
+    root = _small_part(archive, rels, file_name=file_name)
+    if root is None:
+        return []
+    return [
+        (element.get("Id", ""), element.get("Type", ""), _resolve(part, element.get("Target", "")))
+        for element in root
+        if _local(element.tag) == "Relationship" and element.get("TargetMode") != "External"
+    ]
+
+
+def _workbook_parts(archive: zipfile.ZipFile, *, file_name: str) -> _WorkbookParts:
+    """The worksheet parts by sheet name, found through the relationships as Excel and openpyxl do."""
+    workbook = "xl/workbook.xml"
+    for _id, rel_type, target in _relationships(archive, "", file_name=file_name):
+        if rel_type.endswith("/officeDocument"):
+            workbook = target
+    root = _small_part(archive, workbook, file_name=file_name)
+    if root is None:
+        raise _damaged(file_name)
+    worksheets: dict[str, str] = {}
+    shared_strings = ""
+    for rel_id, rel_type, target in _relationships(archive, workbook, file_name=file_name):
+        if rel_type.endswith("/worksheet"):
+            worksheets[rel_id] = target
+        elif rel_type.endswith("/sharedStrings"):
+            shared_strings = target
+    sheets = []
+    for element in root.iter():
+        if _local(element.tag) != "sheet":
+            continue
+        rel_id = next((value for key, value in element.attrib.items() if _local(key) == "id"), "")
+        if rel_id in worksheets:
+            sheets.append(_SheetPart(name=element.get("name", ""), path=worksheets[rel_id]))
+    return _WorkbookParts(sheets=sheets, shared_strings=shared_strings)
+
+
+# --- Workbooks: the streaming pass ----------------------------------------------------------------
+
+
+@dataclass
+class _SheetScan:
+    """What the byte pass over one worksheet part found."""
+
+    path: str
+    merges: list[tuple[int, int, int]] = field(default_factory=list)  # (column index, first row, last row)
+    has_formulas: bool = False
+    rows: int = 0
+
+
+class _MergeCollector:
+    """A parser target that keeps the vertical merges of a sheet (its rows are not fed to it)."""
+
+    def __init__(self, sheet: str, limits: ImportLimits) -> None:
+        self.sheet = sheet
+        self.limits = limits
+        self.count = 0
+        self.merges: list[tuple[int, int, int]] = []
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if _local(tag) != "mergeCell":
+            return
+        self.count += 1
+        if self.count > MAX_MERGED_RANGES:
+            raise SpreadsheetError(
+                _("This sheet has more than %(count)s merged ranges. Unmerge the cells and save it again.")
+                % {"count": f"{MAX_MERGED_RANGES:,}"},
+                sheet=self.sheet,
+                code="too_many_merges",
+            )
+        try:
+            min_col, min_row, _max_col, max_row = range_boundaries(attrib.get("ref", ""))
+        except (ValueError, TypeError):
+            return  # openpyxl ignores what it cannot read as a range, and so do we
+        if min_row is None or max_row is None or min_col is None or min_row >= max_row:
+            return
+        if min_row <= self.limits.last_row and min_col <= self.limits.max_columns:
+            self.merges.append((min_col - 1, min_row, max_row))
+
+    def close(self) -> None:
+        return None
+
+
+def _entities_refused(file_name: str, part: str = "") -> SpreadsheetError:
+    # The "part" is known when our own scan finds the declaration, not when openpyxl's defusedxml does.
+    message = (
+        _(
+            "“%(name)s” contains an XML document type declaration (in “%(part)s”). Excel never writes one, "
+            "and it can hide an entity-expansion (“billion laughs”) attack, so the file was not opened. "
+            "Open it in Excel and save it as .xlsx again."
+        )
+        if part
+        else _(
+            "“%(name)s” contains an XML document type declaration. Excel never writes one, and it can hide "
+            "an entity-expansion (“billion laughs”) attack, so the file was not opened. Open it in Excel "
+            "and save it as .xlsx again."
+        )
+    )
+    return SpreadsheetError(message % {"name": file_name, "part": part}, code="xml_entities")
+
+
+def _scan_parts(
+    archive: zipfile.ZipFile, parts: _WorkbookParts, *, file_name: str, limits: ImportLimits
+) -> dict[str, _SheetScan]:
+    """Stream every XML part once: refuse DTDs, count rows and shared strings, note merges and formulas."""
+    sheets = {sheet.path: sheet.name for sheet in parts.sheets}
+    scans: dict[str, _SheetScan] = {}
+    for info in archive.infolist():
+        # Sheets are scanned whatever their names end with, as openpyxl finds them by relationship.
+        known = info.filename in sheets or info.filename == parts.shared_strings
+        if info.is_dir() or not (known or info.filename.lower().endswith((".xml", ".rels", ".vml"))):
+            continue
+        try:
+            with archive.open(info) as stream:
+                chunks = iter(lambda stream=stream: stream.read(_CHUNK_BYTES), b"")
+                checked = _refusing_dtds(chunks, file_name=file_name, part=info.filename)
+                if info.filename in sheets:
+                    name = sheets[info.filename]
+                    scans[name] = _scan_sheet(
+                        checked, path=info.filename, sheet=name, file_name=file_name, limits=limits
+                    )
+                elif info.filename == parts.shared_strings:
+                    _count_shared_strings(checked, file_name=file_name, limits=limits)
+                else:
+                    for _chunk in checked:
+                        pass
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            ValueError,
+            NotImplementedError,
+            RuntimeError,
+            OSError,
+        ):
+            # A CRC mismatch (a directory that lied about a size), an encrypted or unknown compression.
+            raise _damaged(file_name) from None
+    return scans
+
+
+def _refusing_dtds(chunks: Iterable[bytes], *, file_name: str, part: str) -> Iterator[bytes]:
+    previous = b""
+    for chunk in chunks:
+        window = previous[-_OVERLAP_BYTES:] + chunk
+        if any(marker in window for marker in _DTD_MARKERS):
+            raise _entities_refused(file_name, part)
+        previous = chunk
+        yield chunk
+
+
+def _count_shared_strings(chunks: Iterable[bytes], *, file_name: str, limits: ImportLimits) -> None:
+    # openpyxl holds every shared string in memory; a sheet within the limits cannot use more.
+    ceiling = limits.last_row * limits.max_columns
+    count = 0
+    for window, cut in _windows(chunks):
+        count += sum(1 for match in _SHARED_STRING_TAG.finditer(window) if match.start() < cut)
+        if count > ceiling:
+            raise SpreadsheetError(
+                _(
+                    "“%(name)s” holds more texts than a sheet within this register's limits can use; it was "
+                    "not opened."
+                )
+                % {"name": file_name},
+                code="too_many_strings",
+            )
+
+
+def _windows(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
+    """(window, cut): count matches starting before cut; the bytes from cut on come again next time."""
+    carry = b""
+    for chunk in chunks:
+        window = carry + chunk
+        cut = max(len(window) - _OVERLAP_BYTES, 0)
+        yield window, cut
+        carry = window[cut:]
+    if carry:
+        yield carry, len(carry)
+
+
+def _scan_sheet(
+    chunks: Iterable[bytes], *, path: str, sheet: str, file_name: str, limits: ImportLimits
+) -> _SheetScan:
+    """Count rows and look for formulas in <sheetData> as bytes; parse what surrounds it for merges."""
+    scan = _SheetScan(path=path)
+    collector = _MergeCollector(sheet, limits)
+    parser = DefusedXMLParser(target=collector, forbid_dtd=True)
+    head = b""
+    in_data = False
+    after_data = False
+    carry = b""
+
+    def feed(data: bytes) -> None:
+        try:
+            parser.feed(data)
+        except DefusedXmlException:
+            raise _entities_refused(file_name, path) from None
+        except ParseError:
+            raise _damaged(file_name) from None
+
+    for chunk in chunks:
+        if after_data:
+            feed(chunk)
+            continue
+        if not in_data:
+            head += chunk
+            match = _SHEET_DATA_START.search(head)
+            end_of_tag = head.find(b">", match.end()) if match else -1
+            if end_of_tag < 0:
+                if len(head) > MAX_INDEX_PART_BYTES:
+                    raise _damaged(file_name)
+                continue
+            start_tag = head[match.start() : end_of_tag + 1]
+            empty = start_tag.endswith(b"/>")
+            # The document without its rows: what precedes <sheetData>, an empty one, and what follows.
+            feed(head[: match.start()] + (start_tag if empty else start_tag[:-1] + b"/>"))
+            rest = head[end_of_tag + 1 :]
+            head = b""
+            if empty:
+                after_data = True
+                feed(rest)
+                continue
+            in_data = True
+            chunk = rest
+        window = carry + chunk
+        end = _SHEET_DATA_END.search(window)
+        cut = end.start() if end else max(len(window) - _OVERLAP_BYTES, 0)
+        for match in _ROW_TAG.finditer(window, 0, end.start() if end else len(window)):
+            if match.start() >= cut:
+                break
+            scan.rows += 1
+            if scan.rows > limits.last_row:
+                number = _ROW_NUMBER.match(window, match.end())
+                raise _too_many_rows(
+                    limits, sheet=sheet, row=int(number.group(1)) if number else scan.rows, workbook=True
+                )
+        if not scan.has_formulas and _FORMULA_TAG.search(window, 0, end.start() if end else len(window)):
+            scan.has_formulas = True
+        if end:
+            in_data = False
+            after_data = True
+            feed(window[end.end() :])
+        else:
+            carry = window[cut:]
+    if head:
+        feed(head)  # a sheet without <sheetData>: all of it is "around" the rows
+    try:
+        parser.close()
+    except DefusedXmlException:
+        raise _entities_refused(file_name, path) from None
+    except ParseError:
+        raise _damaged(file_name) from None
+    scan.merges = collector.merges
+    return scan
+
+
+def _first_formula_without_value(stream: BinaryIO) -> tuple[int, int] | None:
+    """(row, column) of the first cell with a formula and no cached value, in document order."""
+    row = column = 0
+    for event, element in xml_iterparse(stream, events=("start", "end")):
+        name = _local(element.tag)
+        if event == "start":
+            if name == "row":
+                row = int(element.get("r") or row + 1)
+                column = 0
+            continue
+        if name == "c":
+            reference = element.get("r")
+            row, column = coordinate_to_tuple(reference) if reference else (row, column + 1)
+            children = {_local(child.tag): child.text for child in element}
+            # Libraries write an empty <v/> after a formula they cannot compute; Excel writes an empty
+            # <v></v> only for a formula whose result is the empty string, and marks it t="str".
+            if "f" in children and not children.get("v") and element.get("t") != "str":
+                return row, column
+            element.clear()
+        elif name == "row":
+            element.clear()
+    return None
+
+
+# --- Workbooks: rows ------------------------------------------------------------------------------
+
+
+def _workbook_rows(
+    data: bytes, scans: dict[str, _SheetScan], *, file_name: str, limits: ImportLimits
+) -> Iterator[SheetRow]:
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as error:  # openpyxl raises many types for a broken or foreign zip
+    except Exception as error:  # openpyxl raises many types for a broken or foreign package
+        if _caused_by_entities(error):
+            raise _entities_refused(file_name) from None
         raise SpreadsheetError(
             _("“%(name)s” cannot be read as an .xlsx workbook (%(reason)s).")
-            % {"name": file_name, "reason": error}
+            % {"name": file_name, "reason": error},
+            code="unreadable",
         ) from error
-    max_rows = _limit("REGISTER_IMPORT_MAX_ROWS", DEFAULT_MAX_ROWS)
     try:
         for worksheet in workbook.worksheets:
             if worksheet.sheet_state != "visible":
                 continue
-            for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
-                if number > max_rows + 1:
-                    raise SpreadsheetError(
-                        _("The sheet has more than %(count)s rows.") % {"count": max_rows},
-                        sheet=worksheet.title,
-                        row=number,
-                    )
-                cells = [cell_text(value) for value in values]
-                if any(cell.strip() for cell in cells):
-                    yield SheetRow(worksheet.title, number, cells)
+            scan = scans.get(worksheet.title)
+            if scan is None:
+                raise _damaged(file_name)  # openpyxl found a sheet the relationships did not name
+            yield from _worksheet_rows(data, worksheet, scan, limits=limits)
+    except SpreadsheetError:
+        raise
+    except Exception as error:  # a part that is damaged, found only when its rows are read
+        if _caused_by_entities(error):
+            raise _entities_refused(file_name) from None
+        raise SpreadsheetError(
+            _("“%(name)s” cannot be read as an .xlsx workbook (%(reason)s).")
+            % {"name": file_name, "reason": error},
+            code="unreadable",
+        ) from error
     finally:
         workbook.close()
+
+
+def _caused_by_entities(error: BaseException | None) -> bool:
+    # openpyxl wraps what its parser raised in a ValueError of its own; defusedxml's refusal is inside.
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, DefusedXmlException):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def _worksheet_rows(
+    data: bytes, worksheet: "ReadOnlyWorksheet", scan: _SheetScan, *, limits: ImportLimits
+) -> Iterator[SheetRow]:
+    title = worksheet.title
+    if scan.has_formulas:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(scan.path) as stream:
+            uncomputed = _first_formula_without_value(stream)
+        if uncomputed is not None:
+            raise SpreadsheetError(
+                _(
+                    "This cell holds a formula without a computed value — open and save the file in Excel, "
+                    "or paste values instead of formulas."
+                ),
+                sheet=title,
+                row=uncomputed[0],
+                column=get_column_letter(uncomputed[1]),
+                code="formula_without_value",
+            )
+    # The stored dimension can be wrong: too small, openpyxl would stop early; too large, it would pad
+    # every row out to it. Without it, each row is as long as its last cell.
+    worksheet.reset_dimensions()
+
+    def numbered_cells() -> Iterator[tuple[int, list[str]]]:
+        for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
+            if number > limits.last_row:
+                raise _too_many_rows(limits, sheet=title, row=number, workbook=True)
+            yield number, [cell_text(value) for value in values]
+
+    yield from _SheetReader(title, limits, scan.merges).rows(numbered_cells())
 
 
 def cell_text(value: object) -> str:
     """A workbook value as the text a person sees: 95534 not 95534.0, dates as YYYY-MM-DD."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        # Excel shows at most 15 significant digits: 0.1 + 0.2 is "0.3" there, and so here.
+        return str(int(value)) if value.is_integer() else format(value, ".15g")
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
-    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
-        return value.date().isoformat()
-    if isinstance(value, datetime.date | datetime.datetime):
+    if isinstance(value, datetime.datetime):
+        if value.time() == datetime.time():
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     return str(value)
-
-
-def _check_size(size: int) -> None:
-    limit = _limit("REGISTER_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES)
-    if size > limit:
-        raise SpreadsheetError(
-            _("The file is larger than %(limit)s MB.") % {"limit": round(limit / 1024 / 1024, 1)}
-        )
