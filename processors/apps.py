@@ -14,6 +14,14 @@ class ProcessorsConfig(AppConfig):
         post_migrate.connect(
             load_builtin_taxonomy, sender=self, dispatch_uid="processors.load_builtin_taxonomy"
         )
+        # Every history row gets the channel, import and user of the context that caused it.
+        from simple_history.signals import pre_create_historical_record
+
+        from processors.history import stamp_historical_record
+
+        pre_create_historical_record.connect(
+            stamp_historical_record, dispatch_uid="processors.history.stamp_historical_record"
+        )
 
 
 def load_builtin_taxonomy(sender, *, using=DEFAULT_DB_ALIAS, verbosity=1, apps=None, **kwargs) -> None:

@@ -49,6 +49,30 @@ class MultipleValueField(forms.Field):
         return values
 
 
+class StrictBooleanField(forms.Field):
+    """true/false (also 1/0, yes/no, 是/否); anything else is an error, never "no filter"."""
+
+    widget = forms.TextInput
+    VALUES = {
+        "true": True, "1": True, "yes": True, "on": True, "是": True,
+        "false": False, "0": False, "no": False, "off": False, "否": False,
+    }  # fmt: skip
+
+    def to_python(self, value):
+        if value in (None, "") or isinstance(value, bool):
+            return None if value == "" else value
+        try:
+            return self.VALUES[str(value).strip().lower()]
+        except KeyError:
+            raise forms.ValidationError(
+                _("'%(value)s' is not a yes/no value; use true or false.") % {"value": value}, code="invalid"
+            ) from None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class CategoryField(MultipleValueField):
     def clean(self, value):
         values = super().clean(value)
@@ -115,17 +139,17 @@ class OperationFilterSet(django_filters.FilterSet):
         method="filter_category_all",
         help_text=_("Repeat for all-of."),
     )
-    sensitive = django_filters.BooleanFilter(
+    sensitive = StrictBooleanFilter(
         label=_("carries sensitive data"),
         method="filter_sensitive",
         help_text=_("true: sends at least one sensitive category (GB/T 35273-2020 Appendix B); false: none."),
     )
-    unmapped = django_filters.BooleanFilter(
+    unmapped = StrictBooleanFilter(
         label=_("has unmapped data items"),
         method="filter_unmapped",
         help_text=_("true: has published items no category matched, which need review."),
     )
-    cross_border = django_filters.BooleanFilter(
+    cross_border = StrictBooleanFilter(
         label=_("cross-border transfer"), help_text=_("true: the data leaves the country; false: it stays.")
     )
     country = django_filters.CharFilter(

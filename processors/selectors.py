@@ -1,10 +1,12 @@
 """Reads: the querysets behind lists, filters and the "who receives X?" questions."""
 
+import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from processors.models import (
     Controller,
@@ -14,6 +16,7 @@ from processors.models import (
     OperationStatus,
     Processor,
     ProcessorAlias,
+    PublishedVersion,
     Purpose,
     Service,
 )
@@ -278,16 +281,18 @@ def category_matrix(operations: QuerySet[Operation]) -> dict:
 def operation_disclosure_list(queryset: QuerySet[Operation]) -> QuerySet[Operation]:
     """Operations service by service, in the queryset's own order within a service, with each row's data.
 
-    Services come in register order (controller code, service name). Everything a disclosure row shows,
+    Services come in the order they entered the register (for an imported table, its published order),
+    and rows within a service in the order they were added unless the queryset asks for another order
+    (the explorer's sortable columns). Everything a disclosure row shows,
     group members included, is prefetched, so iterating with ``.iterator(chunk_size=…)`` costs the same
     few queries per chunk however many rows there are.
     """
     query = queryset.query
-    within = list(query.order_by) or (list(Operation._meta.ordering) if query.default_ordering else [])
+    within = list(query.order_by)
     return (
         operation_list(queryset)
         .prefetch_related(Prefetch("processor__members", queryset=Processor.objects.order_by("name_key")))
-        .order_by("service__controller__code", "service__name", "service_id", *within, "pk")
+        .order_by("service__controller__code", "service_id", *within, "pk")
     )
 
 
@@ -306,23 +311,22 @@ def controller_extra_sensitive_category_ids() -> dict[int, frozenset[int]]:
 
 
 def disclosure_operations(controller: Controller, *, version: Any = None) -> QuerySet[Operation]:
-    """The active operations a controller's disclosure table lists, in the exporters' row order."""
+    """The active operations of a controller's table (``operation_disclosure_list`` puts them in order)."""
     if version is not None:
         raise NotImplementedError("Published versions of a disclosure table do not exist yet.")
-    return operation_disclosure_list(
-        Operation.objects.filter(service__controller=controller, status=OperationStatus.ACTIVE)
-    )
+    return Operation.objects.filter(service__controller=controller, status=OperationStatus.ACTIVE)
 
 
 def disclosure_dates(controller: Controller) -> dict[str, Any]:
     """When the controller's table last changed (services or operations) and since when it is in effect."""
+    # Aggregate names must not shadow the "operations" relation the later aggregates follow.
     dates = controller.services.aggregate(
-        services=Max("updated_at"),
-        operations=Max("operations__updated_at"),
-        effective_from=Max("operations__effective_from", filter=Q(operations__status=OperationStatus.ACTIVE)),
+        service_change=Max("updated_at"),
+        operation_change=Max("operations__updated_at"),
+        in_effect=Max("operations__effective_from", filter=Q(operations__status=OperationStatus.ACTIVE)),
     )
-    changes = [date for date in (dates["services"], dates["operations"]) if date is not None]
-    return {"last_updated": max(changes) if changes else None, "effective_from": dates["effective_from"]}
+    changes = [date for date in (dates["service_change"], dates["operation_change"]) if date is not None]
+    return {"last_updated": max(changes) if changes else None, "effective_from": dates["in_effect"]}
 
 
 def register_summary() -> dict[str, int]:
@@ -345,7 +349,7 @@ def register_summary() -> dict[str, int]:
     }
 
 
-def categories_most_received(limit: int = 12) -> list[dict]:
+def categories_most_received(limit: int | None = 12) -> list[dict]:
     """The categories the most operations send, with their operation counts."""
     return list(
         DataItem.objects.filter(category__isnull=False)
@@ -482,3 +486,23 @@ def matrix_grid(operations: QuerySet[Operation]) -> dict:
         "rows": rows,
         "max": max(counts.values(), default=0),
     }
+
+
+# --- Added for published versions ---------------------------------------------------------------------
+
+
+def version_list(controller: Controller) -> QuerySet[PublishedVersion]:
+    """A controller's published versions, the one in effect latest first."""
+    return controller.versions.select_related("published_by").order_by(
+        "-effective_on", "-published_at", "-id"
+    )
+
+
+def version_as_of(controller: Controller, day: datetime.date) -> PublishedVersion | None:
+    """The version in effect on a day: the latest whose effective date is on or before it."""
+    return version_list(controller).filter(effective_on__lte=day).first()
+
+
+def version_current(controller: Controller, on: datetime.date | None = None) -> PublishedVersion | None:
+    """The version in effect today (or on ``on``); None before the first one takes effect."""
+    return version_as_of(controller, on or timezone.localdate())

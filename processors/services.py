@@ -4,12 +4,16 @@ Each validates with ``full_clean()`` so model constraints are reported as field 
 database has to refuse them, and runs inside a transaction.
 """
 
+import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max, Model, QuerySet
+from django.utils.translation import gettext as _
 
+from processors.history import history_bulk_create
 from processors.models import (
     CategoryAlias,
     Controller,
@@ -18,6 +22,7 @@ from processors.models import (
     ProcessingAction,
     Processor,
     ProcessorAlias,
+    PublishedVersion,
     Purpose,
     Service,
 )
@@ -94,7 +99,7 @@ def operation_set_data_items(
             operation_id=operation.pk, position=position, mapping=mapping, taxonomy=taxonomy
         )
     ]
-    return DataItem.objects.bulk_create(rows)
+    return history_bulk_create(DataItem, rows)
 
 
 @transaction.atomic
@@ -140,7 +145,7 @@ def data_items_remap(*, items: QuerySet[DataItem], taxonomy: Taxonomy | None = N
         )
     ]
     DataItem.objects.filter(pk__in=[item.pk for item in newly_mapped]).delete()
-    DataItem.objects.bulk_create(replacements, ignore_conflicts=True)
+    history_bulk_create(DataItem, replacements, ignore_conflicts=True)
     return len(newly_mapped)
 
 
@@ -252,5 +257,49 @@ def category_aliases_add_from_items(*, items: Iterable[DataItem], taxonomy: Taxo
         alias.clean()
         if alias.key and alias.key not in new_aliases and taxonomy.resolve_category(alias.text) is None:
             new_aliases[alias.key] = alias
-    CategoryAlias.objects.bulk_create(new_aliases.values())
+    history_bulk_create(CategoryAlias, list(new_aliases.values()))
     return len(new_aliases)
+
+
+# --- Added for published versions ------------------------------------------------------------------
+
+
+@transaction.atomic
+def version_publish(
+    *,
+    controller: Controller,
+    label: str,
+    updated_on: datetime.date,
+    effective_on: datetime.date,
+    user: Any = None,
+    notes: str = "",
+) -> PublishedVersion:
+    """Freeze the controller's active operations into a published version (immutable: no update service)."""
+    # Imported here: versions renders through the exporters, which writers should not have to load.
+    from processors.versions import snapshot_live, snapshot_sha256
+
+    label = (label or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not label:
+        errors["label"] = [_("Give the version a label.")]
+    elif PublishedVersion.objects.filter(controller=controller, label=label).exists():
+        errors["label"] = [
+            _("%(controller)s already has a version labelled “%(label)s”; published versions never change.")
+            % {"controller": controller, "label": label}
+        ]
+    if updated_on and effective_on and effective_on < updated_on:
+        errors["effective_on"] = [_("A version cannot take effect before the date it was updated.")]
+    if errors:
+        raise ValidationError(errors)
+    snapshot = snapshot_live(controller)
+    version = PublishedVersion(
+        controller=controller,
+        label=label,
+        updated_on=updated_on,
+        effective_on=effective_on,
+        notes=notes,
+        snapshot=snapshot,
+        snapshot_sha256=snapshot_sha256(snapshot),
+        published_by=user if getattr(user, "pk", None) is not None else None,
+    )
+    return _validated_save(version)

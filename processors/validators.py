@@ -15,7 +15,9 @@ SIMPLE_CODE_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 def uscc_check_character(first_17: str) -> str:
     """The check character of a unified social credit code, from its first 17 characters."""
-    total = sum(USCC_ALPHABET.index(char) * weight for char, weight in zip(first_17, USCC_WEIGHTS, strict=True))
+    total = sum(
+        USCC_ALPHABET.index(char) * weight for char, weight in zip(first_17, USCC_WEIGHTS, strict=True)
+    )
     return USCC_ALPHABET[(31 - total % 31) % 31]
 
 

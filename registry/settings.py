@@ -74,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # After simple_history's: the channel (admin, API, browser) every history row of the request carries.
+    "processors.history.HistoryChannelMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -170,6 +172,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
 
+# --- Change history -------------------------------------------------------------------------------
+# History is evidence of who changed the register: it is read-only everywhere (processors/history.py).
+
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 # --- REST framework -------------------------------------------------------------------------------
 # The API at /api/v1/ (processors/api.py). Reading needs the model's view permission, as in the admin,
 # unless DJANGO_REGISTER_PUBLIC_READ=1 opens it for a public disclosure deployment; writing needs the
@@ -236,3 +243,12 @@ REGISTER_IMPORT_MAX_ROWS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_ROWS",
 REGISTER_IMPORT_MAX_COLUMNS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_COLUMNS", 100))
 # Excel's own limit for one cell, so nothing typed in Excel is refused.
 REGISTER_IMPORT_MAX_CELL_CHARS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_CELL_CHARS", 32_767))
+
+# --- Browser UI -----------------------------------------------------------------------------------
+# Uploads wait here between preview and confirm (processors/spreadsheets/uploads.py), bound to their
+# user and deleted after REGISTER_UPLOAD_TTL seconds. Default: a folder in the system temp directory.
+REGISTER_UPLOAD_DIR = os.environ.get("DJANGO_REGISTER_UPLOAD_DIR") or None
+REGISTER_UPLOAD_TTL = int(os.environ.get("DJANGO_REGISTER_UPLOAD_TTL", 3600))
+# Who may frame a public disclosure table (/disclosure/<code>/embed/), as CSP frame-ancestors sources;
+# empty means any site, since the embedded table is public and read-only.
+REGISTER_EMBED_FRAME_ANCESTORS = env_list("DJANGO_REGISTER_EMBED_FRAME_ANCESTORS")

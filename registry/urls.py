@@ -1,4 +1,4 @@
-"""URL configuration: the admin and language switching; the API and browser UI mount here too."""
+"""URL configuration: language switching, the admin, the API at /api/v1/ and the browser pages at the root."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -9,4 +9,5 @@ urlpatterns = [
     # Login for the browsable API; before the API's own catch-all that answers unknown paths with JSON.
     path("api/v1/auth/", include("rest_framework.urls")),
     path("api/v1/", include("processors.api_urls")),
+    path("", include("processors.urls")),
 ]

@@ -106,3 +106,15 @@ def test_filtering_operations_by_a_group_member_finds_the_groups_rows():
 def test_search_matches_item_text_and_processor_names(register):
     assert filtered_operations(search="护照") == {register["passport"]}
     assert register["sms"] in filtered_operations(search=register["sms"].processor.name_zh)
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "真"])
+def test_a_malformed_yes_no_value_is_an_error_not_an_unfiltered_list(register, value):
+    filterset = OperationFilterSet({"sensitive": value}, queryset=Operation.objects.all())
+    assert not filterset.is_valid()
+    assert value in str(filterset.errors["sensitive"])
+
+
+@pytest.mark.parametrize("value", ["true", "1", "yes", "是", "True"])
+def test_yes_no_values_are_read_in_their_usual_spellings(register, value):
+    assert filtered_operations(sensitive=value) == {register["kyc"], register["passport"], register["face"]}

@@ -152,6 +152,7 @@ DISCLOSURE_COLUMNS = ColumnSpec(
             gettext_lazy("service or feature"),
             (
                 "服务/功能名称",
+                "Service/feature",
                 "服务名称",
                 "功能名称",
                 "功能",
@@ -202,6 +203,7 @@ DISCLOSURE_COLUMNS = ColumnSpec(
             gettext_lazy("personal information"),
             (
                 "处理个人信息范围",
+                "Personal information processed",
                 "共享信息名称",
                 "共享个人信息",
                 "共享的个人信息",
@@ -238,7 +240,7 @@ DISCLOSURE_COLUMNS = ColumnSpec(
         Column(
             "actions",
             gettext_lazy("processing operations"),
-            ("处理个人信息方式", "处理方式", "Processing operations", "Processing"),
+            ("处理个人信息方式", "处理方式", "Processing method", "Processing operations", "Processing"),
             parse=_verbatim,
         ),
         Column(

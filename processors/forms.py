@@ -1,0 +1,63 @@
+"""Forms of the browser pages: the import upload and the header-mapping step."""
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from processors.models import Controller
+from processors.spreadsheets.uploads import header_choices
+
+
+class UploadForm(forms.Form):
+    """A disclosure table to import: a file or pasted cells, for one controller."""
+
+    controller = forms.ModelChoiceField(
+        label=_("controller"),
+        queryset=Controller.objects.order_by("code"),
+        to_field_name="code",
+        help_text=_("The personal-information handler whose table this is."),
+    )
+    file = forms.FileField(
+        label=_("file"),
+        required=False,
+        help_text=_("An .xlsx workbook, or a .csv / .tsv file (UTF-8, UTF-16 or GB18030)."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".xlsx,.xlsm,.csv,.tsv,.txt"}),
+    )
+    text = forms.CharField(
+        label=_("or paste the table"),
+        required=False,
+        strip=False,
+        help_text=_("Copy the cells from a spreadsheet or a web page, header row included."),
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        controllers = list(self.fields["controller"].queryset[:2])
+        if len(controllers) == 1:
+            self.fields["controller"].initial = controllers[0].code
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        has_file = bool(cleaned.get("file"))
+        has_text = bool((cleaned.get("text") or "").strip())
+        if has_file == has_text:
+            raise forms.ValidationError(_("Choose a file or paste the table (one of the two)."))
+        return cleaned
+
+
+class HeaderMapForm(forms.Form):
+    """One choice per header the column spec does not know: a field of the table, or "ignore"."""
+
+    def __init__(self, *args: Any, headers: list[str], initial: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.headers = headers
+        choices = [("", _("— choose —")), *header_choices()]
+        for index, header in enumerate(headers):
+            self.fields[f"header_{index}"] = forms.ChoiceField(
+                label=header, choices=choices, initial=(initial or {}).get(header, "")
+            )
+
+    def header_map(self) -> dict[str, str]:
+        return {header: self.cleaned_data[f"header_{index}"] for index, header in enumerate(self.headers)}

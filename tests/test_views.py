@@ -1,0 +1,677 @@
+"""The browser pages: who may see what, what each page shows, the import flow, and constant query counts."""
+
+import csv
+import datetime
+import hashlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from bench.api_bench import generate_register
+from processors.models import Controller, Operation, Processor
+from processors.spreadsheets import uploads
+from tests.builders import make_controller, make_operation, make_processor, make_service
+
+pytestmark = pytest.mark.django_db
+
+TSV_HEADER = "服务/功能名称\t服务主体\t处理个人信息范围\t处理个人信息目的\t处理个人信息方式\n"
+
+
+@pytest.fixture(autouse=True)
+def upload_dir(settings, tmp_path):
+    settings.REGISTER_UPLOAD_DIR = str(tmp_path / "uploads")
+    return Path(settings.REGISTER_UPLOAD_DIR)
+
+
+@pytest.fixture
+def register():
+    """A small register: a public controller, an SMS vendor, an ID checker, and a foreign group."""
+    controller = make_controller(
+        code="acme", name_zh="某某科技有限公司", name_en="Acme Ltd", disclosure_public=True
+    )
+    sms = make_service(controller, name="短信服务")
+    identity = make_service(controller, name="实名认证")
+    vendor = make_processor(name_zh="某短信有限公司", contact_phone="010-12345678", aliases=["某短信"])
+    checker = make_processor(name_zh="某核验有限公司", uscc="91110108MA01C8XY3G")
+    group = make_processor(name_en="CA group", kind=Processor.Kind.GROUP)
+    member = make_processor(name_en="Example CA Inc", country="US", member_of=group)
+    return {
+        "controller": controller,
+        "vendor": vendor,
+        "checker": checker,
+        "group": group,
+        "member": member,
+        "sms": make_operation(
+            service=sms, processor=vendor, data_items=["手机号"], purposes=["sms_otp"], actions=["use"]
+        ),
+        "identity": make_operation(
+            service=identity,
+            processor=checker,
+            data_items=["姓名", "身份证号"],
+            purposes=["identity_verification"],
+            purpose_text="实名认证",
+        ),
+        "foreign": make_operation(
+            service=identity,
+            processor=group,
+            data_items=["邮箱", "某种未知信息"],
+            purposes=["certificate_issuance"],
+            cross_border=True,
+            destination_countries=["US"],
+        ),
+    }
+
+
+def user_with(django_user_model, *codenames: str, username: str = "reader"):
+    user = django_user_model.objects.create_user(username, password="reader-password-for-tests")
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="processors", codename__in=codenames)
+    )
+    return user
+
+
+def text(response) -> str:
+    assert response.status_code == 200, response.status_code
+    return response.content.decode()
+
+
+def squash(html: str) -> str:
+    """The page's text without tags and runs of whitespace, to assert on what a reader sees."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+# --- Access -------------------------------------------------------------------------------------
+
+
+def test_an_anonymous_visitor_sees_the_landing_with_public_tables_and_the_login(client, register):
+    make_controller(code="secret", name_zh="不公开公司")
+
+    page = text(client.get("/"))
+
+    assert reverse("processors:disclosure", args=["acme"]) in page
+    assert "/disclosure/secret/" not in page
+    assert reverse("admin:login") in page
+
+
+@pytest.mark.parametrize("url", ["/explorer/", "/matrix/", "/categories/basic/", "/import/"])
+def test_anonymous_visitors_are_sent_to_the_login_page(client, register, url):
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+@pytest.mark.parametrize("url", ["/", "/explorer/", "/matrix/", "/categories/basic/"])
+def test_a_signed_in_user_without_the_view_permission_is_refused(client, django_user_model, register, url):
+    client.force_login(user_with(django_user_model))
+
+    assert client.get(url).status_code == 403
+
+
+def test_a_reader_with_view_permissions_explores_but_cannot_import(client, django_user_model, register):
+    client.force_login(user_with(django_user_model, "view_operation", "view_processor", "view_datacategory"))
+
+    assert client.get("/explorer/").status_code == 200
+    assert client.get(f"/processors/{register['vendor'].pk}/").status_code == 200
+    assert client.get("/import/").status_code == 403
+
+
+def test_a_public_disclosure_page_needs_no_login(client, register):
+    assert client.get("/disclosure/acme/").status_code == 200
+
+
+def test_a_disclosure_page_that_is_not_public_needs_a_login(client, register):
+    Controller.objects.filter(code="acme").update(disclosure_public=False)
+
+    response = client.get("/disclosure/acme/embed/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_an_unknown_controller_has_no_disclosure_page(client):
+    assert client.get("/disclosure/nobody/").status_code == 404
+
+
+# --- Disclosure ---------------------------------------------------------------------------------
+
+
+def test_the_chinese_table_has_the_published_headers_and_item_texts(client, register):
+    page = text(client.get("/disclosure/acme/?lang=zh"))
+
+    for header in ("服务/功能名称", "服务主体", "处理个人信息范围", "处理个人信息目的", "处理个人信息方式"):
+        assert f'<th scope="col">{header}</th>' in page
+    assert "身份证号" in page
+    assert "某某科技有限公司" in page
+
+
+def test_the_english_table_shows_category_and_purpose_names_in_english(client, register):
+    page = squash(text(client.get("/disclosure/acme/?lang=en")))
+
+    assert "Service/feature Recipient Personal information processed Purpose Processing method" in page
+    assert "Resident ID number" in page
+    assert "Identity verification" in page
+    assert "Acme Ltd" in page
+
+
+def test_sensitive_items_are_bold_and_underlined(client, register):
+    page = text(client.get("/disclosure/acme/?lang=zh"))
+
+    assert '<strong class="sensitive">身份证号</strong>' in page
+    assert '<strong class="sensitive">姓名</strong>' not in page
+
+
+def test_rows_are_grouped_by_service_with_one_header_cell_per_group(client, register):
+    page = text(client.get("/disclosure/acme/?lang=zh"))
+
+    assert page.count('class="service-group"') == 2
+    assert '<th scope="rowgroup" rowspan="2" class="service">实名认证</th>' in page
+
+
+def test_the_recipients_phone_and_the_foreign_members_country_are_shown(client, register):
+    page = text(client.get("/disclosure/acme/?lang=en"))
+
+    assert "010-12345678" in page
+    assert re.search(r"Example CA Inc\s*<span class=\"abroad-tag\">United States of America</span>", page)
+
+
+def test_the_table_says_when_the_register_last_changed(client, register):
+    Operation.objects.filter(pk=register["sms"].pk).update(
+        updated_at=timezone.now() + datetime.timedelta(days=3)
+    )
+
+    page = text(client.get("/disclosure/acme/"))
+
+    assert (timezone.localdate() + datetime.timedelta(days=3)).isoformat() in page
+
+
+def test_retired_operations_are_not_in_the_published_table(client, register):
+    Operation.objects.filter(pk=register["sms"].pk).update(status="retired")
+
+    page = text(client.get("/disclosure/acme/?lang=zh"))
+
+    assert "某短信有限公司" not in page
+
+
+def test_the_download_is_the_same_table_as_a_csv_in_the_chosen_language(client, register):
+    response = client.get("/disclosure/acme/download/?format=csv&lang=en")
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="acme-disclosure-en.csv"'
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0] == [
+        "Service/feature",
+        "Recipient",
+        "Personal information processed",
+        "Purpose",
+        "Processing method",
+    ]
+    assert len(rows) == 1 + 3
+
+
+def test_the_download_as_xlsx_is_a_workbook(client, register):
+    response = client.get("/disclosure/acme/download/?format=xlsx")
+
+    assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+    assert response.content[:2] == b"PK"
+
+
+def test_an_unknown_download_format_is_not_found(client, register):
+    assert client.get("/disclosure/acme/download/?format=pdf").status_code == 404
+
+
+def test_a_public_embed_may_be_framed_by_any_site_by_default(client, register):
+    response = client.get("/disclosure/acme/embed/")
+
+    assert "X-Frame-Options" not in response
+    assert response["Content-Security-Policy"] == "frame-ancestors *"
+    assert 'class="site-header"' not in text(response)
+
+
+def test_the_embed_may_be_limited_to_the_listed_sites(client, register, settings):
+    settings.REGISTER_EMBED_FRAME_ANCESTORS = ["https://www.acme.example"]
+
+    response = client.get("/disclosure/acme/embed/")
+
+    assert response["Content-Security-Policy"] == "frame-ancestors https://www.acme.example"
+
+
+def test_an_embed_that_is_not_public_may_only_be_framed_by_this_site(admin_client, register):
+    Controller.objects.filter(code="acme").update(disclosure_public=False)
+
+    response = admin_client.get("/disclosure/acme/embed/")
+
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert response["Content-Security-Policy"] == "frame-ancestors 'self'"
+
+
+def test_other_pages_may_not_be_framed(client, register):
+    assert client.get("/disclosure/acme/")["X-Frame-Options"] == "DENY"
+
+
+def test_the_language_switch_forgets_the_tables_language_parameter(client, register):
+    page = text(client.get("/disclosure/acme/?lang=en"))
+
+    assert '<input type="hidden" name="next" value="/disclosure/acme/">' in page
+
+
+# --- Explorer -----------------------------------------------------------------------------------
+
+
+def test_the_explorer_lists_every_operation_with_a_count(admin_client, register):
+    page = squash(text(admin_client.get("/explorer/", HTTP_ACCEPT_LANGUAGE="en")))
+
+    assert "3 operations" in page
+
+
+def test_the_explorer_filters_by_a_category_alias_with_its_descendants(admin_client, register):
+    response = admin_client.get("/explorer/", {"category": "identity"})
+
+    assert [operation.pk for operation in response.context["object_list"]] == [register["identity"].pk]
+
+
+def test_the_explorer_filters_by_cross_border_and_sensitive_data(admin_client, register):
+    assert list(admin_client.get("/explorer/?cross_border=true").context["object_list"]) == [
+        register["foreign"]
+    ]
+    assert list(admin_client.get("/explorer/?sensitive=true").context["object_list"]) == [
+        register["identity"]
+    ]
+
+
+def test_a_member_finds_its_groups_operations(admin_client, register):
+    response = admin_client.get("/explorer/", {"processor": register["member"].pk})
+
+    assert list(response.context["object_list"]) == [register["foreign"]]
+
+
+def test_an_unknown_category_shows_the_error_with_a_suggestion_instead_of_an_empty_table(
+    admin_client, register
+):
+    page = text(admin_client.get("/explorer/", {"category": "身分证号"}, HTTP_ACCEPT_LANGUAGE="en"))
+
+    assert "Unknown data category &#x27;身分证号&#x27;. Did you mean 身份证号" in page
+    assert 'role="alert"' in page
+    assert 'class="data-table operations"' not in page
+
+
+def test_the_explorer_sorts_by_the_filtersets_ordering(admin_client, register):
+    response = admin_client.get("/explorer/?ordering=-processor")
+
+    keys = [operation.processor.name_key for operation in response.context["object_list"]]
+    assert keys == sorted(keys, reverse=True)
+    assert 'aria-sort="descending"' in text(response)
+
+
+def test_page_links_keep_the_filters(admin_client):
+    generate_register(60)
+
+    page = text(admin_client.get("/explorer/?status=active&ordering=processor"))
+
+    assert 'href="?status=active&amp;ordering=processor&amp;page=2"' in page
+
+
+def test_the_export_links_carry_the_current_filters(admin_client, register):
+    page = text(admin_client.get("/explorer/?cross_border=true&ordering=processor"))
+
+    assert (
+        f"{reverse('processors:explorer-export')}?cross_border=true&amp;ordering=processor&amp;format=csv"
+        in page
+    )
+
+
+def test_the_export_has_the_filtered_rows(admin_client, register):
+    response = admin_client.get("/explorer/export/?cross_border=true&format=csv&lang=zh")
+
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert len(rows) == 2
+    assert rows[1][1].startswith("CA group")
+
+
+def test_an_export_with_an_invalid_filter_goes_back_to_the_explorer_with_the_error(admin_client, register):
+    response = admin_client.get("/explorer/export/?category=nonsense-category&format=csv", follow=True)
+
+    assert response.redirect_chain[0][0] == "/explorer/?category=nonsense-category"
+    assert "nonsense-category" in text(response)
+
+
+# --- Processor, category, matrix, dashboard -------------------------------------------------------
+
+
+def test_the_processor_page_shows_identity_contacts_and_aliases(admin_client, register):
+    page = text(admin_client.get(f"/processors/{register['vendor'].pk}/"))
+
+    assert "某短信有限公司" in page
+    assert "010-12345678" in page
+    assert "某短信" in page
+
+
+def test_the_processor_page_groups_what_it_receives_by_purpose(admin_client, register):
+    response = admin_client.get(f"/processors/{register['checker'].pk}/")
+
+    receipts = response.context["receipts"]
+    assert [receipt.purpose.code for receipt in receipts] == ["identity_verification"]
+    assert sorted(category.code for category in receipts[0].categories.values()) == [
+        "basic.name",
+        "identity.id_card_number",
+    ]
+
+
+def test_a_member_page_includes_what_its_group_receives(admin_client, register):
+    response = admin_client.get(f"/processors/{register['member'].pk}/")
+
+    assert [operation.pk for operation in response.context["operations"]] == [register["foreign"].pk]
+    assert "CA group" in text(response)
+
+
+def test_a_group_page_lists_its_members_with_their_countries(admin_client, register):
+    page = squash(text(admin_client.get(f"/processors/{register['group'].pk}/")))
+
+    assert "Example CA Inc" in page
+
+
+def test_an_unknown_processor_is_not_found(admin_client):
+    assert admin_client.get("/processors/999999/").status_code == 404
+
+
+def test_the_category_page_lists_recipients_of_its_descendants(admin_client, register):
+    response = admin_client.get("/categories/identity/")
+
+    assert [recipient.processor for recipient in response.context["recipients"]] == [register["checker"]]
+    assert "identity.id_card_number" in {child.code for child in response.context["children"]}
+
+
+def test_the_category_page_shows_its_place_in_the_tree_and_its_sensitivity(admin_client, register):
+    response = admin_client.get("/categories/identity.id_card_number/")
+
+    assert [category.code for category in response.context["lineage"]] == ["identity"]
+    page = text(response)
+    assert "GB/T 35273-2020" in page and "GB/T 45574-2025" in page
+
+
+def test_a_category_name_or_alias_leads_to_its_page(admin_client, register):
+    response = admin_client.get("/categories/手机号/")
+
+    assert response["Location"] == "/categories/basic.phone_number/"
+
+
+def test_the_category_search_goes_straight_to_the_category(admin_client, register):
+    assert admin_client.get("/categories/?q=身份证号")["Location"] == "/categories/identity.id_card_number/"
+
+
+def test_the_category_search_suggests_close_names_when_nothing_matches(admin_client, register):
+    page = text(admin_client.get("/categories/?q=身分证号"))
+
+    assert 'role="alert"' in page
+    assert "?q=" in page
+
+
+def test_the_matrix_shows_only_categories_that_occur(admin_client, register):
+    grid = admin_client.get("/matrix/").context["grid"]
+
+    codes = [column["code"] for column in grid["columns"]]
+    assert codes == sorted(codes)
+    assert set(codes) == {"basic.email", "basic.name", "basic.phone_number", "identity.id_card_number"}
+
+
+def test_matrix_cells_link_to_the_explorer_filtered_by_processor_and_category(admin_client, register):
+    page = text(admin_client.get("/matrix/?sensitive=true"))
+
+    checker = register["checker"].pk
+    assert f"/explorer/?sensitive=true&amp;processor={checker}&amp;category=identity.id_card_number" in page
+
+
+def test_the_matrix_applies_the_operation_filters(admin_client, register):
+    grid = admin_client.get("/matrix/?cross_border=true").context["grid"]
+
+    assert [row["id"] for row in grid["rows"]] == [register["group"].pk]
+
+
+def test_the_matrix_shows_filter_errors(admin_client, register):
+    response = admin_client.get("/matrix/?category=nonsense-category")
+
+    assert response.context["grid"] is None
+    assert 'role="alert"' in text(response)
+
+
+def test_the_dashboard_counts_and_links_to_the_flows_to_watch(admin_client, register):
+    response = admin_client.get("/")
+
+    summary = response.context["summary"]
+    counted = {name: summary[name] for name in ("operations", "sensitive", "cross_border", "unmapped")}
+    assert counted == {"operations": 3, "sensitive": 1, "cross_border": 1, "unmapped": 1}
+    page = text(response)
+    assert "/explorer/?sensitive=true" in page
+    assert "/explorer/?cross_border=true" in page
+    assert f"{reverse('admin:processors_dataitem_changelist')}?unmapped=true" in page
+
+
+# --- Import -------------------------------------------------------------------------------------
+
+
+def importer(client, django_user_model):
+    client.force_login(user_with(django_user_model, "add_operation", "view_operation", username="importer"))
+    return client
+
+
+def upload(client, text: str, controller: str = "acme"):
+    return client.post("/import/", {"controller": controller, "text": text})
+
+
+def named_file(data: bytes, name: str) -> io.BytesIO:
+    file = io.BytesIO(data)
+    file.name = name
+    return file
+
+
+def test_an_upload_leads_to_a_preview_that_saves_nothing(client, django_user_model, register):
+    importer(client, django_user_model)
+
+    response = upload(
+        client, TSV_HEADER + "客服\t某客服有限公司 400-000-0000\t姓名、手机号\t客户服务\t使用\n"
+    )
+    preview = client.get(response["Location"])
+
+    assert preview.status_code == 200
+    counts = preview.context["report"].counts
+    assert (counts["operations"].created, counts["processors"].created) == (1, 1)
+    assert not Processor.objects.filter(name_zh="某客服有限公司").exists()
+
+
+def test_confirming_the_preview_imports_the_rows(client, django_user_model, register):
+    importer(client, django_user_model)
+    location = upload(client, TSV_HEADER + "客服\t某客服有限公司\t姓名\t客户服务\t使用\n")["Location"]
+    token = location.rstrip("/").rsplit("/", 1)[1]
+
+    response = client.post(f"/import/{token}/confirm/", follow=True)
+
+    assert response.redirect_chain[-1][0] == "/import/done/"
+    assert Operation.objects.filter(processor__name_zh="某客服有限公司").count() == 1
+    assert not list(uploads.upload_dir().glob(f"{token}.*"))
+
+
+def test_problems_are_located_by_row_and_column_and_block_the_import(client, django_user_model, register):
+    importer(client, django_user_model)
+
+    location = upload(client, TSV_HEADER + "\t某客服有限公司\t姓名\t客户服务\t使用\n")["Location"]
+    response = client.get(location, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert not response.context["report"].ok
+    assert "row 2, column A (服务/功能名称)" in text(response)
+    assert "/confirm/" not in text(response)
+
+
+def test_unknown_headers_are_mapped_and_the_preview_runs_again(client, django_user_model, register):
+    importer(client, django_user_model)
+    location = upload(client, "服务\t接收方\t个人信息\t备注栏\n客服\t某客服有限公司\t姓名\t随便\n")[
+        "Location"
+    ]
+    preview = client.get(location)
+    assert preview.context["preview"].unknown_headers == ["备注栏"]
+
+    client.post(location, {"header_0": "ignore"})
+    again = client.get(location)
+
+    assert again.context["report"].ok
+    assert again.context["upload"].header_map == {"备注栏": "ignore"}
+
+
+def test_a_file_upload_works_like_pasted_text(client, django_user_model, register):
+    importer(client, django_user_model)
+    data = (TSV_HEADER + "客服\t某客服有限公司\t姓名\t客户服务\t使用\n").encode("utf-8")
+
+    response = client.post("/import/", {"controller": "acme", "file": named_file(data, "table.tsv")})
+
+    assert client.get(response["Location"]).context["report"].rows == 1
+
+
+def test_the_upload_script_gets_the_preview_address_as_json(client, django_user_model, register):
+    importer(client, django_user_model)
+
+    response = client.post(
+        "/import/",
+        {"controller": "acme", "text": TSV_HEADER + "客服\t某\t姓名\t\t\n"},
+        HTTP_ACCEPT="application/json",
+    )
+
+    assert response.json()["next"].startswith("/import/")
+
+
+def test_an_upload_needs_exactly_one_of_file_and_text(client, django_user_model, register):
+    importer(client, django_user_model)
+
+    response = client.post("/import/", {"controller": "acme"})
+
+    assert response.status_code == 400
+    assert not list(uploads.upload_dir().glob("*"))
+
+
+def test_someone_elses_upload_cannot_be_seen_or_confirmed(client, django_user_model, register):
+    owner = user_with(django_user_model, "add_operation", username="owner")
+    stored = uploads.upload_store(
+        user=owner, controller=register["controller"], text=TSV_HEADER + "客服\t某\t姓名\t\t\n"
+    )
+    importer(client, django_user_model)
+
+    assert client.get(f"/import/{stored.token}/")["Location"] == "/import/"
+    client.post(f"/import/{stored.token}/confirm/")
+    assert uploads.upload_get(stored.token, owner) == stored
+
+
+def test_an_expired_upload_is_refused_and_deleted(django_user_model, register, settings):
+    owner = user_with(django_user_model, "add_operation", username="owner")
+    stored = uploads.upload_store(
+        user=owner, controller=register["controller"], text=TSV_HEADER + "客服\t某\t姓名\t\t\n"
+    )
+    settings.REGISTER_UPLOAD_TTL = 0
+
+    with pytest.raises(uploads.UploadError) as error:
+        uploads.upload_get(stored.token, owner)
+
+    assert error.value.code == "expired"
+    assert not list(uploads.upload_dir().glob(f"{stored.token}.*"))
+
+
+def test_a_stored_file_changed_on_disk_is_refused(django_user_model, register):
+    owner = user_with(django_user_model, "add_operation", username="owner")
+    stored = uploads.upload_store(
+        user=owner, controller=register["controller"], text=TSV_HEADER + "客服\t某\t姓名\t\t\n"
+    )
+    (uploads.upload_dir() / f"{stored.token}.data").write_bytes(b"tampered")
+
+    with pytest.raises(uploads.UploadError) as error:
+        uploads.upload_confirm(stored.token, owner)
+
+    assert error.value.code == "changed"
+
+
+def test_the_stored_record_keeps_the_sha256_of_the_bytes(django_user_model, register):
+    owner = user_with(django_user_model, "add_operation", username="owner")
+    content = TSV_HEADER + "客服\t某\t姓名\t\t\n"
+
+    stored = uploads.upload_store(user=owner, controller=register["controller"], text=content)
+
+    assert stored.sha256 == hashlib.sha256(content.encode()).hexdigest()
+
+
+def test_a_malformed_token_never_reaches_the_file_system(django_user_model):
+    owner = user_with(django_user_model, "add_operation", username="owner")
+
+    with pytest.raises(uploads.UploadError):
+        uploads.upload_get("../../etc/passwd", owner)
+
+
+def test_discarding_forgets_the_upload(client, django_user_model, register):
+    importer(client, django_user_model)
+    location = upload(client, TSV_HEADER + "客服\t某\t姓名\t\t\n")["Location"]
+    token = location.rstrip("/").rsplit("/", 1)[1]
+
+    client.post(f"/import/{token}/discard/")
+
+    assert not list(uploads.upload_dir().glob(f"{token}.*"))
+
+
+# --- Query counts -------------------------------------------------------------------------------
+
+# Each page's queries for a superuser, whatever the number of rows. Every count starts with the session
+# and the user (2); the filter form's choices (category tree, purposes, processors, services with their
+# controllers) are 5 more on the explorer and the matrix.
+PAGE_QUERIES = {
+    # 4 for the figures, top categories, category groups, controllers, recent operations (1 + 3
+    # prefetches), recent processors
+    "dashboard": 14,
+    # count, page, data items, purposes, actions
+    "explorer": 12,
+    # ... and one to resolve the category
+    "explorer_filtered": 13,
+    # two aggregates for the cells and totals, one for the column groups' names
+    "matrix": 10,
+    # processor, members, aliases, operations (1 + 3 prefetches)
+    "processor": 9,
+    # category, aliases, children, recipients' operations (1 + 4 prefetches); a root has no ancestors
+    "category": 10,
+    # controller, extra sensitive categories, operations (1 + 4 prefetches), dates
+    # the tree, the operation count per category
+    "categories": 4,
+    "disclosure": 10,
+    "embed": 10,
+}
+
+
+def page_urls(built: dict) -> dict[str, str]:
+    member = next(processor for processor in built["processors"] if processor.member_of_id)
+    code = built["controller"].code
+    return {
+        "dashboard": "/",
+        "explorer": "/explorer/",
+        "explorer_filtered": "/explorer/?category=basic&sensitive=false&ordering=-processor",
+        "matrix": "/matrix/",
+        "processor": f"/processors/{member.pk}/",
+        "category": "/categories/basic/",
+        "categories": "/categories/",
+        "disclosure": f"/disclosure/{code}/",
+        "embed": f"/disclosure/{code}/embed/?lang=en",
+    }
+
+
+@pytest.mark.parametrize("operations", [10, 300])
+def test_every_page_runs_the_same_number_of_queries_for_10_or_300_operations(
+    admin_client, django_assert_num_queries, operations
+):
+    built = generate_register(operations)
+    admin_client.get("/")  # the session is loaded once before counting
+
+    for name, url in page_urls(built).items():
+        with django_assert_num_queries(PAGE_QUERIES[name]):
+            assert admin_client.get(url).status_code == 200, name
+
+
+def test_an_any_choice_sent_as_an_empty_value_filters_nothing(admin_client, register):
+    response = admin_client.get("/explorer/?processor=&service=&sensitive=&category=&controller=")
+
+    assert response.context["paginator"].count == 3
