@@ -6,42 +6,59 @@ FilterSet the API and the browser use, so the three can never disagree. Writes g
 ``processors.services`` where a service exists.
 """
 
+import contextlib
+import io
 import re
+from typing import Any
 
 import django_filters
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.widgets import AdminTextareaWidget
-from django.core.exceptions import ImproperlyConfigured
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AdminDateWidget, AdminTextareaWidget
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import F, Func, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Concat
 from django.forms.models import BaseInlineFormSet
-from django.http import QueryDict
-from django.urls import reverse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import get_language, gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 from django_filters.filters import QuerySetRequestMixin
+from simple_history.admin import SimpleHistoryAdmin
 
-from processors import selectors, services
+from processors import notices, selectors, services, versions
 from processors.filters import OperationFilterSet, ProcessorFilterSet
+from processors.findings import Severity, findings
+from processors.forms import HeaderMapForm, UploadForm
+from processors.history import history_entries
 from processors.models import (
     CategoryAlias,
+    Channel,
     Controller,
     DataCategory,
     DataItem,
+    ImportRecord,
     Operation,
     ProcessingAction,
     Processor,
     ProcessorAlias,
+    PublishedVersion,
     Purpose,
     PurposeAlias,
     Service,
     TaxonomyRelease,
 )
+from processors.spreadsheets import export, uploads
+from processors.spreadsheets.readers import ImportLimits
 from processors.text import normalize_key
 
 # Bilingual by design rather than translated: a reader of either language recognises the site.
@@ -442,6 +459,91 @@ class ProcessorOperationInline(admin.TabularInline):
 # --- Mixins ---------------------------------------------------------------------------------------
 
 
+class RegisterHistoryAdmin(SimpleHistoryAdmin):
+    """A register model's admin whose history page lists who, when, through which door, and old → new.
+
+    History is evidence: simple_history's per-version form (which can save an old state back) is not
+    routed at all, and the history page only reads. The page renders ``history_entries`` for one page of
+    rows, so its query count does not grow with the number of changes.
+    """
+
+    object_history_template = "admin/processors/object_history.html"
+    history_list_per_page = 50
+
+    def get_urls(self):
+        return [url for url in super().get_urls() if not (url.name or "").endswith("_simple_history")]
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        records = obj.history.order_by("-history_date", "-history_id")
+        page = Paginator(records, self.history_list_per_page).get_page(request.GET.get("p"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Change history: %(object)s") % {"object": obj},
+            "subtitle": None,
+            "object": obj,
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "module_name": str(self.opts.verbose_name_plural).capitalize(),
+            "entries": history_entries(page.object_list),
+            "page_obj": page,
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.object_history_template, context)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the system only (imports, published versions): to be looked at, never edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class FindingsSectionMixin:
+    """A read-only "Findings" field: what the compliance rules report for the object on its page."""
+
+    findings_scope = ""
+
+    @admin.display(description=_("findings"))
+    def findings_list(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        found = findings(**{self.findings_scope: obj})
+        if not found:
+            return format_html('<span class="no-findings">✓ {}</span>', gettext("No findings."))
+        return format_html(
+            '<ul class="findings-list">{}</ul>',
+            format_html_join(
+                "",
+                '<li class="severity-{}"><strong>{}</strong> {} <code>{}</code> <span class="muted">{}</span>'
+                "<br>{}<br><em>{}</em></li>",
+                (
+                    (
+                        finding.severity,
+                        Severity(finding.severity).label,
+                        finding.rule.title,
+                        finding.code,
+                        finding.rule.reference,
+                        finding.detail or finding.subject_label,
+                        finding.rule.fix,
+                    )
+                    for finding in found
+                ),
+            ),
+        )
+
+
 class DataItemActionsMixin:
     """Actions shared by operations and data items; ``items_for`` says which items a selection means."""
 
@@ -468,7 +570,7 @@ class DataItemActionsMixin:
 
 
 @admin.register(DataCategory)
-class DataCategoryAdmin(admin.ModelAdmin):
+class DataCategoryAdmin(RegisterHistoryAdmin):
     formfield_overrides = COMPACT_TEXTAREAS
     list_display = (
         "code",
@@ -533,7 +635,7 @@ class DataCategoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Purpose)
-class PurposeAdmin(admin.ModelAdmin):
+class PurposeAdmin(RegisterHistoryAdmin):
     formfield_overrides = COMPACT_TEXTAREAS
     list_display = ("code", "name_zh", "name_en", "position", "operation_count")
     search_fields = ("code", "name_zh", "name_en", "aliases__text")
@@ -550,7 +652,7 @@ class PurposeAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProcessingAction)
-class ProcessingActionAdmin(admin.ModelAdmin):
+class ProcessingActionAdmin(RegisterHistoryAdmin):
     list_display = ("code", "name_zh", "name_en", "pipl_article_4", "position")
     list_filter = ("pipl_article_4",)
     search_fields = ("code", "name_zh", "name_en")
@@ -572,11 +674,81 @@ class TaxonomyReleaseAdmin(admin.ModelAdmin):
         return False
 
 
+# --- Deletion notices -----------------------------------------------------------------------------
+
+# Categories may be typed as a list: commas (either width), 、, semicolons or new lines between them.
+CATEGORY_SEPARATORS = re.compile(r"[,，、;；\n]+")
+
+
+class DeletionNoticeForm(forms.Form):
+    categories = forms.CharField(
+        label=_("data categories"),
+        help_text=_("Codes, names or aliases, separated by commas, e.g. 手机号, 身份证号."),
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+    controller = forms.ModelChoiceField(
+        label=_("controller"),
+        queryset=Controller.objects.order_by("code"),
+        to_field_name="code",
+        required=False,
+        empty_label=_("all"),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        values = [value.strip() for value in CATEGORY_SEPARATORS.split(cleaned.get("categories", ""))]
+        values = [value for value in values if value]
+        if not values:
+            return cleaned
+        try:
+            cleaned["notice"] = notices.deletion_notice(values, cleaned.get("controller"))
+        except notices.NoticeError as error:
+            hints = [
+                gettext("“%(value)s”: maybe %(suggestions)s")
+                % {"value": value, "suggestions": gettext(", ").join(suggestions)}
+                for value, suggestions in error.suggestions.items()
+                if suggestions
+            ]
+            self.add_error("categories", [error.message, *hints])
+        return cleaned
+
+
+class DeletionNoticeMixin:
+    """Who must be told to delete some categories of data, with their contacts, on screen or as CSV."""
+
+    def deletion_notice_urls(self) -> list:
+        view = self.admin_site.admin_view(self.deletion_notice_view)
+        return [path("deletion-notice/", view, name="processors_deletion_notice")]
+
+    def deletion_notice_view(self, request):
+        if not request.user.has_perm("processors.view_processor"):
+            raise PermissionDenied
+        form = DeletionNoticeForm(request.GET or None)
+        notice = form.cleaned_data.get("notice") if form.is_valid() else None
+        if notice is not None and request.GET.get("format") == "csv":
+            response = HttpResponse(content_type="text/csv; charset=utf-8")
+            response.headers["Content-Disposition"] = 'attachment; filename="deletion-notice.csv"'
+            notices.deletion_notice_csv(notice, response, current_lang())
+            return response
+        query = request.GET.copy()
+        query["format"] = "csv"
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Deletion notice"),
+            "subtitle": None,
+            "form": form,
+            "notice": notice,
+            "csv_query": query.urlencode(),
+        }
+        return TemplateResponse(request, "admin/processors/deletion_notice.html", context)
+
+
 # --- Parties --------------------------------------------------------------------------------------
 
 
 @admin.register(Controller)
-class ControllerAdmin(admin.ModelAdmin):
+class ControllerAdmin(RegisterHistoryAdmin):
     formfield_overrides = COMPACT_TEXTAREAS
     list_display = ("code", "name_zh", "name_en", "country", "disclosure_public", "service_count")
     list_filter = ("disclosure_public", "country")
@@ -607,7 +779,7 @@ class ControllerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Processor)
-class ProcessorAdmin(admin.ModelAdmin):
+class ProcessorAdmin(DeletionNoticeMixin, FindingsSectionMixin, RegisterHistoryAdmin):
     form = ProcessorForm
     formfield_overrides = COMPACT_TEXTAREAS
     list_display = ("name", "kind", "member_of", "country", "contact_phone", "operation_count")
@@ -620,7 +792,15 @@ class ProcessorAdmin(admin.ModelAdmin):
     )
     search_fields = ("name_zh", "name_en", "aliases__text", "contact_phone", "uscc")
     autocomplete_fields = ("member_of",)
-    readonly_fields = ("name_key", "members", "received_categories", "created_at", "updated_at")
+    readonly_fields = (
+        "name_key",
+        "members",
+        "received_categories",
+        "findings_list",
+        "created_at",
+        "updated_at",
+    )
+    findings_scope = "processor"
     fieldsets = (
         (
             None,
@@ -643,9 +823,13 @@ class ProcessorAdmin(admin.ModelAdmin):
             {"fields": ("contact_phone", "contact_email", "address", "website", "privacy_policy_url")},
         ),
         (_("Notes"), {"fields": ("notes",)}),
+        (_("Compliance findings"), {"fields": ("findings_list",)}),
         (_("Records"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = [ProcessorOperationInline, ProcessorAliasInline]
+
+    def get_urls(self):
+        return self.deletion_notice_urls() + super().get_urls()
 
     def get_queryset(self, request):
         operations = Operation.objects.filter(processor=OuterRef("pk"))
@@ -686,7 +870,7 @@ class ProcessorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(RegisterHistoryAdmin):
     formfield_overrides = COMPACT_TEXTAREAS
     list_display = ("name", "name_en", "controller", "sdk_name", "operation_count")
     list_select_related = ("controller",)
@@ -731,8 +915,277 @@ class ServiceAdmin(admin.ModelAdmin):
         return service.operation_count
 
 
+# --- Register tools: import, export, findings -----------------------------------------------------
+
+EXPORT_CONTENT_TYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv; charset=utf-8",
+}
+# What the export button and actions offer: (kind, language) → file format.
+EXPORT_KINDS = ("xlsx", "csv", "workbook")
+EXPORT_LANGUAGES = ("zh", "en")
+
+
+def spreadsheet_download(operations, *, kind: str, lang: str) -> HttpResponse:
+    """The disclosure table (xlsx/csv, zh/en) or the full workbook of these operations, as an attachment."""
+    fmt = "xlsx" if kind == "workbook" else kind
+    stream = io.BytesIO()
+    if kind == "workbook":
+        export.export_workbook(operations, stream=stream)
+        name = "register-workbook.xlsx"
+    else:
+        export.export_disclosure(operations, stream=stream, fmt=fmt, lang=lang)
+        name = f"register-disclosure-{lang}.{fmt}"
+    response = HttpResponse(stream.getvalue(), content_type=EXPORT_CONTENT_TYPES[fmt])
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def current_lang() -> str:
+    return "en" if (get_language() or "").startswith("en") else "zh"
+
+
+class OperationImportMixin:
+    """Upload → preview (dry run, header mapping) → confirm, in the admin, around ``uploads``.
+
+    The same flow as the browser import: only the pages differ. Each step needs ``add_operation``.
+    """
+
+    import_permission = "processors.add_operation"
+
+    def import_urls(self) -> list:
+        view = self.admin_site.admin_view
+        return [
+            path("import/", view(self.import_upload_view), name="processors_operation_import"),
+            path(
+                "import/<str:token>/",
+                view(self.import_preview_view),
+                name="processors_operation_import_preview",
+            ),
+            path(
+                "import/<str:token>/confirm/",
+                view(self.import_confirm_view),
+                name="processors_operation_import_confirm",
+            ),
+            path(
+                "import/<str:token>/discard/",
+                view(self.import_discard_view),
+                name="processors_operation_import_discard",
+            ),
+        ]
+
+    def check_import_permission(self, request) -> None:
+        if not request.user.has_perm(self.import_permission):
+            raise PermissionDenied
+
+    def import_context(self, request, **context) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Import a third-party table"),
+            "subtitle": None,
+            **context,
+        }
+
+    def import_upload_view(self, request):
+        self.check_import_permission(request)
+        form = UploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            file = form.cleaned_data["file"]
+            try:
+                upload = uploads.upload_store(
+                    user=request.user,
+                    controller=form.cleaned_data["controller"],
+                    file_name=file.name if file else "",
+                    # One byte past the limit is enough for the preview to say the file is too big.
+                    data=file.read(ImportLimits.from_settings().max_bytes + 1) if file else None,
+                    text=None if file else form.cleaned_data["text"],
+                )
+            except uploads.UploadError as error:
+                form.add_error(None, error.message)
+            else:
+                return redirect("admin:processors_operation_import_preview", token=upload.token)
+        context = self.import_context(request, form=form)
+        status = 400 if request.method == "POST" else 200
+        return TemplateResponse(request, "admin/processors/import_upload.html", context, status=status)
+
+    def import_preview_view(self, request, token: str):
+        self.check_import_permission(request)
+        try:
+            preview = uploads.upload_preview(token, request.user, channel=Channel.ADMIN)
+            form = HeaderMapForm(
+                request.POST if request.method == "POST" else None,
+                headers=preview.unknown_headers,
+                initial=preview.upload.header_map,
+            )
+            if request.method == "POST" and form.is_valid():
+                uploads.upload_set_header_map(
+                    token, request.user, header_map={**preview.upload.header_map, **form.header_map()}
+                )
+                return redirect("admin:processors_operation_import_preview", token=token)
+        except uploads.UploadError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return redirect("admin:processors_operation_import")
+        report = preview.report
+        context = self.import_context(
+            request,
+            title=gettext("Check before importing"),
+            preview=preview,
+            report=report,
+            upload=preview.upload,
+            header_form=form,
+            problems=[problem for problem in report.problems if problem.code != "item_unmapped"],
+            unmapped_items=report.unmapped_items,
+            controller=Controller.objects.filter(code=preview.upload.controller_code).first(),
+        )
+        status = 400 if request.method == "POST" else 200
+        return TemplateResponse(request, "admin/processors/import_preview.html", context, status=status)
+
+    def import_confirm_view(self, request, token: str):
+        self.check_import_permission(request)
+        if request.method != "POST":
+            return redirect("admin:processors_operation_import_preview", token=token)
+        try:
+            report = uploads.upload_confirm(token, request.user, channel=Channel.ADMIN)
+        except uploads.UploadError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return redirect("admin:processors_operation_import")
+        if not report.committed:
+            self.message_user(
+                request, gettext("The import found errors and saved nothing; see below."), messages.ERROR
+            )
+            return redirect("admin:processors_operation_import_preview", token=token)
+        counts = report.counts["operations"]
+        self.message_user(
+            request,
+            gettext(
+                "Imported %(file)s: %(created)d operations created, %(changed)d changed, "
+                "%(unchanged)d unchanged."
+            )
+            % {
+                "file": report.file_name,
+                "created": counts.created,
+                "changed": counts.changed,
+                "unchanged": counts.unchanged,
+            },
+            messages.SUCCESS,
+        )
+        changelist = reverse("admin:processors_operation_changelist")
+        return HttpResponseRedirect(f"{changelist}?controller={report.controller}")
+
+    def import_discard_view(self, request, token: str):
+        self.check_import_permission(request)
+        if request.method == "POST":
+            with contextlib.suppress(uploads.UploadError):  # a malformed token: nothing to discard
+                uploads.upload_discard(token, request.user)
+            self.message_user(request, gettext("The upload was discarded; nothing was imported."))
+        return redirect("admin:processors_operation_import")
+
+
+class OperationExportMixin:
+    """Export what I see: the filtered changelist (a button) or the selected rows (actions) as a file."""
+
+    def export_urls(self) -> list:
+        return [
+            path(
+                "export/<str:kind>/<str:lang>/",
+                self.admin_site.admin_view(self.export_view),
+                name="processors_operation_export",
+            ),
+        ]
+
+    def export_view(self, request, kind: str, lang: str):
+        if kind not in EXPORT_KINDS or lang not in EXPORT_LANGUAGES:
+            raise Http404
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        # The changelist's own filters, search and ordering, read from the same query string.
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return redirect(reverse("admin:processors_operation_changelist") + "?e=1")
+        return spreadsheet_download(changelist.get_queryset(request), kind=kind, lang=lang)
+
+    @admin.action(description=_("Export selected: disclosure table (xlsx, Chinese)"), permissions=["view"])
+    def export_disclosure_xlsx_zh(self, request, queryset):
+        return spreadsheet_download(queryset, kind="xlsx", lang="zh")
+
+    @admin.action(description=_("Export selected: disclosure table (xlsx, English)"), permissions=["view"])
+    def export_disclosure_xlsx_en(self, request, queryset):
+        return spreadsheet_download(queryset, kind="xlsx", lang="en")
+
+    @admin.action(description=_("Export selected: disclosure table (csv, Chinese)"), permissions=["view"])
+    def export_disclosure_csv_zh(self, request, queryset):
+        return spreadsheet_download(queryset, kind="csv", lang="zh")
+
+    @admin.action(description=_("Export selected: full workbook (xlsx)"), permissions=["view"])
+    def export_full_workbook(self, request, queryset):
+        return spreadsheet_download(queryset, kind="workbook", lang="zh")
+
+
+class FindingsFilterForm(forms.Form):
+    severity = forms.ChoiceField(
+        label=_("severity"), choices=[("", _("all"))] + list(Severity.choices), required=False
+    )
+    controller = forms.ModelChoiceField(
+        label=_("controller"),
+        queryset=Controller.objects.order_by("code"),
+        to_field_name="code",
+        required=False,
+        empty_label=_("all"),
+    )
+
+
+class FindingsViewMixin:
+    """The compliance findings of the register (or one controller), worst first, linked to their subjects."""
+
+    def findings_urls(self) -> list:
+        return [path("findings/", self.admin_site.admin_view(self.findings_view), name="processors_findings")]
+
+    def findings_view(self, request):
+        if not request.user.has_perm("processors.view_operation"):
+            raise PermissionDenied
+        form = FindingsFilterForm(request.GET or None)
+        found = []
+        if form.is_valid() or not request.GET:
+            cleaned = form.cleaned_data if form.is_bound else {}
+            found = findings(controller=cleaned.get("controller"))
+            if cleaned.get("severity"):
+                found = [finding for finding in found if finding.severity == cleaned["severity"]]
+        rows = [
+            {
+                "finding": finding,
+                "severity_label": Severity(finding.severity).label,
+                "url": reverse(
+                    f"admin:{finding.subject_model.replace('.', '_')}_change", args=[finding.subject_id]
+                ),
+            }
+            for finding in found
+        ]
+        counts = {severity.value: 0 for severity in Severity}
+        for finding in found:
+            counts[finding.severity] += 1
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Compliance findings"),
+            "subtitle": None,
+            "form": form,
+            "rows": rows,
+            "counts": [(Severity(value).label, value, count) for value, count in counts.items()],
+        }
+        return TemplateResponse(request, "admin/processors/findings.html", context)
+
+
 @admin.register(Operation)
-class OperationAdmin(DataItemActionsMixin, admin.ModelAdmin):
+class OperationAdmin(
+    OperationImportMixin,
+    OperationExportMixin,
+    FindingsViewMixin,
+    FindingsSectionMixin,
+    DataItemActionsMixin,
+    RegisterHistoryAdmin,
+):
     list_display = (
         "service",
         "controller",
@@ -768,7 +1221,8 @@ class OperationAdmin(DataItemActionsMixin, admin.ModelAdmin):
     )
     autocomplete_fields = ("service", "processor", "purposes", "actions")
     formfield_overrides = COMPACT_TEXTAREAS
-    readonly_fields = ("source_text", "created_at", "updated_at")
+    readonly_fields = ("source_text", "findings_list", "created_at", "updated_at")
+    findings_scope = "operation"
     fieldsets = (
         (
             _("What"),
@@ -810,10 +1264,20 @@ class OperationAdmin(DataItemActionsMixin, admin.ModelAdmin):
                 )
             },
         ),
+        (_("Compliance findings"), {"fields": ("findings_list",)}),
         (_("Source"), {"fields": ("source_text", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = [DataItemInline]
-    actions = ["remap_data_items"]
+    actions = [
+        "remap_data_items",
+        "export_disclosure_xlsx_zh",
+        "export_disclosure_xlsx_en",
+        "export_disclosure_csv_zh",
+        "export_full_workbook",
+    ]
+
+    def get_urls(self):
+        return self.import_urls() + self.export_urls() + self.findings_urls() + super().get_urls()
 
     def get_queryset(self, request):
         return selectors.operation_list(super().get_queryset(request))
@@ -867,7 +1331,7 @@ class OperationAdmin(DataItemActionsMixin, admin.ModelAdmin):
 
 
 @admin.register(DataItem)
-class DataItemAdmin(DataItemActionsMixin, admin.ModelAdmin):
+class DataItemAdmin(DataItemActionsMixin, RegisterHistoryAdmin):
     """Where a reviewer finds the items the taxonomy could not map, across the whole register."""
 
     form = DataItemForm
@@ -932,3 +1396,255 @@ class DataItemAdmin(DataItemActionsMixin, admin.ModelAdmin):
             % {"created": created, "skipped": skipped, "unmapped": unmapped},
             messages.SUCCESS if created else messages.INFO,
         )
+
+
+# --- Imports and published versions ---------------------------------------------------------------
+
+
+@admin.register(ImportRecord)
+class ImportRecordAdmin(ReadOnlyAdmin):
+    """Every import and preview, as the importer recorded it; evidence, so nothing here can change."""
+
+    list_display = (
+        "file_name",
+        "user",
+        "channel",
+        "controller",
+        "result",
+        "counts_summary",
+        "started_at",
+        "duration",
+    )
+    list_select_related = ("user", "controller")
+    list_filter = ("result", "channel", "controller")
+    search_fields = ("file_name", "sha256")
+    date_hierarchy = "started_at"
+    fields = (
+        ("file_name", "shape"),
+        ("controller", "user", "channel"),
+        ("result", "dry_run"),
+        ("started_at", "duration"),
+        ("sha256", "size"),
+        "counts_table",
+        "problems_table",
+    )
+    readonly_fields = ("duration", "counts_table", "problems_table")
+
+    @admin.display(description=_("counts"))
+    def counts_summary(self, record: ImportRecord) -> str:
+        operations = (record.counts or {}).get("operations") or {}
+        if not operations:
+            return "—"
+        return gettext("%(created)s created, %(changed)s changed, %(unchanged)s unchanged") % {
+            "created": operations.get("created", 0),
+            "changed": operations.get("changed", 0),
+            "unchanged": operations.get("unchanged", 0),
+        }
+
+    @admin.display(description=_("duration"), ordering="duration_ms")
+    def duration(self, record: ImportRecord) -> str:
+        return "—" if record.duration_ms is None else f"{record.duration_ms / 1000:.1f} s"
+
+    @admin.display(description=_("counts"))
+    def counts_table(self, record: ImportRecord) -> str:
+        counts = record.counts if isinstance(record.counts, dict) else {}
+        rows = [(name, values) for name, values in counts.items() if isinstance(values, dict)]
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th></th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            gettext("created"),
+            gettext("changed"),
+            gettext("unchanged"),
+            format_html_join(
+                "",
+                "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (name, values.get("created", 0), values.get("changed", 0), values.get("unchanged", 0))
+                    for name, values in rows
+                ),
+            ),
+        )
+
+    @admin.display(description=_("problems"))
+    def problems_table(self, record: ImportRecord) -> str:
+        problems = [problem for problem in record.problems or [] if isinstance(problem, dict)]
+        if not problems:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            gettext("Level"),
+            gettext("Where"),
+            gettext("Problem"),
+            gettext("Suggestions"),
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{} <code>{}</code></td><td>{}</td></tr>",
+                (
+                    (
+                        problem.get("level", ""),
+                        problem.get("location", "") or "—",
+                        problem.get("message", ""),
+                        problem.get("value", ""),
+                        gettext(", ").join(problem.get("suggestions") or []) or "—",
+                    )
+                    for problem in problems
+                ),
+            ),
+        )
+
+
+class PublishVersionForm(forms.Form):
+    controller = forms.ModelChoiceField(
+        label=_("controller"), queryset=Controller.objects.order_by("code"), to_field_name="code"
+    )
+    label = forms.CharField(label=_("version label"), max_length=60)
+    updated_on = forms.DateField(label=_("version update date"), widget=AdminDateWidget)
+    effective_on = forms.DateField(label=_("version effective date"), widget=AdminDateWidget)
+    notes = forms.CharField(label=_("notes"), required=False, widget=AdminTextareaWidget(attrs={"rows": 3}))
+
+
+@admin.register(PublishedVersion)
+class PublishedVersionAdmin(ReadOnlyAdmin):
+    """Published versions are immutable: a page to publish one, and each version's table and diffs."""
+
+    list_display = ("label", "controller", "updated_on", "effective_on", "published_at", "published_by")
+    list_select_related = ("controller", "published_by")
+    list_filter = ("controller",)
+    search_fields = ("label", "controller__code", "controller__name_zh")
+    fields = (
+        ("controller", "label"),
+        ("updated_on", "effective_on"),
+        ("published_at", "published_by"),
+        "notes",
+        "snapshot_sha256",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("controller", "published_by")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("publish/", view(self.publish_view), name="processors_publishedversion_publish"),
+            path(
+                "<int:object_id>/diff/<str:against>.<str:fmt>",
+                view(self.diff_download_view),
+                name="processors_publishedversion_diff",
+            ),
+        ] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        can_publish = request.user.has_perm("processors.add_publishedversion")
+        return super().changelist_view(request, {"can_publish": can_publish, **(extra_context or {})})
+
+    def publish_view(self, request):
+        if not request.user.has_perm("processors.add_publishedversion"):
+            raise PermissionDenied
+        today = timezone.localdate()
+        form = PublishVersionForm(request.POST or None, initial={"updated_on": today, "effective_on": today})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                version = services.version_publish(
+                    controller=data["controller"],
+                    label=data["label"],
+                    updated_on=data["updated_on"],
+                    effective_on=data["effective_on"],
+                    notes=data["notes"],
+                    user=request.user,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                self.message_user(
+                    request,
+                    gettext("Published %(version)s.") % {"version": version},
+                    messages.SUCCESS,
+                )
+                return redirect("admin:processors_publishedversion_change", version.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Publish a version"),
+            "subtitle": None,
+            "form": form,
+            "media": self.media + form.media,
+        }
+        status = 400 if request.method == "POST" else 200
+        return TemplateResponse(request, "admin/processors/publish_version.html", context, status=status)
+
+    def previous_version(self, version: PublishedVersion) -> PublishedVersion | None:
+        earlier = PublishedVersion.objects.filter(controller=version.controller_id).exclude(pk=version.pk)
+        earlier = earlier.filter(
+            Q(effective_on__lt=version.effective_on)
+            | Q(effective_on=version.effective_on, published_at__lt=version.published_at)
+        )
+        return earlier.order_by("-effective_on", "-published_at", "-id").first()
+
+    def diffs(self, version: PublishedVersion) -> dict[str, versions.VersionDiff | None]:
+        previous = self.previous_version(version)
+        return {
+            "previous": versions.version_diff(previous, version) if previous is not None else None,
+            "live": versions.version_diff_live(version),
+        }
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, unquote(object_id))
+        if version is not None:
+            lang = current_lang()
+            diffs = [
+                {
+                    "key": key,
+                    "title": title,
+                    "diff": diff,
+                    "rows": diff_table(diff, lang) if diff is not None else [],
+                    "headers": versions.diff_rows(diff, lang)[0] if diff is not None else [],
+                }
+                for (key, diff), title in zip(
+                    self.diffs(version).items(),
+                    (
+                        _("Changes since the previous version"),
+                        _("Changes in the live register not yet published"),
+                    ),
+                    strict=True,
+                )
+            ]
+            extra_context = {
+                "disclosure_rows": versions.disclosure_rows(version.snapshot, lang),
+                "version_diffs": diffs,
+                **(extra_context or {}),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def diff_download_view(self, request, object_id: int, against: str, fmt: str):
+        version = self.get_object(request, str(object_id))
+        if version is None or against not in {"previous", "live"} or fmt not in {"md", "xlsx"}:
+            raise Http404
+        if not self.has_view_permission(request, version):
+            raise PermissionDenied
+        diff = self.diffs(version)[against]
+        if diff is None:
+            raise Http404
+        lang = request.GET.get("lang") if request.GET.get("lang") in EXPORT_LANGUAGES else current_lang()
+        name = f"{version.controller.code}-{version.label}-{against}-{lang}"
+        if fmt == "md":
+            response = HttpResponse(
+                versions.diff_markdown(diff, lang), content_type="text/markdown; charset=utf-8"
+            )
+        else:
+            stream = io.BytesIO()
+            versions.diff_xlsx(diff, stream, lang)
+            response = HttpResponse(stream.getvalue(), content_type=EXPORT_CONTENT_TYPES["xlsx"])
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+        return response
+
+
+def diff_table(diff: versions.VersionDiff, lang: str) -> list[dict[str, Any]]:
+    """The diff's rows as ``diff_rows`` orders them (material, sensitive first), each with its change."""
+    changes = [*diff.material, *diff.reductions, *diff.minor]
+    return [
+        {"cells": cells, "change": change}
+        for cells, change in zip(versions.diff_rows(diff, lang)[1:], changes, strict=True)
+    ]

@@ -1,22 +1,29 @@
 """The admin: every page opens, filters answer by data type, changelists run in constant queries."""
 
 import datetime
+import io
 
+import openpyxl
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 from django.utils import translation
 
+from processors import services
 from processors.admin import TREE_INDENT
+from processors.demo import demo_load
 from processors.models import (
     CategoryAlias,
     Controller,
     DataCategory,
     DataItem,
+    ImportRecord,
     Operation,
     ProcessingAction,
     Processor,
+    PublishedVersion,
     Purpose,
     Service,
     TaxonomyRelease,
@@ -615,3 +622,378 @@ def test_changelists_run_a_constant_number_of_queries(
 
     assert response.status_code == 200
     assert response.context["cl"].result_count > 0
+
+
+# --- Export what I see ----------------------------------------------------------------------------
+
+
+def exported_text(response, sheet: str | None = None) -> str:
+    workbook = openpyxl.load_workbook(io.BytesIO(response.content))
+    sheets = [workbook[sheet]] if sheet else workbook.worksheets
+    return "\n".join(str(cell) for each in sheets for row in each.iter_rows(values_only=True) for cell in row)
+
+
+def processor_names(register, keys) -> set[str]:
+    return {register[key].processor.name_zh for key in keys}
+
+
+def test_the_export_button_exports_only_the_filtered_rows(admin_client, register):
+    url = reverse("admin:processors_operation_export", args=["xlsx", "zh"])
+
+    response = admin_client.get(url, {"category": "identity"})
+
+    text = exported_text(response)
+    assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+    assert all(name in text for name in processor_names(register, ["kyc", "passport"]))
+    assert not any(name in text for name in processor_names(register, ["sms", "names_only"]))
+
+
+def test_the_changelist_export_links_carry_its_filters(admin_client, register):
+    content = admin_client.get(changelist_url("operation"), {"category": "identity"}).content.decode()
+
+    assert reverse("admin:processors_operation_export", args=["xlsx", "en"]) + "?category=identity" in content
+
+
+def test_the_full_workbook_export_honours_the_filter(admin_client, register):
+    url = reverse("admin:processors_operation_export", args=["workbook", "zh"])
+
+    text = exported_text(admin_client.get(url, {"category": "identity"}), sheet="Operations")
+
+    assert register["kyc"].processor.name_zh in text
+    assert register["sms"].processor.name_zh not in text
+
+
+def test_the_csv_export_is_a_chinese_disclosure_table(admin_client, register):
+    url = reverse("admin:processors_operation_export", args=["csv", "zh"])
+
+    response = admin_client.get(url, {"category": "identity"})
+
+    text = response.content.decode("utf-8-sig")
+    assert register["kyc"].processor.name_zh in text and register["sms"].processor.name_zh not in text
+
+
+def test_the_export_action_exports_the_selected_rows_within_the_filter(admin_client, register):
+    everything = [operation.pk for operation in Operation.objects.all()]
+
+    response = admin_client.post(
+        changelist_url("operation") + "?category=identity",
+        {"action": "export_disclosure_xlsx_zh", "_selected_action": everything},
+    )
+
+    text = exported_text(response)
+    assert all(name in text for name in processor_names(register, ["kyc", "passport"]))
+    assert register["sms"].processor.name_zh not in text
+
+
+def test_an_unknown_export_kind_is_not_found(admin_client):
+    assert (
+        admin_client.get(reverse("admin:processors_operation_export", args=["pdf", "zh"])).status_code == 404
+    )
+
+
+# --- Import records and published versions --------------------------------------------------------
+
+
+def make_import_record(**fields) -> ImportRecord:
+    fields.setdefault("file_name", "table.tsv")
+    fields.setdefault("sha256", "a" * 64)
+    fields.setdefault("result", ImportRecord.Result.IMPORTED)
+    fields.setdefault("counts", {"operations": {"created": 3, "changed": 1, "unchanged": 0}})
+    fields.setdefault(
+        "problems",
+        [
+            {
+                "level": "warning",
+                "code": "item_unmapped",
+                "message": "无法识别",
+                "location": "第 3 行",
+                "value": "X",
+            }
+        ],
+    )
+    return ImportRecord.objects.create(**fields)
+
+
+@pytest.mark.parametrize("model", ["importrecord", "publishedversion"])
+def test_records_and_versions_cannot_be_added_by_hand(admin_client, model):
+    assert admin_client.get(reverse(f"admin:processors_{model}_add")).status_code == 403
+
+
+def test_an_import_record_opens_read_only_with_its_problems(admin_client):
+    record = make_import_record(controller=make_controller())
+    url = reverse("admin:processors_importrecord_change", args=[record.pk])
+
+    response = admin_client.get(url)
+
+    assert response.status_code == 200
+    assert "无法识别" in response.content.decode()
+    assert not response.context["has_change_permission"]
+
+
+def test_an_import_record_cannot_be_changed_or_deleted(admin_client):
+    record = make_import_record()
+
+    change = admin_client.post(reverse("admin:processors_importrecord_change", args=[record.pk]), {})
+    delete = admin_client.post(
+        reverse("admin:processors_importrecord_delete", args=[record.pk]), {"post": "yes"}
+    )
+
+    assert (change.status_code, delete.status_code) == (403, 403)
+    assert ImportRecord.objects.filter(pk=record.pk).exists()
+
+
+def test_the_import_records_filter_by_result(admin_client):
+    failed = make_import_record(result=ImportRecord.Result.FAILED)
+    make_import_record()
+
+    response = admin_client.get(changelist_url("importrecord"), {"result__exact": "failed"})
+
+    assert results(response) == {failed}
+
+
+def publish(admin_client, controller: Controller, label: str) -> PublishedVersion:
+    today = datetime.date.today().isoformat()
+    response = admin_client.post(
+        reverse("admin:processors_publishedversion_publish"),
+        {"controller": controller.code, "label": label, "updated_on": today, "effective_on": today},
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    return PublishedVersion.objects.get(controller=controller, label=label)
+
+
+def test_publishing_in_the_admin_creates_a_version(admin_client, admin_user, register):
+    version = publish(admin_client, register["controller"], "2026-01")
+
+    assert version.published_by == admin_user
+    assert len(version.snapshot["operations"]) == 5
+
+
+def test_publishing_a_label_twice_is_a_form_error(admin_client, register):
+    publish(admin_client, register["controller"], "v1")
+    today = datetime.date.today().isoformat()
+
+    response = admin_client.post(
+        reverse("admin:processors_publishedversion_publish"),
+        {
+            "controller": register["controller"].code,
+            "label": "v1",
+            "updated_on": today,
+            "effective_on": today,
+        },
+    )
+
+    assert response.status_code == 400
+    assert "label" in response.context["form"].errors
+
+
+def test_a_published_version_cannot_be_changed_or_deleted(admin_client, register):
+    version = publish(admin_client, register["controller"], "v1")
+
+    change = admin_client.post(reverse("admin:processors_publishedversion_change", args=[version.pk]), {})
+    delete = admin_client.post(
+        reverse("admin:processors_publishedversion_delete", args=[version.pk]), {"post": "yes"}
+    )
+
+    assert (change.status_code, delete.status_code) == (403, 403)
+
+
+def test_the_version_page_shows_a_material_diff_after_an_id_number_recipient_is_added(admin_client, register):
+    publish(admin_client, register["controller"], "v1")
+    make_operation(
+        service=register["service"],
+        processor=make_processor(name_zh="核验有限公司"),
+        data_items=("姓名", "身份证号"),
+    )
+    version = publish(admin_client, register["controller"], "v2")
+
+    response = admin_client.get(reverse("admin:processors_publishedversion_change", args=[version.pk]))
+
+    diff = response.context["version_diffs"][0]["diff"]
+    added = diff.material[0]
+    assert (added.kind, added.recipient, added.sensitive, diff.reconsent_required) == (
+        "recipient_added",
+        "核验有限公司",
+        True,
+        True,
+    )
+    assert "核验有限公司" in response.content.decode()
+
+
+def test_the_version_page_shows_its_published_table_and_unpublished_changes(admin_client, register):
+    version = publish(admin_client, register["controller"], "v1")
+    make_operation(service=register["service"], processor=make_processor(name_zh="后加的公司"))
+
+    response = admin_client.get(reverse("admin:processors_publishedversion_change", args=[version.pk]))
+
+    assert len(response.context["disclosure_rows"]) == 5
+    live = response.context["version_diffs"][1]["diff"]
+    assert [change.recipient for change in live.recipients_added] == ["后加的公司"]
+
+
+@pytest.mark.parametrize(("fmt", "marker"), [("md", "后加的公司"), ("xlsx", "")])
+def test_a_diff_downloads_as_markdown_and_xlsx(admin_client, register, fmt, marker):
+    version = publish(admin_client, register["controller"], "v1")
+    make_operation(service=register["service"], processor=make_processor(name_zh="后加的公司"))
+
+    response = admin_client.get(
+        reverse("admin:processors_publishedversion_diff", args=[version.pk, "live", fmt])
+    )
+
+    assert response.status_code == 200
+    assert "attachment" in response["Content-Disposition"]
+    assert marker in response.content.decode() if fmt == "md" else response.content[:2] == b"PK"
+
+
+# --- Findings and deletion notices ----------------------------------------------------------------
+
+
+def test_the_findings_page_lists_the_demos_cross_border_flows_without_a_mechanism(admin_client):
+    demo_load()
+
+    response = admin_client.get(
+        reverse("admin:processors_findings"), {"severity": "high"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    rows = [
+        row for row in response.context["rows"] if row["finding"].code == "cross_border_without_mechanism"
+    ]
+    assert len(rows) == 4
+    assert all(row["url"].startswith("/admin/processors/operation/") for row in rows)
+    assert "PIPL Art. 38" in response.content.decode()
+
+
+def test_the_findings_page_filters_by_severity(admin_client):
+    demo_load()
+
+    response = admin_client.get(reverse("admin:processors_findings"), {"severity": "low"})
+
+    assert {row["finding"].severity for row in response.context["rows"]} <= {"low"}
+
+
+def test_the_admin_index_links_to_the_findings(admin_client):
+    content = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert reverse("admin:processors_findings") in content
+
+
+def test_a_processor_page_shows_its_findings(admin_client):
+    processor = make_processor(name_zh="没有联系方式的公司")
+    make_operation(processor=processor, relationship="provision")
+
+    url = reverse("admin:processors_processor_change", args=[processor.pk])
+    content = admin_client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert "recipient_without_contact" in content
+
+
+def test_the_deletion_notice_for_phone_numbers_lists_the_sms_vendors_with_phones(admin_client):
+    demo_load()
+
+    response = admin_client.get(reverse("admin:processors_deletion_notice"), {"categories": "手机号"})
+
+    names = {recipient.processor.name_zh for recipient in response.context["notice"].recipients}
+    assert "北京亿美软通科技有限公司" in names
+    assert "010-58750664" in response.content.decode()
+
+
+def test_the_deletion_notice_downloads_as_csv(admin_client):
+    demo_load()
+
+    response = admin_client.get(
+        reverse("admin:processors_deletion_notice"), {"categories": "手机号", "format": "csv"}
+    )
+
+    assert response["Content-Type"].startswith("text/csv")
+    assert "010-58750664" in response.content.decode("utf-8-sig")
+
+
+def test_an_unknown_category_in_a_deletion_notice_is_a_form_error(admin_client):
+    response = admin_client.get(reverse("admin:processors_deletion_notice"), {"categories": "量子态"})
+
+    assert response.context["notice"] is None
+    assert "categories" in response.context["form"].errors
+
+
+# --- Query counts of the register tools -----------------------------------------------------------
+
+
+def bulk_records(count: int) -> None:
+    controller = make_controller()
+    ImportRecord.objects.bulk_create(
+        ImportRecord(file_name=f"t{index}.tsv", sha256="b" * 64, result="imported", controller=controller)
+        for index in range(count)
+    )
+    for index in range(count):
+        services.version_publish(
+            controller=controller,
+            label=f"v{index}",
+            updated_on=datetime.date(2026, 1, 1),
+            effective_on=datetime.date(2026, 1, 1),
+        )
+
+
+# Session and user (2), the controller filter list (1), the paginator's and the unfiltered count (2),
+# the page with its user and controller joined (1); import records add the date hierarchy's range
+# and its list of years (2).
+TOOL_CHANGELIST_QUERIES = [("importrecord", 8), ("publishedversion", 6)]
+
+
+@pytest.mark.parametrize("rows", [3, 30])
+@pytest.mark.parametrize(("model", "queries"), TOOL_CHANGELIST_QUERIES)
+def test_the_record_and_version_changelists_run_a_constant_number_of_queries(
+    admin_client, django_assert_num_queries, rows, model, queries
+):
+    bulk_records(rows)
+
+    with django_assert_num_queries(queries):
+        response = admin_client.get(changelist_url(model))
+
+    assert response.context["cl"].result_count == rows
+
+
+def publish_twice(controller: Controller) -> PublishedVersion:
+    for label in ("v1", "v2"):
+        version = services.version_publish(
+            controller=controller,
+            label=label,
+            updated_on=datetime.date(2026, 1, 1),
+            effective_on=datetime.date(2026, 1, 1),
+        )
+    return version
+
+
+# Findings: session and user (2), the controller filter list (1) and one or two queries per rule.
+# The deletion notice: session and user (2), the controller list (1), the category lookup, the holding
+# operations with their processors, members, categories and services prefetched.
+# A version page: session and user (2), the version with its controller (twice: the diffs' and the
+# form's) and its previous version (3), and the live snapshot (6: controller, extra sensitive categories,
+# operations, and their items, purposes and actions).
+TOOL_PAGE_QUERIES = [
+    ("admin:processors_findings", {}, 17),
+    ("admin:processors_deletion_notice", {"categories": "手机号"}, 7),
+]
+
+
+@pytest.mark.parametrize("rows", [10, 60])
+@pytest.mark.parametrize(("name", "params", "queries"), TOOL_PAGE_QUERIES)
+def test_the_findings_and_notice_pages_run_a_constant_number_of_queries(
+    admin_client, django_assert_num_queries, rows, name, params, queries
+):
+    bulk_register(rows)
+
+    with django_assert_num_queries(queries):
+        response = admin_client.get(reverse(name), params)
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("rows", [20, 60])
+def test_the_version_page_runs_a_constant_number_of_queries(admin_client, django_assert_num_queries, rows):
+    bulk_register(rows)
+    version = publish_twice(Controller.objects.get())
+    ContentType.objects.get_for_model(PublishedVersion)  # cached per process, whichever test runs first
+
+    with django_assert_num_queries(11):
+        response = admin_client.get(reverse("admin:processors_publishedversion_change", args=[version.pk]))
+
+    assert len(response.context["disclosure_rows"]) == rows

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from processors.models import Controller
+from processors.models import Channel, Controller
 from processors.spreadsheets.columns import DISCLOSURE_COLUMNS, IGNORE, ColumnSpec
 from processors.spreadsheets.importer import ImportReport, ProgressCallback, import_register
 
@@ -208,7 +208,13 @@ def upload_set_header_map(token: str, user: Any, *, header_map: dict[str, str]) 
     return upload
 
 
-def upload_preview(token: str, user: Any, *, header_map: dict[str, str] | None = None) -> UploadPreview:
+def upload_preview(
+    token: str,
+    user: Any,
+    *,
+    header_map: dict[str, str] | None = None,
+    channel: Channel | str = Channel.BROWSER,
+) -> UploadPreview:
     """Dry-run the upload (with a new header map, if given) and report what an import would do."""
     upload = upload_get(token, user)
     if header_map is not None:
@@ -220,12 +226,19 @@ def upload_preview(token: str, user: Any, *, header_map: dict[str, str] | None =
         dry_run=True,
         header_map=upload.header_map,
         user=user,
+        channel=channel,
     )
     unknown = [problem.value for problem in report.errors if problem.code == "header_unknown"]
     return UploadPreview(upload=upload, report=report, unknown_headers=list(dict.fromkeys(unknown)))
 
 
-def upload_confirm(token: str, user: Any, *, progress: ProgressCallback | None = None) -> ImportReport:
+def upload_confirm(
+    token: str,
+    user: Any,
+    *,
+    progress: ProgressCallback | None = None,
+    channel: Channel | str = Channel.BROWSER,
+) -> ImportReport:
     """Import the upload for real; on success it is discarded, on errors it stays for another look."""
     upload = upload_get(token, user)
     report = import_register(
@@ -235,6 +248,7 @@ def upload_confirm(token: str, user: Any, *, progress: ProgressCallback | None =
         header_map=upload.header_map,
         user=user,
         progress=progress,
+        channel=channel,
     )
     if report.committed:
         upload_discard(token, user)
