@@ -1,10 +1,12 @@
-"""Forms of the browser pages: the import upload and the header-mapping step."""
+"""Forms of the browser pages: the import upload, the header-mapping step, findings and deletion notices."""
 
+import re
 from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from processors.findings import Severity
 from processors.models import Controller
 from processors.spreadsheets.uploads import header_choices
 
@@ -61,3 +63,51 @@ class HeaderMapForm(forms.Form):
 
     def header_map(self) -> dict[str, str]:
         return {header: self.cleaned_data[f"header_{index}"] for index, header in enumerate(self.headers)}
+
+
+# Several categories in one field: the separators people type in Chinese and English lists.
+CATEGORY_SEPARATORS = re.compile(r"[\n\r,，、;；]+")
+
+
+class DeletionNoticeForm(forms.Form):
+    """The categories to delete (names, aliases or codes), and optionally the controller whose data it is."""
+
+    categories = forms.CharField(
+        label=_("data categories"),
+        max_length=1000,
+        help_text=_("Names, aliases or codes, separated by 、 , ; or new lines — e.g. 手机号、身份证号."),
+    )
+    controller = forms.ModelChoiceField(
+        label=_("controller"),
+        queryset=Controller.objects.order_by("code"),
+        to_field_name="code",
+        required=False,
+        empty_label=_("any controller"),
+    )
+    active_only = forms.BooleanField(
+        label=_("only flows still active"),
+        required=False,
+        help_text=_("Leave unticked to include recipients of retired flows, which may still hold the data."),
+    )
+
+    def clean_categories(self) -> list[str]:
+        values = [value.strip() for value in CATEGORY_SEPARATORS.split(self.cleaned_data["categories"])]
+        values = list(dict.fromkeys(value for value in values if value))
+        if not values:
+            raise forms.ValidationError(_("Name at least one data category."))
+        return values
+
+
+class FindingsFilterForm(forms.Form):
+    """The findings page's filters: a severity and a controller, both optional."""
+
+    severity = forms.ChoiceField(
+        label=_("severity"), choices=[("", _("any severity")), *Severity.choices], required=False
+    )
+    controller = forms.ModelChoiceField(
+        label=_("controller"),
+        queryset=Controller.objects.order_by("code"),
+        to_field_name="code",
+        required=False,
+        empty_label=_("any controller"),
+    )

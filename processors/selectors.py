@@ -12,6 +12,7 @@ from processors.models import (
     Controller,
     DataCategory,
     DataItem,
+    ImportRecord,
     Operation,
     OperationStatus,
     Processor,
@@ -506,3 +507,11 @@ def version_as_of(controller: Controller, day: datetime.date) -> PublishedVersio
 def version_current(controller: Controller, on: datetime.date | None = None) -> PublishedVersion | None:
     """The version in effect today (or on ``on``); None before the first one takes effect."""
     return version_as_of(controller, on or timezone.localdate())
+
+
+# --- Added for the dashboard's recent imports ---------------------------------------------------------
+
+
+def import_records_recent(limit: int = 5) -> QuerySet[ImportRecord]:
+    """The latest imports and previews, with their user and controller."""
+    return ImportRecord.objects.select_related("user", "controller").order_by("-started_at", "-id")[:limit]

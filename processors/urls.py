@@ -19,6 +19,16 @@ urlpatterns = [
     path(
         "disclosure/<slug:code>/download/", views.DisclosureDownloadView.as_view(), name="disclosure-download"
     ),
+    path("disclosure/<slug:code>/versions/", views.VersionListView.as_view(), name="versions"),
+    path("disclosure/<slug:code>/versions/<str:ref>/", views.DisclosureView.as_view(), name="version"),
+    path(
+        "disclosure/<slug:code>/versions/<str:ref>/download/",
+        views.DisclosureDownloadView.as_view(),
+        name="version-download",
+    ),
+    path("disclosure/<slug:code>/diff/", views.DisclosureDiffView.as_view(), name="diff"),
+    path("findings/", views.FindingsView.as_view(), name="findings"),
+    path("deletion-notice/", views.DeletionNoticeView.as_view(), name="deletion-notice"),
     path("import/", views.ImportUploadView.as_view(), name="import"),
     path("import/done/", views.ImportResultView.as_view(), name="import-result"),
     path("import/<str:token>/", views.ImportPreviewView.as_view(), name="import-preview"),

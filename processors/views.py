@@ -6,7 +6,7 @@ staff with the model's view permission (the same rule as the admin and the API) 
 
 import contextlib
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,25 +20,30 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryD
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import translation
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.generic import TemplateView
 from django_filters.views import FilterView
 
-from processors import selectors
+from processors import selectors, versions
 from processors.filters import OperationFilterSet
-from processors.forms import HeaderMapForm, UploadForm
+from processors.findings import Severity, findings
+from processors.forms import DeletionNoticeForm, FindingsFilterForm, HeaderMapForm, UploadForm
+from processors.history import processor_history
 from processors.models import (
     Controller,
     DataCategory,
     Operation,
     OperationStatus,
     Processor,
+    PublishedVersion,
     Purpose,
     Relationship,
     Service,
 )
+from processors.notices import NoticeError, deletion_notice, deletion_notice_csv
 from processors.spreadsheets import export, uploads
 from processors.spreadsheets.readers import ImportLimits
 from processors.taxonomy import Taxonomy
@@ -95,6 +100,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return render(request, "processors/landing.html", {"public_controllers": public})
     if not request.user.has_perm("processors.view_operation"):
         raise PermissionDenied
+    found = findings()
     return render(
         request,
         "processors/dashboard.html",
@@ -105,8 +111,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "controllers": Controller.objects.order_by("code"),
             "recent_operations": selectors.operation_list().order_by("-updated_at", "-pk")[:8],
             "recent_processors": Processor.objects.order_by("-updated_at", "-pk")[:6],
+            "recent_imports": list(selectors.import_records_recent()),
+            "findings_total": len(found),
+            "findings_by_severity": findings_by_severity(found),
+            "top_findings": found[:DASHBOARD_FINDINGS],
         },
     )
+
+
+DASHBOARD_FINDINGS = 6
+
+
+def findings_by_severity(found: list[Any]) -> list[tuple[str, str, int]]:
+    """(severity, label, count) for every severity, the worst first."""
+    counts = {severity.value: 0 for severity in Severity}
+    for finding in found:
+        counts[finding.severity] += 1
+    return [(severity.value, severity.label, counts[severity.value]) for severity in Severity]
 
 
 # --- Disclosure -----------------------------------------------------------------------------------
@@ -125,21 +146,38 @@ def disclosure_controller(request: HttpRequest, code: str) -> Controller | None:
 
 
 @dataclass
+class DisclosureEntry:
+    """One row of the table: the exporters' texts and the snapshot entry they were made from."""
+
+    row: export.DisclosureRow
+    entry: dict[str, Any]
+    country: str = ""
+    abroad: bool = False
+    members: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def processor(self) -> dict[str, Any]:
+        return self.entry["processor"]
+
+
+@dataclass
 class DisclosureGroup:
-    """The rows of one service; each row is the operation and the exporters' texts for it."""
+    """The rows of one service."""
 
     service: str
-    rows: list[tuple[Operation, export.DisclosureRow]]
+    rows: list[DisclosureEntry]
 
 
 @dataclass
 class DisclosureTable:
+    """A controller's table from a snapshot: a published version's, or the live register's."""
+
     controller: Controller
     lang: str
     groups: list[DisclosureGroup]
-    last_updated: datetime.datetime | None
-    effective_from: datetime.date | None
-    version: Any = None
+    last_updated: datetime.datetime | None = None
+    effective_from: datetime.date | None = None
+    version: PublishedVersion | None = None
 
     @property
     def row_count(self) -> int:
@@ -150,65 +188,111 @@ class DisclosureTable:
         return export.DISCLOSURE_HEADERS[self.lang]
 
     @property
-    def abroad(self) -> list[tuple[Processor, list[str]]]:
+    def abroad(self) -> list[tuple[dict[str, Any], list[str]]]:
         """Recipients established abroad (group members one by one), with the services sending to them."""
-        home = self.controller.country.code or "CN"
-        found: dict[int, tuple[Processor, list[str]]] = {}
+        found: dict[Any, tuple[dict[str, Any], list[str]]] = {}
         for group in self.groups:
-            for operation, _row in group.rows:
-                processor = operation.processor
-                for recipient in list(processor.members.all()) or [processor]:
-                    if recipient.country and recipient.country.code != home:
-                        services = found.setdefault(recipient.pk, (recipient, []))[1]
+            for row in group.rows:
+                parties = row.members or [
+                    {**row.processor, "country_name": row.country, "abroad": row.abroad}
+                ]
+                for party in parties:
+                    if party["abroad"]:
+                        services = found.setdefault(party["id"], (party, []))[1]
                         if group.service not in services:
                             services.append(group.service)
         return list(found.values())
 
 
-def disclosure_table(controller: Controller, *, lang: str, version: Any = None) -> DisclosureTable:
+def disclosure_table(
+    controller: Controller, snapshot: versions.Snapshot, *, lang: str, version: PublishedVersion | None = None
+) -> DisclosureTable:
     """The controller's table grouped by service, with the very texts the downloads carry."""
-    extra_sensitive = selectors.controller_extra_sensitive_category_ids().get(controller.pk, frozenset())
+    home = (snapshot.get("controller") or {}).get("country") or controller.country.code or "CN"
+
+    def place(party: dict[str, Any]) -> tuple[str, bool]:
+        code = party.get("country") or ""
+        return (versions.country_name(code, lang) if code else ""), bool(code) and code != home
+
     groups: list[DisclosureGroup] = []
-    operations = selectors.disclosure_operations(controller, version=version)
-    for operation in selectors.operation_disclosure_list(operations):
-        # One row builder for the page and the files, so they cannot disagree.
-        row = export._disclosure_row(operation, lang=lang, extra_sensitive=extra_sensitive, marks=False)
-        if not groups or groups[-1].rows[0][0].service_id != operation.service_id:
+    # One row builder for the page and the files, so they cannot disagree.
+    for entry, row in zip(snapshot["operations"], versions.disclosure_rows(snapshot, lang), strict=True):
+        country, abroad = place(entry["processor"])
+        members = [
+            {**member, "name": versions._name(member, lang), "country_name": name, "abroad": member_abroad}
+            for member in entry["processor"]["members"]
+            for name, member_abroad in [place(member)]
+        ]
+        if not groups or groups[-1].rows[0].row.service_id != row.service_id:
             groups.append(DisclosureGroup(row.service, []))
-        groups[-1].rows.append((operation, row))
-    return DisclosureTable(
-        controller, lang, groups, **selectors.disclosure_dates(controller), version=version
-    )
+        groups[-1].rows.append(DisclosureEntry(row, entry, country, abroad, members))
+    dates = {} if version is not None else selectors.disclosure_dates(controller)
+    return DisclosureTable(controller, lang, groups, **dates, version=version)
+
+
+def can_read_register(request: HttpRequest) -> bool:
+    return request.user.has_perm("processors.view_operation")
+
+
+def version_find(controller: Controller, ref: str, candidates: Any = None) -> PublishedVersion:
+    """A controller's version by label, else by id (404 when there is none)."""
+    candidates = list(candidates) if candidates is not None else None
+    if candidates is None:
+        version = selectors.version_list(controller).filter(label=ref).first()
+        if version is None and ref.isdigit():
+            version = selectors.version_list(controller).filter(pk=int(ref)).first()
+    else:
+        version = next((item for item in candidates if item.label == ref), None)
+        if version is None and ref.isdigit():
+            version = next((item for item in candidates if item.pk == int(ref)), None)
+    if version is None:
+        raise Http404(_("No such version."))
+    return version
 
 
 class DisclosureView(View):
-    """A controller's third-party table as its privacy policy shows it (public if the controller says so)."""
+    """A controller's third-party table as its privacy policy shows it (public if the controller says so).
+
+    The table is the version in effect; before the first one takes effect, the live register (which staff
+    see marked as a draft).
+    """
 
     template_name = "processors/disclosure.html"
 
-    def get_version(self) -> Any:
-        # Published versions (label, effective date) come in a later issue; None is the live register.
-        return None
+    def get_version(self) -> PublishedVersion | None:
+        if "ref" in self.kwargs:
+            return version_find(self.controller, self.kwargs["ref"])
+        return selectors.version_current(self.controller)
 
-    def get(self, request: HttpRequest, code: str) -> HttpResponse:
+    def get(self, request: HttpRequest, code: str, **kwargs: Any) -> HttpResponse:
         self.controller = controller = disclosure_controller(request, code)
         if controller is None:
             return redirect_to_login(request.get_full_path())
         lang = table_language(request)
+        version = self.get_version()
+        snapshot = version.snapshot if version is not None else versions.snapshot_live(controller)
         # The table may be asked for in another language than the page's (?lang= for an embed).
         with translation.override(language_code(lang)):
-            table = disclosure_table(controller, lang=lang, version=self.get_version())
+            table = disclosure_table(controller, snapshot, lang=lang, version=version)
             response = render(request, self.template_name, self.get_context_data(table=table))
         response.headers["Content-Language"] = language_code(lang)
         return response
 
     def get_context_data(self, **context: Any) -> dict[str, Any]:
         table = context["table"]
-        embed_path = reverse("processors:disclosure-embed", args=[table.controller.code])
+        code = table.controller.code
+        embed_path = reverse("processors:disclosure-embed", args=[code])
+        if table.version is not None and "ref" in self.kwargs:
+            download = reverse("processors:version-download", args=[code, version_key(table.version)])
+        else:
+            download = reverse("processors:disclosure-download", args=[code])
         return {
             **context,
             "lang": table.lang,
+            "download_url": download,
             "embed_url": self.request.build_absolute_uri(f"{embed_path}?lang={table.lang}"),
+            "staff_view": can_read_register(self.request),
+            "archived": "ref" in self.kwargs,
         }
 
 
@@ -222,8 +306,8 @@ class DisclosureEmbedView(DisclosureView):
 
     template_name = "processors/disclosure_embed.html"
 
-    def get(self, request: HttpRequest, code: str) -> HttpResponse:
-        response = super().get(request, code)
+    def get(self, request: HttpRequest, code: str, **kwargs: Any) -> HttpResponse:
+        response = super().get(request, code, **kwargs)
         if self.controller is not None and self.controller.disclosure_public:
             ancestors = getattr(settings, "REGISTER_EMBED_FRAME_ANCESTORS", None) or ["*"]
             response.headers["Content-Security-Policy"] = "frame-ancestors " + " ".join(ancestors)
@@ -239,22 +323,205 @@ disclosure_embed = xframe_options_exempt(DisclosureEmbedView.as_view())
 class DisclosureDownloadView(DisclosureView):
     """The same table as a spreadsheet (xlsx or csv), in the table's language."""
 
-    def get(self, request: HttpRequest, code: str) -> HttpResponse:
-        controller = disclosure_controller(request, code)
+    def get(self, request: HttpRequest, code: str, **kwargs: Any) -> HttpResponse:
+        self.controller = controller = disclosure_controller(request, code)
         if controller is None:
             return redirect_to_login(request.get_full_path())
         fmt = request.GET.get("format", "xlsx")
         if fmt not in EXPORT_FORMATS:
             raise Http404(_("Unknown download format."))
         lang = table_language(request)
-        operations = selectors.disclosure_operations(controller, version=self.get_version())
-        return _spreadsheet_response(operations, fmt=fmt, lang=lang, name=f"{controller.code}-disclosure")
+        version = self.get_version()
+        if version is None:
+            operations = selectors.disclosure_operations(controller)
+            return _spreadsheet_response(operations, fmt=fmt, lang=lang, name=f"{controller.code}-disclosure")
+        response = HttpResponse(content_type=EXPORT_FORMATS[fmt])
+        name = slugify(f"{controller.code}-disclosure-{version.label}") or f"{controller.code}-{version.pk}"
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}-{lang}.{fmt}"'
+        rows = versions.disclosure_rows(version.snapshot, lang)
+        # The exporters' own writers, so a published version's file looks like the live table's.
+        if fmt == "csv":
+            export._write_disclosure_csv(
+                rows,
+                stream=response,
+                lang=lang,
+                encoding=export.DEFAULT_CSV_ENCODING,
+                marks=False,
+                progress=None,
+            )
+        else:
+            export._write_disclosure_xlsx(rows, stream=response, lang=lang, progress=None)
+        return response
 
 
 def _spreadsheet_response(operations: QuerySet[Operation], *, fmt: str, lang: str, name: str) -> HttpResponse:
     response = HttpResponse(content_type=EXPORT_FORMATS[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-{lang}.{fmt}"'
     export.export_disclosure(operations, fmt=fmt, lang=lang, stream=response)
+    return response
+
+
+def version_key(version: PublishedVersion) -> str:
+    """How a version's address names it: its label, or its id when the label cannot be a path segment."""
+    label = version.label
+    return (
+        label
+        if label and "/" not in label and not label.isdigit() and label not in (".", "..")
+        else str(version.pk)
+    )
+
+
+class VersionListView(View):
+    """A controller's published versions, latest first, each viewable, downloadable and comparable."""
+
+    def get(self, request: HttpRequest, code: str) -> HttpResponse:
+        controller = disclosure_controller(request, code)
+        if controller is None:
+            return redirect_to_login(request.get_full_path())
+        published = list(selectors.version_list(controller))
+        current = selectors.version_current(controller)
+        rows = [
+            {
+                "version": version,
+                "key": version_key(version),
+                "previous": version_key(published[index + 1]) if index + 1 < len(published) else None,
+                "current": current is not None and version.pk == current.pk,
+            }
+            for index, version in enumerate(published)
+        ]
+        return render(
+            request,
+            "processors/versions.html",
+            {
+                "controller": controller,
+                "rows": rows,
+                "current": current,
+                "staff_view": can_read_register(request),
+                "lang": table_language(request),
+            },
+        )
+
+
+@dataclass
+class ChangeLine:
+    """A change as the diff page shows it, in the table's language."""
+
+    change: versions.Change
+    items: list[tuple[str, bool]]
+    party: str = ""
+    old: str = ""
+    new: str = ""
+
+
+DIFF_FORMATS = {"md": "text/markdown; charset=utf-8", "xlsx": EXPORT_FORMATS["xlsx"]}
+LIVE = "live"
+
+
+def _change_line(change: versions.Change, lang: str) -> ChangeLine:
+    line = ChangeLine(change, [])
+    if change.items and change.kind not in ("contact_changed", "name_changed"):
+        line.items = [(versions._item_text(item, lang), bool(item.get("sensitive"))) for item in change.items]
+    elif change.field:
+        name = change.field.split(".")[-1]
+        line.old = versions._value_text(name, change.old, lang)
+        line.new = versions._value_text(name, change.new, lang)
+        if change.items:
+            line.party = versions._item_text(change.items[0], lang)
+    return line
+
+
+def _by_recipient(changes: list[versions.Change], lang: str) -> list[dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for change in changes:
+        group = groups.setdefault(
+            change.key,
+            {
+                "service": (change.service_en or change.service) if lang == "en" else change.service,
+                "recipient": (change.recipient_en or change.recipient) if lang == "en" else change.recipient,
+                "lines": [],
+                "reconsent": False,
+                "sensitive": False,
+            },
+        )
+        group["lines"].append(_change_line(change, lang))
+        group["reconsent"] = group["reconsent"] or change.reconsent
+        group["sensitive"] = group["sensitive"] or change.sensitive
+    return list(groups.values())
+
+
+class DisclosureDiffView(View):
+    """What changed between two versions, or since a version (``to=live``: staff only), with downloads."""
+
+    def get(self, request: HttpRequest, code: str) -> HttpResponse:
+        controller = disclosure_controller(request, code)
+        if controller is None:
+            return redirect_to_login(request.get_full_path())
+        staff = can_read_register(request)
+        published = list(selectors.version_list(controller))
+        lang = table_language(request)
+        context: dict[str, Any] = {"controller": controller, "lang": lang, "staff_view": staff}
+        if not published:
+            return render(request, "processors/diff.html", {**context, "diff": None})
+        to_ref = request.GET.get("to") or (LIVE if staff else version_key(published[0]))
+        if to_ref == LIVE:
+            if not staff:
+                raise PermissionDenied
+            new: Any = None
+            newer_index = -1
+        else:
+            new = version_find(controller, to_ref, published)
+            newer_index = published.index(new)
+        from_ref = request.GET.get("from")
+        if from_ref:
+            old = version_find(controller, from_ref, published)
+        elif newer_index + 1 < len(published):
+            old = published[newer_index + 1]
+        else:
+            old = new  # the first version has nothing before it: compare it with itself
+        diff = versions.version_diff(old, new if new is not None else versions.snapshot_live(controller))
+        fmt = request.GET.get("format")
+        if fmt:
+            return _diff_response(diff, controller=controller, fmt=fmt, lang=lang)
+        material = diff.material
+        context.update(
+            diff=diff,
+            old=old,
+            new=new,
+            from_key=version_key(old),
+            to_key=version_key(new) if new is not None else LIVE,
+            versions=[(version_key(version), version) for version in published],
+            recipients_added=_by_recipient(
+                sorted(diff.recipients_added, key=lambda change: not change.sensitive), lang
+            ),
+            recipients_removed=_by_recipient(diff.recipients_removed, lang),
+            material=_by_recipient([change for change in material if change.kind != "recipient_added"], lang),
+            reductions=_by_recipient(
+                [change for change in diff.reductions if change.kind != "recipient_removed"], lang
+            ),
+            minor=_by_recipient(diff.minor, lang),
+            counts={
+                impact: sum(change.impact == impact for change in diff.changes) for impact in versions.IMPACTS
+            },
+        )
+        return render(request, "processors/diff.html", context)
+
+
+def _diff_response(
+    diff: versions.VersionDiff, *, controller: Controller, fmt: str, lang: str
+) -> HttpResponse:
+    if fmt not in DIFF_FORMATS:
+        raise Http404(_("Unknown download format."))
+    response = HttpResponse(content_type=DIFF_FORMATS[fmt])
+    sides = "-".join(
+        slugify(ref.label if not ref.live else LIVE) or "version" for ref in (diff.old, diff.new)
+    )
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{controller.code}-changes-{sides}-{lang}.{fmt}"'
+    )
+    if fmt == "md":
+        response.write(versions.diff_markdown(diff, lang).encode("utf-8"))
+    else:
+        versions.diff_xlsx(diff, response, lang)
     return response
 
 
@@ -368,13 +635,21 @@ class ProcessorView(RegisterReaderMixin, TemplateView):
         services: dict[int, Service] = {}
         for operation in operations:
             services.setdefault(operation.service_id, operation.service)
+        history = processor_history(processor, limit=PROCESSOR_HISTORY)
         return {
             **super().get_context_data(**kwargs),
             "processor": processor,
             "operations": operations,
             "receipts": selectors.receipts_by_purpose(operations),
             "services": list(services.values()),
+            "findings": findings(processor=processor),
+            "history": history,
+            "history_truncated": len(history) >= PROCESSOR_HISTORY,
         }
+
+
+# The processor page shows the latest changes; the administration keeps the whole history.
+PROCESSOR_HISTORY = 50
 
 
 class CategoryView(RegisterReaderMixin, TemplateView):
@@ -452,6 +727,57 @@ class MatrixView(RegisterReaderMixin, TemplateView):
             **filter_form_context(self.request, filterset),
             "grid": selectors.matrix_grid(filterset.qs) if valid else None,
         }
+
+
+# --- Findings, deletion notices -------------------------------------------------------------------
+
+
+class FindingsView(RegisterReaderMixin, TemplateView):
+    """What breaks the rules, worst first, filtered by severity and controller."""
+
+    template_name = "processors/findings.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        form = FindingsFilterForm(filter_data(self.request))
+        cleaned = form.cleaned_data if form.is_valid() else {}
+        found = findings(controller=cleaned.get("controller"))
+        severity = cleaned.get("severity")
+        return {
+            **super().get_context_data(**kwargs),
+            "form": form,
+            "by_severity": findings_by_severity(found),
+            "total": len(found),
+            "findings": [finding for finding in found if finding.severity == severity] if severity else found,
+            "severity": severity,
+            "controllers": form.fields["controller"].queryset,
+        }
+
+
+class DeletionNoticeView(RegisterReaderMixin, TemplateView):
+    """Who holds these categories of data and must be told to delete them; as CSV for a mailing."""
+
+    template_name = "processors/deletion_notice.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        form = DeletionNoticeForm(filter_data(request))
+        notice = error = None
+        if form.is_bound and form.is_valid():
+            try:
+                notice = deletion_notice(
+                    form.cleaned_data["categories"],
+                    form.cleaned_data["controller"],
+                    include_retired=not form.cleaned_data["active_only"],
+                )
+            except NoticeError as failure:
+                error = failure
+        lang = table_language(request)
+        if notice is not None and request.GET.get("format") == "csv":
+            response = HttpResponse(content_type=EXPORT_FORMATS["csv"])
+            response.headers["Content-Disposition"] = f'attachment; filename="deletion-notice-{lang}.csv"'
+            deletion_notice_csv(notice, response, lang)
+            return response
+        context = self.get_context_data(form=form, notice=notice, error=error, lang=lang, **kwargs)
+        return self.render_to_response(context, status=400 if error is not None else 200)
 
 
 # --- Import ---------------------------------------------------------------------------------------

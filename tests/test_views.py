@@ -13,12 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bench.api_bench import generate_register
-from processors.models import Controller, Operation, Processor
+from processors import services
+from processors.models import Controller, ImportRecord, Operation, Processor
 from processors.spreadsheets import uploads
 from tests.builders import make_controller, make_operation, make_processor, make_service
 
 pytestmark = pytest.mark.django_db
 
+DAY = datetime.date(2024, 1, 1)
 TSV_HEADER = "服务/功能名称\t服务主体\t处理个人信息范围\t处理个人信息目的\t处理个人信息方式\n"
 
 
@@ -616,6 +618,216 @@ def test_discarding_forgets_the_upload(client, django_user_model, register):
     assert not list(uploads.upload_dir().glob(f"{token}.*"))
 
 
+# --- Published versions and what changed -------------------------------------------------------
+
+
+def publish(controller, label: str, day: datetime.date = DAY):
+    return services.version_publish(controller=controller, label=label, updated_on=day, effective_on=day)
+
+
+def add_id_checker(register, name: str = "新核验有限公司"):
+    return make_operation(
+        service=register["identity"].service,
+        processor=make_processor(name_zh=name, contact_phone="010-55556666"),
+        data_items=["身份证号"],
+        purposes=["identity_verification"],
+    )
+
+
+def test_the_disclosure_page_shows_the_published_version_with_its_label_and_dates(client, register):
+    services.version_publish(
+        controller=register["controller"],
+        label="2024-v1",
+        updated_on=datetime.date(2024, 1, 1),
+        effective_on=datetime.date(2024, 1, 15),
+    )
+
+    page = squash(text(client.get("/disclosure/acme/", HTTP_ACCEPT_LANGUAGE="en")))
+
+    assert "Version 2024-v1" in page
+    assert "Version updated on 2024-01-01" in page
+    assert "Version in effect since 2024-01-15" in page
+
+
+def test_unpublished_edits_stay_off_the_published_table(client, register):
+    publish(register["controller"], "v1")
+    add_id_checker(register)
+
+    page = text(client.get("/disclosure/acme/"))
+
+    assert "新核验有限公司" not in page
+    assert "某短信有限公司" in page
+
+
+def test_staff_see_an_unpublished_table_marked_as_a_draft(client, django_user_model, register):
+    assert "Not yet published" not in text(client.get("/disclosure/acme/", HTTP_ACCEPT_LANGUAGE="en"))
+
+    client.force_login(django_user_model.objects.create_superuser("boss"))
+
+    assert "Not yet published" in text(client.get("/disclosure/acme/", HTTP_ACCEPT_LANGUAGE="en"))
+
+
+def test_the_embed_shows_the_published_version_too(client, register):
+    publish(register["controller"], "v1")
+    add_id_checker(register)
+
+    page = text(client.get("/disclosure/acme/embed/"))
+
+    assert "新核验有限公司" not in page
+    assert "v1" in page
+
+
+def test_an_older_version_stays_viewable_and_downloadable(client, register):
+    publish(register["controller"], "v1")
+    add_id_checker(register)
+    publish(register["controller"], "v2", DAY + datetime.timedelta(days=1))
+
+    assert "新核验有限公司" in text(client.get("/disclosure/acme/"))
+    assert "新核验有限公司" not in text(client.get("/disclosure/acme/versions/v1/"))
+    response = client.get("/disclosure/acme/versions/v1/download/?format=csv&lang=zh")
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0][0] == "服务/功能名称"
+    assert len(rows) == 1 + 3
+    assert client.get("/disclosure/acme/versions/v1/download/?format=xlsx").content[:2] == b"PK"
+
+
+def test_a_version_is_found_by_its_id_too(client, register):
+    version = publish(register["controller"], "v1")
+
+    assert client.get(f"/disclosure/acme/versions/{version.pk}/").status_code == 200
+    assert client.get("/disclosure/acme/versions/v9/").status_code == 404
+
+
+def test_the_versions_list_links_each_version_to_the_one_before(admin_client, register):
+    publish(register["controller"], "v1")
+    publish(register["controller"], "v2", DAY + datetime.timedelta(days=1))
+
+    page = text(admin_client.get("/disclosure/acme/versions/"))
+
+    assert "/disclosure/acme/diff/?from=v1&amp;to=v2" in page
+    assert "/disclosure/acme/diff/?from=v2&amp;to=live" in page
+
+
+def test_the_diff_lists_a_new_recipient_of_id_numbers_as_a_material_change(admin_client, register):
+    publish(register["controller"], "v1")
+    add_id_checker(register)
+    publish(register["controller"], "v2", DAY + datetime.timedelta(days=1))
+
+    response = admin_client.get("/disclosure/acme/diff/?from=v1&to=v2", HTTP_ACCEPT_LANGUAGE="en")
+    page = text(response)
+
+    assert response.context["diff"].is_material
+    material = page.split('id="material-heading"')[1]
+    assert "新核验有限公司" in material
+    assert '<strong class="sensitive">Resident ID number</strong>' in material
+    assert "Material change" in page
+
+
+def test_contact_changes_are_listed_apart_as_minor(admin_client, register):
+    publish(register["controller"], "v1")
+    services.processor_update(processor=register["vendor"], contact_phone="010-99999999")
+
+    page = text(admin_client.get("/disclosure/acme/diff/?from=v1&to=live", HTTP_ACCEPT_LANGUAGE="en"))
+
+    assert 'id="material-heading"' not in page
+    minor = page.split('id="minor-heading"')[1]
+    assert "010-12345678" in minor and "010-99999999" in minor
+
+
+def test_the_diff_downloads_as_a_change_notice_and_a_workbook(admin_client, register):
+    publish(register["controller"], "v1")
+    add_id_checker(register)
+
+    notice = admin_client.get("/disclosure/acme/diff/?from=v1&to=live&format=md&lang=zh")
+    workbook = admin_client.get("/disclosure/acme/diff/?from=v1&to=live&format=xlsx")
+
+    assert "新核验有限公司" in notice.content.decode()
+    assert notice["Content-Type"].startswith("text/markdown")
+    assert workbook.content[:2] == b"PK"
+
+
+def test_the_public_may_compare_versions_but_not_see_unpublished_changes(client, register):
+    publish(register["controller"], "v1")
+
+    assert client.get("/disclosure/acme/diff/?from=v1&to=v1").status_code == 200
+    assert client.get("/disclosure/acme/diff/?from=v1&to=live").status_code == 403
+
+
+# --- Findings, history, imports, deletion notices -----------------------------------------------
+
+
+def test_the_findings_page_shows_severity_reference_subject_and_fix(admin_client, register):
+    page = text(admin_client.get("/findings/", HTTP_ACCEPT_LANGUAGE="en"))
+
+    assert "Data items not mapped to a category" in page
+    assert "PIPL Art. 51(2)" in page
+    assert "Map each item to a data category" in page
+    assert f'href="/processors/{register["group"].pk}/"' in page
+
+
+def test_the_findings_page_filters_by_severity(admin_client, register):
+    response = admin_client.get("/findings/?severity=low")
+
+    assert response.context["findings"]
+    assert {finding.severity for finding in response.context["findings"]} == {"low"}
+
+
+def test_the_dashboard_sums_up_the_findings(admin_client, register):
+    response = admin_client.get("/")
+
+    assert response.context["findings_total"] == sum(
+        count for *_, count in response.context["findings_by_severity"]
+    )
+    assert "/findings/?severity=high" in text(response)
+
+
+def test_the_dashboard_lists_recent_imports_only_when_there_are_some(admin_client, register):
+    assert 'id="imports-heading"' not in text(admin_client.get("/"))
+
+    ImportRecord.objects.create(
+        file_name="table.xlsx", sha256="0" * 64, result="imported", counts={"operations": 3}
+    )
+
+    page = text(admin_client.get("/"))
+    assert 'id="imports-heading"' in page
+    assert "table.xlsx" in page
+
+
+def test_the_processor_page_shows_its_findings_and_history(admin_client, register):
+    services.processor_update(processor=register["checker"], contact_phone="010-11112222")
+
+    page = text(admin_client.get(f"/processors/{register['checker'].pk}/", HTTP_ACCEPT_LANGUAGE="en"))
+
+    history = page.split('id="history-heading"')[1]
+    assert "010-11112222" in history
+    assert 'id="findings-heading"' in page
+    assert f"/admin/processors/processor/{register['checker'].pk}/history/" in page
+
+
+def test_the_deletion_notice_lists_the_recipients_of_a_category_with_their_phone(admin_client, register):
+    page = text(admin_client.get("/deletion-notice/?categories=手机号"))
+
+    assert "某短信有限公司" in page
+    assert "010-12345678" in page
+    assert "某核验有限公司" not in page
+
+
+def test_the_deletion_notice_takes_several_categories_and_downloads_as_csv(admin_client, register):
+    response = admin_client.get("/deletion-notice/?categories=手机号、身份证号&controller=acme&format=csv")
+
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert {row[0] for row in rows[1:]} == {"某短信有限公司", "某核验有限公司"}
+
+
+def test_an_unknown_category_in_a_deletion_notice_suggests_close_names(admin_client, register):
+    response = admin_client.get("/deletion-notice/?categories=身分证号", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Unknown data category" in page
+    assert "身份证号" in page
+
+
 # --- Query counts -------------------------------------------------------------------------------
 
 # Each page's queries for a superuser, whatever the number of rows. Every count starts with the session
@@ -623,23 +835,44 @@ def test_discarding_forgets_the_upload(client, django_user_model, register):
 # controllers) are 5 more on the explorer and the matrix.
 PAGE_QUERIES = {
     # 4 for the figures, top categories, category groups, controllers, recent operations (1 + 3
-    # prefetches), recent processors
-    "dashboard": 14,
+    # prefetches), recent processors, recent imports; the findings (16: one or two per rule)
+    "dashboard": 31,
     # count, page, data items, purposes, actions
     "explorer": 12,
     # ... and one to resolve the category
     "explorer_filtered": 13,
     # two aggregates for the cells and totals, one for the column groups' names
     "matrix": 10,
-    # processor, members, aliases, operations (1 + 3 prefetches)
-    "processor": 9,
+    # processor, members, aliases, operations (1 + 3 prefetches); its findings (14); its history (6)
+    "processor": 29,
     # category, aliases, children, recipients' operations (1 + 4 prefetches); a root has no ancestors
     "category": 10,
-    # controller, extra sensitive categories, operations (1 + 4 prefetches), dates
     # the tree, the operation count per category
     "categories": 4,
-    "disclosure": 10,
-    "embed": 10,
+    # controller, the version in effect (none), extra sensitive categories, operations (1 + 4
+    # prefetches), dates
+    "disclosure": 11,
+    "embed": 11,
+    # the controller choices, the findings (16)
+    "findings": 19,
+    # ... and the chosen controller
+    "findings_filtered": 20,
+    # the controller choices and the chosen one, the category, the holding operations (1 + 2 prefetches)
+    "deletion_notice": 8,
+    "deletion_notice_csv": 6,
+    # controller, the version in effect: the table is its snapshot
+    "disclosure_published": 4,
+    "embed_published": 4,
+    # controller, the versions, the version in effect
+    "versions": 5,
+    # controller, the version by its label
+    "version": 4,
+    "version_download": 4,
+    # controller, the versions (both sides are among them)
+    "diff": 4,
+    "diff_markdown": 4,
+    # ... and the live register's snapshot (extra sensitive categories, operations with 4 prefetches)
+    "diff_live": 10,
 }
 
 
@@ -656,6 +889,37 @@ def page_urls(built: dict) -> dict[str, str]:
         "categories": "/categories/",
         "disclosure": f"/disclosure/{code}/",
         "embed": f"/disclosure/{code}/embed/?lang=en",
+        "findings": "/findings/",
+        "findings_filtered": f"/findings/?severity=high&controller={code}",
+        "deletion_notice": f"/deletion-notice/?categories=basic&controller={code}",
+        "deletion_notice_csv": "/deletion-notice/?categories=basic&format=csv",
+    }
+
+
+def every_rule_fires(built: dict) -> None:
+    """Findings prefetch only for rules that find something: make the prefetching rules find something."""
+    member = next(processor for processor in built["processors"] if processor.member_of_id)
+    make_processor(name_zh="无联系方式成员", member_of=member.member_of)
+    make_operation(
+        service=make_service(built["controller"], name="计数服务"),
+        processor=member.member_of,
+        data_items=["某种未知信息"],
+        relationship="provision",
+        cross_border=True,
+        destination_countries=["US"],
+    )
+
+
+def version_urls(code: str) -> dict[str, str]:
+    return {
+        "disclosure_published": f"/disclosure/{code}/",
+        "embed_published": f"/disclosure/{code}/embed/",
+        "versions": f"/disclosure/{code}/versions/",
+        "version": f"/disclosure/{code}/versions/v1/",
+        "version_download": f"/disclosure/{code}/versions/v1/download/?format=csv",
+        "diff": f"/disclosure/{code}/diff/?from=v1&to=v2",
+        "diff_live": f"/disclosure/{code}/diff/?from=v2&to=live",
+        "diff_markdown": f"/disclosure/{code}/diff/?from=v1&to=v2&format=md",
     }
 
 
@@ -664,9 +928,28 @@ def test_every_page_runs_the_same_number_of_queries_for_10_or_300_operations(
     admin_client, django_assert_num_queries, operations
 ):
     built = generate_register(operations)
+    every_rule_fires(built)
     admin_client.get("/")  # the session is loaded once before counting
 
     for name, url in page_urls(built).items():
+        with django_assert_num_queries(PAGE_QUERIES[name]):
+            assert admin_client.get(url).status_code == 200, name
+
+
+@pytest.mark.parametrize("operations", [10, 300])
+def test_version_pages_run_the_same_number_of_queries_for_10_or_300_operations(
+    admin_client, django_assert_num_queries, operations
+):
+    built = generate_register(operations)
+    controller = built["controller"]
+    services.version_publish(controller=controller, label="v1", updated_on=DAY, effective_on=DAY)
+    retired = Operation.objects.filter(service__controller=controller).order_by("pk")[:3]
+    Operation.objects.filter(pk__in=list(retired.values_list("pk", flat=True))).update(status="retired")
+    later = DAY + datetime.timedelta(days=1)
+    services.version_publish(controller=controller, label="v2", updated_on=later, effective_on=later)
+    admin_client.get("/")
+
+    for name, url in version_urls(controller.code).items():
         with django_assert_num_queries(PAGE_QUERIES[name]):
             assert admin_client.get(url).status_code == 200, name
 

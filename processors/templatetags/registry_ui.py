@@ -122,3 +122,32 @@ def item_categories(operation: Any) -> list[dict[str, Any]]:
 def list_separator() -> str:
     """How a list's items are joined in running text: 、 in Chinese, a comma in English."""
     return ", " if _english() else "、"
+
+
+@register.filter
+def version_key(version: Any) -> str:
+    """How a published version's address names it (its label, or its id)."""
+    from processors.views import version_key as key
+
+    return key(version)
+
+
+@register.filter
+def finding_url(finding: Any) -> str:
+    """The page of a finding's subject: the processor's page (for an operation, its recipient's)."""
+    from django.urls import reverse
+
+    subject = finding.subject
+    if finding.subject_model == "processors.processor":
+        return reverse("processors:processor", args=[finding.subject_id])
+    if subject is not None and hasattr(subject, "processor_id"):
+        return reverse("processors:processor", args=[subject.processor_id])
+    return ""
+
+
+@register.filter
+def severity_label(value: str) -> str:
+    """A finding's severity in the reader's language."""
+    from processors.findings import Severity
+
+    return str(Severity(value).label) if value in Severity.values else value

@@ -45,6 +45,10 @@ def pages(processor_id: int) -> dict[str, str]:
         "embed": "/disclosure/itrus/embed/",
         "import": "/import/",
         "import-preview": "",  # uploads IMPORT_TABLE
+        "versions": "/disclosure/itrus/versions/",
+        "diff": "/disclosure/itrus/diff/?from=2024-v1&to=2024-v2",
+        "findings": "/findings/",
+        "deletion-notice": "/deletion-notice/?categories=手机号",
     }
 
 
@@ -58,6 +62,9 @@ KEEP = [
     ("ui-category.png", "category", "desktop", "zh"),
     ("ui-matrix.png", "matrix", "desktop", "zh"),
     ("ui-import-preview.png", "import-preview", "desktop", "zh"),
+    ("ui-diff.png", "diff", "desktop", "zh"),
+    ("ui-findings.png", "findings", "desktop", "zh"),
+    ("ui-deletion-notice.png", "deletion-notice", "desktop", "zh"),
 ]
 
 

@@ -43,7 +43,7 @@ def test_a_processor_page_switches_to_english_labels(signed_in):
     page.goto("/categories/basic.phone_number/")
     page.get_by_role("link", name="Digicert, Certum, GlobalSign, Sectigo, Actalis").click()
     expect(page.get_by_role("heading", name="身份与联系方式")).to_be_visible()
-    expect(page.get_by_text("Sectigo Limited")).to_be_visible()
+    expect(page.get_by_text("Sectigo Limited", exact=True)).to_be_visible()
 
     page.get_by_role("button", name="English").click()
 
