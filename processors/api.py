@@ -6,7 +6,9 @@ raised it (a serializer, a FilterSet, a model's ``full_clean()``, the database),
 ``{"error": {"code": ..., "message": ..., "fields": {...}}}``.
 """
 
+import io
 from typing import Any
+from urllib.parse import quote
 
 import django_filters
 from django import forms
@@ -14,20 +16,27 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.db.models import ProtectedError, QuerySet, RestrictedError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.db.models import ProtectedError, Q, QuerySet, RestrictedError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ErrorDetail
+from rest_framework.fields import ListField
 from rest_framework.generics import GenericAPIView, get_object_or_404
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import SAFE_METHODS, DjangoModelPermissions
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS, DjangoModelPermissions, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import APIRootView, DefaultRouter
@@ -35,20 +44,32 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from processors import selectors, services
+from processors import history, selectors, services, versions
 from processors.filters import MultipleValueField, OperationFilterSet, ProcessorFilterSet
+from processors.findings import RULES, Severity, findings
 from processors.models import (
+    Channel,
     Controller,
     DataCategory,
+    ImportRecord,
     Operation,
     ProcessingAction,
     Processor,
+    PublishedVersion,
     Purpose,
     Service,
 )
+from processors.notices import NoticeError, deletion_notice, deletion_notice_csv
 from processors.serializers import (
+    ControllerCodeField,
     ControllerSerializer,
     DataCategorySerializer,
+    DeletionNoticeSerializer,
+    FindingsSerializer,
+    HistoryEntrySerializer,
+    ImportRecordSerializer,
+    ImportReportSerializer,
+    ImportRequestSerializer,
     MatrixSerializer,
     OperationSerializer,
     OperationWriteSerializer,
@@ -56,9 +77,15 @@ from processors.serializers import (
     ProcessorCategoriesSerializer,
     ProcessorSerializer,
     ProcessorWriteSerializer,
+    PublishedVersionDetailSerializer,
+    PublishedVersionSerializer,
     PurposeSerializer,
     ServiceSerializer,
+    VersionDiffSerializer,
+    VersionPublishSerializer,
 )
+from processors.spreadsheets import export, uploads
+from processors.spreadsheets.importer import import_register
 
 # --- Errors -------------------------------------------------------------------------------------------
 
@@ -125,6 +152,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         message = str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
         code = getattr(exc.detail, "code", None) or getattr(exc, "default_code", "error")
     response.data = {"error": {"code": code, "message": message, "fields": fields}}
+    if isinstance(exc, ImportRejected):
+        response.data["error"]["problems"] = exc.problems
     return response
 
 
@@ -141,6 +170,11 @@ ERROR_SCHEMA = {
                     "type": "object",
                     "description": "Messages per parameter or field; empty when not about one.",
                     "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+                "problems": {
+                    "type": "array",
+                    "description": "Only for a refused import: every located error and warning in the file.",
+                    "items": {"type": "object", "additionalProperties": True},
                 },
             },
             "required": ["code", "message", "fields"],
@@ -289,6 +323,46 @@ class StableOrderingMixin:
         return queryset
 
 
+class HistoryPermission(DjangoModelPermissions):
+    """History names who changed what: it needs an account with the view permission, even on a public
+    deployment (REGISTER_PUBLIC_READ opens the register, not its editors' names)."""
+
+    perms_map = RegisterPermission.perms_map
+
+
+HISTORY_LIMIT_PARAMETER = OpenApiParameter(
+    "limit", int, description=_("At most this many entries, newest first (default 200, at most 1000).")
+)
+
+
+class HistoryLimitSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=200)
+
+
+def history_entry_data(entry: history.HistoryEntry) -> dict[str, Any]:
+    """One history entry as the API shows it."""
+    return entry.to_dict()
+
+
+def _history_response(entries: list) -> Response:
+    return Response([history_entry_data(entry) for entry in entries])
+
+
+def _query(serializer_class: type[BaseSerializer], request: Request) -> dict:
+    """Query parameters read by a serializer; invalid ones are the API's invalid_filter 400."""
+    data = {
+        name: request.query_params.getlist(name)
+        if isinstance(field, ListField | serializers.MultipleChoiceField)
+        else request.query_params.get(name)
+        for name, field in serializer_class().fields.items()
+        if name in request.query_params
+    }
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise InvalidFilter(serializer.errors)
+    return serializer.validated_data
+
+
 class ReadWriteViewSetMixin(RegisterAPIMixin, StableOrderingMixin):
     """Accepts the write serializer, answers with the read one; perform_* return the saved object."""
 
@@ -435,6 +509,24 @@ class ProcessorViewSet(
     def get_read_object(self, instance: Processor) -> Processor:
         return self.get_queryset().get(pk=instance.pk)
 
+    @extend_schema(
+        summary=_("A processor's history"),
+        parameters=[HISTORY_LIMIT_PARAMETER],
+        responses={200: HistoryEntrySerializer(many=True)},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        permission_classes=[HistoryPermission],
+        pagination_class=None,
+        filter_backends=[],
+    )
+    def history(self, request: Request, pk: str) -> Response:
+        """Changes to the processor, its aliases, the operations sending it data and their data items."""
+        limit = _query(HistoryLimitSerializer, request)["limit"]
+        processor = get_object_or_404(Processor.objects.all(), pk=pk)
+        return _history_response(history.processor_history(processor, limit=limit))
+
 
 # --- Operations ---------------------------------------------------------------------------------------
 
@@ -468,6 +560,24 @@ class OperationViewSet(ReadWriteViewSetMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Operation) -> None:
         services.operation_delete(operation=instance)
+
+    @extend_schema(
+        summary=_("An operation's history"),
+        parameters=[HISTORY_LIMIT_PARAMETER],
+        responses={200: HistoryEntrySerializer(many=True)},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        permission_classes=[HistoryPermission],
+        pagination_class=None,
+        filter_backends=[],
+    )
+    def history(self, request: Request, pk: str) -> Response:
+        """Every recorded change to the operation, newest first, with old and new values."""
+        limit = _query(HistoryLimitSerializer, request)["limit"]
+        operation = get_object_or_404(Operation.objects.all(), pk=pk)
+        return _history_response(history.history_for(operation, limit=limit))
 
 
 def _with_published_items_text(validated_data: dict) -> dict:
@@ -544,10 +654,599 @@ class RegisterRouter(DefaultRouter):
     """The default router, whose root also links the views that are not viewsets."""
 
     APIRootView = RegisterRootView
-    extra_root_links = {"matrix": "matrix", "schema": "schema", "docs": "docs"}
+    extra_root_links = {
+        "matrix": "matrix",
+        "findings": "findings",
+        "history": "history",
+        "deletion-notices": "deletion-notice",
+        "schema": "schema",
+        "docs": "docs",
+    }
 
     def get_api_root_view(self, api_urls: Any = None) -> Any:
         list_name = self.routes[0].name
         links = {prefix: list_name.format(basename=basename) for prefix, _viewset, basename in self.registry}
         links.update(self.extra_root_links)
         return self.APIRootView.as_view(api_root_dict=links)
+
+
+# --- Downloads ----------------------------------------------------------------------------------------
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV = "text/csv"
+MARKDOWN = "text/markdown"
+LANGUAGE_PARAMETER = OpenApiParameter(
+    "lang", str, enum=["zh", "en"], description=_("Language of the document (zh, the default, or en).")
+)
+
+
+class FileFormatNegotiation(DefaultContentNegotiation):
+    """On download endpoints ?format= names the file to make (xlsx, csv, md), not one of DRF's renderers.
+
+    Everything else these endpoints answer (the JSON body, every error) is JSON.
+    """
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
+class DownloadMixin:
+    """JSON answers and file downloads chosen by ?format=."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FileFormatNegotiation
+
+
+def _download(content: bytes, *, content_type: str, file_name: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    # RFC 6266: an ASCII fallback and the UTF-8 name, so Chinese file names survive.
+    fallback = file_name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "")
+    response["Content-Disposition"] = (
+        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name)}"
+    )
+    return response
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["xlsx", "csv"], default="xlsx")
+    shape = serializers.ChoiceField(choices=["disclosure", "workbook"], default="disclosure")
+    lang = serializers.ChoiceField(choices=["zh", "en"], default="zh")
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["shape"] == "workbook" and attrs["format"] != "xlsx":
+            raise serializers.ValidationError(
+                {"format": [_("The round-trip workbook is only made as xlsx.")]}
+            )
+        return attrs
+
+
+@extend_schema(
+    summary=_("Download operations as a spreadsheet"),
+    parameters=[
+        OpenApiParameter("format", str, enum=["xlsx", "csv"], description=_("File format (default xlsx).")),
+        OpenApiParameter(
+            "shape",
+            str,
+            enum=["disclosure", "workbook"],
+            description=_(
+                "disclosure (the default): the published five-column table; workbook: the round-trip "
+                "workbook the importer reads back (xlsx only)."
+            ),
+        ),
+        LANGUAGE_PARAMETER,
+    ],
+    responses={
+        (200, XLSX): OpenApiTypes.BINARY,
+        (200, CSV): OpenApiTypes.BINARY,
+    },
+)
+class OperationExportView(DownloadMixin, RegisterAPIMixin, GenericAPIView):
+    """The operations the list filters select, as the disclosure table or the round-trip workbook.
+
+    Takes every filter of /operations/ (e.g. ?category=identity), through the same FilterSet.
+    """
+
+    queryset = Operation.objects.all()
+    filterset_class = OperationFilterSet
+    pagination_class = None
+    schema = FilteredObjectSchema()
+
+    def get(self, request: Request) -> HttpResponse:
+        options = _query(ExportQuerySerializer, request)
+        operations = self.filter_queryset(self.get_queryset())
+        stream = io.BytesIO()
+        fmt, shape = options["format"], options["shape"]
+        if shape == "workbook":
+            export.export_workbook(operations, stream=stream)
+        else:
+            export.export_disclosure(operations, stream=stream, fmt=fmt, lang=options["lang"])
+        day = timezone.localdate().isoformat()
+        return _download(
+            stream.getvalue(),
+            content_type=XLSX if fmt == "xlsx" else f"{CSV}; charset=utf-8",
+            file_name=f"register-{shape}-{day}.{fmt}",
+        )
+
+
+# --- Imports ------------------------------------------------------------------------------------------
+
+
+class ImportRejected(exceptions.ValidationError):
+    """A file the import core refused; ``problems`` are its located errors and warnings."""
+
+    default_detail = _("The file has errors; nothing was imported.")
+    default_code = "import_rejected"
+
+    def __init__(self, detail: Any, problems: list[dict]) -> None:
+        super().__init__(detail)
+        self.problems = problems
+
+
+class ImportPermission(RegisterPermission):
+    """Reading the import records needs their view permission; importing needs to add operations."""
+
+    perms_map = {**RegisterPermission.perms_map, "POST": ["processors.add_operation"]}
+
+
+class ImportRateThrottle(UserRateThrottle):
+    """Limits imports (and previews) per user with their own, lower "imports" rate."""
+
+    scope = "imports"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        return super().allow_request(request, view)
+
+
+class ImportRecordFilterSet(django_filters.FilterSet):
+    controller = django_filters.CharFilter(
+        field_name="controller__code", label=_("controller"), help_text=_("Code of the controller.")
+    )
+    result = django_filters.MultipleChoiceFilter(choices=ImportRecord.Result.choices, label=_("result"))
+    channel = django_filters.MultipleChoiceFilter(choices=Channel.choices, label=_("channel"))
+
+    class Meta:
+        model = ImportRecord
+        fields = ["controller", "result", "channel"]
+
+
+_IMPORT_FIELD_CODES = {"header_map": "map"}
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary=_("Import (or preview) a disclosure table"),
+        request={"multipart/form-data": ImportRequestSerializer},
+        responses={
+            200: OpenApiResponse(ImportReportSerializer, description=_("The preview of a dry run.")),
+            201: OpenApiResponse(ImportReportSerializer, description=_("The committed import.")),
+        },
+    ),
+)
+class ImportViewSet(
+    RegisterAPIMixin,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Spreadsheet imports: POST a file (or pasted text) to preview it, or with dry_run=false to import it.
+
+    dry_run defaults to true, so nothing is written unless asked. A file with any error writes nothing
+    and answers 400 with every located problem. GET lists the import records.
+    """
+
+    queryset = ImportRecord.objects.select_related("controller", "user")
+    serializer_class = ImportRecordSerializer
+    filterset_class = ImportRecordFilterSet
+    permission_classes = [ImportPermission]
+    throttle_classes = [ImportRateThrottle]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        if self.request is not None and self.request.method == "POST":
+            return ImportRequestSerializer
+        return ImportRecordSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = ImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size > settings.REGISTER_IMPORT_MAX_BYTES:
+                raise exceptions.ValidationError(
+                    {
+                        "file": [
+                            _("The file is larger than %(limit)s bytes.")
+                            % {"limit": settings.REGISTER_IMPORT_MAX_BYTES}
+                        ]
+                    }
+                )
+            source: bytes | str = upload.read()
+            file_name = upload.name
+        else:
+            source, file_name = data["text"], uploads.PASTED_FILE_NAME
+        report = import_register(
+            source,
+            controller=data["controller"],
+            file_name=file_name,
+            dry_run=data["dry_run"],
+            header_map=data.get("map") or {},
+            user=request.user,
+            channel=Channel.API,
+        )
+        body = report.to_dict()
+        if not report.ok:
+            source_field = "file" if upload is not None else "text"
+            fields: dict[str, list[str]] = {}
+            for problem in report.errors:
+                fields.setdefault(_IMPORT_FIELD_CODES.get(problem.code, source_field), []).append(
+                    str(problem)
+                )
+            raise ImportRejected(fields, problems=[problem.to_dict() for problem in report.problems])
+        return Response(body, status=status.HTTP_201_CREATED if report.committed else status.HTTP_200_OK)
+
+
+# --- Published versions -------------------------------------------------------------------------------
+
+
+class PublishedVersionFilterSet(django_filters.FilterSet):
+    controller = django_filters.CharFilter(
+        field_name="controller__code", label=_("controller"), help_text=_("Code of the controller.")
+    )
+
+    class Meta:
+        model = PublishedVersion
+        fields = ["controller"]
+
+
+class VersionDiffQuerySerializer(serializers.Serializer):
+    against = serializers.RegexField(
+        r"^(live|[0-9]+)$",
+        required=False,
+        error_messages={"invalid": _("Give a version id or “live”.")},
+    )
+    format = serializers.ChoiceField(choices=["json", "md", "xlsx"], default="json")
+    lang = serializers.ChoiceField(choices=["zh", "en"], default="zh")
+
+
+class VersionDetailQuerySerializer(serializers.Serializer):
+    lang = serializers.ChoiceField(choices=["zh", "en"], default="zh")
+
+
+@extend_schema_view(
+    retrieve=extend_schema(
+        parameters=[LANGUAGE_PARAMETER], responses={200: PublishedVersionDetailSerializer}
+    ),
+    create=extend_schema(
+        summary=_("Publish a version"),
+        request=VersionPublishSerializer,
+        responses={201: PublishedVersionSerializer},
+    ),
+)
+class PublishedVersionViewSet(
+    RegisterAPIMixin,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Published versions of a controller's disclosure table: frozen snapshots, never changed or deleted."""
+
+    queryset = PublishedVersion.objects.select_related("controller", "published_by")
+    serializer_class = PublishedVersionSerializer
+    filterset_class = PublishedVersionFilterSet
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        if self.request is not None and self.request.method == "POST":
+            return VersionPublishSerializer
+        return PublishedVersionSerializer
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        options = _query(VersionDetailQuerySerializer, request)
+        context = {**self.get_serializer_context(), "lang": options["lang"]}
+        return Response(PublishedVersionDetailSerializer(self.get_object(), context=context).data)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = VersionPublishSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.version_publish(user=request.user, **serializer.validated_data)
+        return Response(
+            PublishedVersionSerializer(version, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        summary=_("What changed between two versions"),
+        parameters=[
+            OpenApiParameter(
+                "against",
+                str,
+                pattern=r"^(live|[0-9]+)$",
+                description=_(
+                    "The version to compare with (its id), or live for the register as it stands; by default "
+                    "the controller's previous version."
+                ),
+            ),
+            OpenApiParameter(
+                "format", str, enum=["json", "md", "xlsx"], description=_("json (the default), md or xlsx.")
+            ),
+            LANGUAGE_PARAMETER,
+        ],
+        responses={
+            (200, "application/json"): VersionDiffSerializer,
+            (200, MARKDOWN): OpenApiTypes.BINARY,
+            (200, XLSX): OpenApiTypes.BINARY,
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[JSONRenderer],
+        content_negotiation_class=FileFormatNegotiation,
+    )
+    def diff(self, request: Request, pk: str) -> Response | HttpResponse:
+        """The changes from the other version (by default the previous one) to this one; against=live gives
+        the changes from this version to the register as it stands."""
+        options = _query(VersionDiffQuerySerializer, request)
+        version = self.get_object()
+        against = options.get("against")
+        if against == "live":
+            diff = versions.version_diff_live(version)
+        else:
+            old = self._other_version(version, against)
+            diff = versions.version_diff(old, version)
+        fmt, lang = options["format"], options["lang"]
+        if fmt == "json":
+            return Response(diff.to_dict())
+        name = f"{version.controller.code}-{version.label}-diff"
+        if fmt == "md":
+            return _download(
+                versions.diff_markdown(diff, lang).encode("utf-8"),
+                content_type=f"{MARKDOWN}; charset=utf-8",
+                file_name=f"{name}.md",
+            )
+        stream = io.BytesIO()
+        versions.diff_xlsx(diff, stream, lang)
+        return _download(stream.getvalue(), content_type=XLSX, file_name=f"{name}.xlsx")
+
+    def _other_version(self, version: PublishedVersion, against: str | None) -> PublishedVersion:
+        if against is None:
+            ordered = list(selectors.version_list(version.controller))
+            position = ordered.index(version) if version in ordered else -1
+            earlier = ordered[position + 1 :]
+            if not earlier:
+                raise InvalidFilter(
+                    {"against": [_("This is the controller's first version; give against=<id> or live.")]}
+                )
+            return earlier[0]
+        other = PublishedVersion.objects.filter(pk=int(against)).select_related("controller").first()
+        if other is None or other.controller_id != version.controller_id:
+            raise InvalidFilter({"against": [_("No version with this id for the same controller.")]})
+        return other
+
+
+# --- Findings -----------------------------------------------------------------------------------------
+
+
+class FindingsQuerySerializer(serializers.Serializer):
+    controller = ControllerCodeField(required=False)
+    processor = serializers.PrimaryKeyRelatedField(
+        queryset=Processor.objects.all(), required=False, help_text=_("Processor id.")
+    )
+    operation = serializers.PrimaryKeyRelatedField(
+        queryset=Operation.objects.all(), required=False, help_text=_("Operation id.")
+    )
+    severity = serializers.MultipleChoiceField(choices=Severity.choices, required=False)
+
+
+@extend_schema(
+    summary=_("What the register's rules find"),
+    parameters=[
+        OpenApiParameter("controller", str, description=_("Only this controller's operations (its code).")),
+        OpenApiParameter("processor", int, description=_("Only what concerns this processor (its id).")),
+        OpenApiParameter("operation", int, description=_("Only this operation (its id).")),
+        OpenApiParameter(
+            "severity",
+            {"type": "array", "items": {"type": "string", "enum": list(Severity.values)}},
+            explode=True,
+            description=_("Only findings of these severities (repeatable); the summary counts them all."),
+        ),
+    ],
+    responses={200: FindingsSerializer},
+)
+class FindingsView(RegisterAPIMixin, GenericAPIView):
+    """Missing contacts, separate consent, PIAs, cross-border mechanisms and more, with how to fix them."""
+
+    queryset = Operation.objects.all()
+    filter_backends: list = []
+    pagination_class = None
+    serializer_class = FindingsSerializer
+
+    def get(self, request: Request) -> Response:
+        options = _query(FindingsQuerySerializer, request)
+        found = findings(options.get("controller"), options.get("processor"), options.get("operation"))
+        summary: dict[str, Any] = {"total": len(found), **dict.fromkeys(Severity.values, 0)}
+        by_rule = {rule.code: 0 for rule in RULES}
+        for finding in found:
+            summary[finding.severity] += 1
+            by_rule[finding.code] += 1
+        severities = options.get("severity")
+        results = [finding.to_dict() for finding in found if not severities or finding.severity in severities]
+        return Response({"summary": {**summary, "by_rule": by_rule}, "results": results})
+
+
+# --- History ------------------------------------------------------------------------------------------
+
+
+class _MergedHistory:
+    """Several history tables as one sequence, newest first, that a paginator can count and slice.
+
+    A page of n rows from position p reads at most p + n rows from each table, and then only the page's
+    rows get their changes worked out.
+    """
+
+    def __init__(self, querysets: list[QuerySet]) -> None:
+        self.querysets = [queryset.order_by("-history_date", "-history_id") for queryset in querysets]
+
+    def count(self) -> int:
+        return sum(queryset.count() for queryset in self.querysets)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list:
+        stop = index.stop if isinstance(index, slice) else index + 1
+        rows: list = []
+        for queryset in self.querysets:
+            rows.extend(queryset[:stop])
+        rows.sort(key=lambda row: (row.history_date, row.history_id), reverse=True)
+        return rows[index]
+
+
+HISTORY_MODELS = {model._meta.model_name: model for model in history.history_models()}
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    model = serializers.MultipleChoiceField(choices=sorted(HISTORY_MODELS), required=False)
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+    # ?import= (a Python keyword) arrives here as import_id.
+    import_id = serializers.IntegerField(required=False, min_value=1)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+@extend_schema(
+    summary=_("Recent changes across the register"),
+    parameters=[
+        OpenApiParameter(
+            "model",
+            {"type": "array", "items": {"type": "string", "enum": sorted(HISTORY_MODELS)}},
+            explode=True,
+            description=_("Only changes to these kinds of record (repeatable)."),
+        ),
+        OpenApiParameter("channel", str, enum=list(Channel.values), description=_("Only through this door.")),
+        OpenApiParameter("import", int, description=_("Only what this import (its id) changed.")),
+        OpenApiParameter(
+            "since", OpenApiTypes.DATETIME, description=_("Only changes at or after this time.")
+        ),
+        OpenApiParameter("until", OpenApiTypes.DATETIME, description=_("Only changes before this time.")),
+    ],
+    responses={200: HistoryEntrySerializer(many=True)},
+)
+class HistoryView(RegisterAPIMixin, GenericAPIView):
+    """Every recorded create, change and delete, newest first, with who, when, through which channel and
+    import, and each field's old and new value. Read-only."""
+
+    permission_classes = [IsAuthenticated]
+    filter_backends: list = []
+    serializer_class = HistoryEntrySerializer
+
+    def get(self, request: Request) -> Response:
+        params = request.query_params.copy()
+        if "import" in params:
+            params.setlist("import_id", params.pop("import"))
+        data = {
+            name: params.getlist(name) if name == "model" else params.get(name)
+            for name in HistoryQuerySerializer().fields
+            if name in params
+        }
+        query = HistoryQuerySerializer(data=data)
+        if not query.is_valid():
+            raise InvalidFilter(
+                {"import" if name == "import_id" else name: e for name, e in query.errors.items()}
+            )
+        options = query.validated_data
+        models = [HISTORY_MODELS[name] for name in sorted(options.get("model") or HISTORY_MODELS)]
+        missing = [
+            model
+            for model in models
+            if not request.user.has_perm(f"processors.view_{model._meta.model_name}")
+        ]
+        if missing:
+            raise exceptions.PermissionDenied()
+        condition = Q()
+        if options.get("channel"):
+            condition &= Q(history_channel=options["channel"])
+        if options.get("import_id"):
+            condition &= Q(history_import_id=options["import_id"])
+        if options.get("since"):
+            condition &= Q(history_date__gte=options["since"])
+        if options.get("until"):
+            condition &= Q(history_date__lt=options["until"])
+        rows = _MergedHistory([model.history.filter(condition) for model in models])
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(
+            [history_entry_data(entry) for entry in history.history_entries(page)]
+        )
+
+
+# --- Deletion notices ---------------------------------------------------------------------------------
+
+
+class DeletionNoticeQuerySerializer(serializers.Serializer):
+    category = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+    controller = ControllerCodeField(required=False)
+    include_retired = serializers.BooleanField(default=True)
+    format = serializers.ChoiceField(choices=["json", "csv"], default="json")
+    lang = serializers.ChoiceField(choices=["zh", "en"], default="zh")
+
+
+@extend_schema(
+    summary=_("Who must be told to delete these data categories"),
+    parameters=[
+        OpenApiParameter(
+            "category",
+            {"type": "array", "items": {"type": "string"}},
+            required=True,
+            explode=True,
+            description=_("Data category code, name or alias (repeatable; a group includes its categories)."),
+        ),
+        OpenApiParameter("controller", str, description=_("Only this controller's recipients (its code).")),
+        OpenApiParameter(
+            "include_retired", bool, description=_("Also recipients whose flow has ended (default true).")
+        ),
+        OpenApiParameter("format", str, enum=["json", "csv"], description=_("json (the default) or csv.")),
+        LANGUAGE_PARAMETER,
+    ],
+    responses={(200, "application/json"): DeletionNoticeSerializer, (200, CSV): OpenApiTypes.BINARY},
+)
+class DeletionNoticeView(DownloadMixin, RegisterAPIMixin, GenericAPIView):
+    """The recipients holding any of the categories, with their contacts, what they hold and why.
+
+    Group recipients are expanded to their members; an unknown category is a 400 with suggestions.
+    """
+
+    queryset = Operation.objects.all()
+    filter_backends: list = []
+    pagination_class = None
+    serializer_class = DeletionNoticeSerializer
+
+    def get(self, request: Request) -> Response | HttpResponse:
+        options = _query(DeletionNoticeQuerySerializer, request)
+        try:
+            notice = deletion_notice(
+                options["category"],
+                options.get("controller"),
+                include_retired=options["include_retired"],
+            )
+        except NoticeError as error:
+            messages = [error.message] + [
+                _("“%(value)s”: did you mean %(suggestions)s?")
+                % {"value": value, "suggestions": ", ".join(suggestions)}
+                for value, suggestions in error.suggestions.items()
+                if suggestions
+            ]
+            raise InvalidFilter({"category": messages}) from None
+        if options["format"] == "csv":
+            stream = io.BytesIO()
+            deletion_notice_csv(notice, stream, options["lang"])
+            day = timezone.localdate().isoformat()
+            return _download(
+                stream.getvalue(),
+                content_type=f"{CSV}; charset=utf-8",
+                file_name=f"deletion-notice-{day}.csv",
+            )
+        return Response(notice.to_dict())

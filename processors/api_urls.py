@@ -15,12 +15,19 @@ router.register("purposes", api.PurposeViewSet, basename="purpose")
 router.register("actions", api.ProcessingActionViewSet, basename="action")
 router.register("services", api.ServiceViewSet, basename="service")
 router.register("operations", api.OperationViewSet, basename="operation")
+router.register("imports", api.ImportViewSet, basename="import")
+router.register("versions", api.PublishedVersionViewSet, basename="version")
 
 urlpatterns = [
     path(
         "processors/<str:pk>/categories/", api.ProcessorCategoriesView.as_view(), name="processor-categories"
     ),
     path("matrix/", api.CategoryMatrixView.as_view(), name="matrix"),
+    # Before the router, whose operations/{id}/ would otherwise take "export" for an id.
+    path("operations/export/", api.OperationExportView.as_view(), name="operation-export"),
+    path("findings/", api.FindingsView.as_view(), name="findings"),
+    path("history/", api.HistoryView.as_view(), name="history"),
+    path("deletion-notices/", api.DeletionNoticeView.as_view(), name="deletion-notice"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,

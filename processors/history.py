@@ -557,13 +557,21 @@ def _display(model_field: models.Field, value: Any, labels: _RelatedLabels, rela
 
 
 def _json_value(value: Any) -> Any:
+    """A value fit for JSON: history keeps some values as objects (dates, countries, lists of countries)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
     if isinstance(value, datetime.date):
         return value.isoformat()
-    if isinstance(value, list | tuple):
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    code = getattr(value, "code", None)
+    if isinstance(code, str):
+        return code  # a Country
+    try:
+        # Lists, tuples and django-countries' multiple-country descriptor.
         return [_json_value(item) for item in value]
-    if hasattr(value, "code") and not isinstance(value, str):
-        return value.code  # a Country
-    return value
+    except TypeError:
+        return str(value)
 
 
 def _object_label(record: Any, labels: _RelatedLabels) -> str:

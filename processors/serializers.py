@@ -6,6 +6,7 @@ data-item texts (codes, names or aliases, mapped by the taxonomy) and purposes a
 or alias; serializers only translate input, and the viewsets hand it to ``processors.services``.
 """
 
+import json
 from functools import cached_property
 
 from django.utils.translation import gettext_lazy as _
@@ -18,9 +19,11 @@ from processors.models import (
     Controller,
     DataCategory,
     DataItem,
+    ImportRecord,
     Operation,
     ProcessingAction,
     Processor,
+    PublishedVersion,
     Purpose,
     Service,
 )
@@ -542,3 +545,390 @@ class MatrixSerializer(serializers.Serializer):
     rows = MatrixRowSerializer(many=True)
     columns = CategorySummarySerializer(many=True)
     cells = MatrixCellSerializer(many=True)
+
+
+# --- Imports ------------------------------------------------------------------------------------------
+
+
+class ControllerCodeField(serializers.SlugRelatedField):
+    """A controller by its code; a code no database can hold (a NUL character) is unknown, not a 500."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("slug_field", "code")
+        kwargs.setdefault("queryset", Controller.objects.all())
+        kwargs.setdefault("help_text", _("Code of the controller."))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "example": "合作单位=recipient"},
+        "description": "Repeatable HEADER=field pairs, or one JSON object {header: field}.",
+    }
+)
+class HeaderMapField(serializers.Field):
+    """Header mappings as repeated "HEADER=field" values, or a JSON object (a dict, or its text)."""
+
+    default_error_messages = {
+        "pair": _("Write a header mapping as “HEADER=field”, not “%(pair)s”."),
+        "json": _("A header mapping given as JSON must be an object of header → field names."),
+    }
+
+    def get_value(self, dictionary):
+        if hasattr(dictionary, "getlist"):  # multipart or form data: every repetition
+            values = dictionary.getlist(self.field_name)
+            return values if values else serializers.empty
+        return dictionary.get(self.field_name, serializers.empty)
+
+    def to_internal_value(self, data) -> dict[str, str]:
+        values = data if isinstance(data, list) else [data]
+        header_map: dict[str, str] = {}
+        for value in values:
+            if isinstance(value, str) and value.strip().startswith("{"):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    self.fail("json")
+            if isinstance(value, dict):
+                if not all(isinstance(key, str) and isinstance(item, str) for key, item in value.items()):
+                    self.fail("json")
+                header_map.update({key.strip(): item.strip() for key, item in value.items()})
+                continue
+            if not isinstance(value, str):
+                self.fail("json")
+            header, separator, field_name = value.rpartition("=")
+            if not separator or not header.strip() or not field_name.strip():
+                self.fail("pair", pair=value)
+            header_map[header.strip()] = field_name.strip()
+        return header_map
+
+    def to_representation(self, value):
+        return [f"{header}={field_name}" for header, field_name in value.items()]
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        required=False, help_text=_("The disclosure table (.xlsx, .csv or .tsv); or give text.")
+    )
+    text = serializers.CharField(
+        required=False, trim_whitespace=False, help_text=_("The table pasted as tab-separated text.")
+    )
+    controller = ControllerCodeField()
+    dry_run = serializers.BooleanField(
+        default=True,
+        help_text=_("True (the default) previews and writes nothing; false imports."),
+    )
+    map = HeaderMapField(required=False, help_text=_("Read an unknown header as this field (or 'ignore')."))
+
+    def validate(self, attrs: dict) -> dict:
+        if ("file" in attrs) == ("text" in attrs):
+            raise serializers.ValidationError(
+                {"file": [_("Give either a file or text, not both or neither.")]}
+            )
+        if "text" in attrs and not attrs["text"].strip():
+            raise serializers.ValidationError({"text": [_("The pasted text is empty.")]})
+        return attrs
+
+
+class ImportProblemSerializer(serializers.Serializer):
+    level = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    location = serializers.CharField()
+    sheet = serializers.CharField()
+    row = serializers.IntegerField(allow_null=True)
+    column = serializers.CharField()
+    header = serializers.CharField()
+    value = serializers.CharField()
+    suggestions = serializers.ListField(child=serializers.CharField())
+
+
+class EntityCountsSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    changed = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class ImportCountsSerializer(serializers.Serializer):
+    processors = EntityCountsSerializer()
+    services = EntityCountsSerializer()
+    operations = EntityCountsSerializer()
+
+
+class ImportReportSerializer(serializers.Serializer):
+    """The import core's report (documentation of ``ImportReport.to_dict()``)."""
+
+    file_name = serializers.CharField()
+    controller = serializers.CharField()
+    dry_run = serializers.BooleanField()
+    committed = serializers.BooleanField()
+    ok = serializers.BooleanField()
+    rows = serializers.IntegerField()
+    imported_by = serializers.CharField()
+    counts = ImportCountsSerializer()
+    errors = ImportProblemSerializer(many=True)
+    warnings = ImportProblemSerializer(many=True)
+    import_record_id = serializers.IntegerField(
+        allow_null=True, help_text=_("The import record kept of this run (see /imports/{id}/).")
+    )
+    shape = serializers.CharField(help_text=_("disclosure (the five-column table) or workbook."))
+
+
+class ImportRecordSerializer(serializers.ModelSerializer):
+    controller = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    counts = serializers.JSONField(read_only=True)
+    problems = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = ImportRecord
+        fields = [
+            "id",
+            "controller",
+            "user",
+            "channel",
+            "file_name",
+            "sha256",
+            "size",
+            "shape",
+            "dry_run",
+            "result",
+            "counts",
+            "problems",
+            "started_at",
+            "duration_ms",
+        ]
+
+
+# --- Published versions -------------------------------------------------------------------------------
+
+
+class PublishedVersionSerializer(serializers.ModelSerializer):
+    controller = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    operations = serializers.SerializerMethodField(help_text=_("Number of operations frozen in it."))
+
+    class Meta:
+        model = PublishedVersion
+        fields = [
+            "id",
+            "controller",
+            "label",
+            "updated_on",
+            "effective_on",
+            "notes",
+            "snapshot_sha256",
+            "published_at",
+            "published_by",
+            "operations",
+        ]
+
+    def get_operations(self, version: PublishedVersion) -> int:
+        return len(version.snapshot.get("operations", ()))
+
+
+class DisclosureRowSerializer(serializers.Serializer):
+    service = serializers.CharField()
+    recipient = serializers.CharField()
+    data_items = serializers.CharField(help_text=_("Sensitive items are followed by a mark (*)."))
+    purpose = serializers.CharField()
+    actions = serializers.CharField()
+    destinations = serializers.ListField(child=serializers.CharField())
+
+
+class PublishedVersionDetailSerializer(PublishedVersionSerializer):
+    rows = serializers.SerializerMethodField(help_text=_("The published disclosure table, row by row."))
+
+    class Meta(PublishedVersionSerializer.Meta):
+        fields = [*PublishedVersionSerializer.Meta.fields, "rows"]
+
+    @extend_schema_field(DisclosureRowSerializer(many=True))
+    def get_rows(self, version: PublishedVersion) -> list[dict]:
+        from processors.versions import disclosure_rows
+
+        rows = disclosure_rows(version.snapshot, self.context.get("lang", "zh"))
+        return [
+            {
+                "service": row.service,
+                "recipient": row.recipient,
+                "data_items": row.data_items_text("*"),
+                "purpose": row.purpose,
+                "actions": row.actions,
+                "destinations": list(row.destinations),
+            }
+            for row in rows
+        ]
+
+
+class VersionPublishSerializer(serializers.ModelSerializer):
+    controller = ControllerCodeField()
+
+    class Meta:
+        model = PublishedVersion
+        fields = ["controller", "label", "updated_on", "effective_on", "notes"]
+        # The service checks the label is new (with its own message) and the dates' order.
+        validators: list = []
+
+
+class VersionRefSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    updated_on = serializers.DateField(allow_null=True)
+    effective_on = serializers.DateField(allow_null=True)
+    sha256 = serializers.CharField()
+    live = serializers.BooleanField()
+
+
+class VersionChangeSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    kind_label = serializers.CharField()
+    impact = serializers.CharField()
+    key = serializers.CharField()
+    service = serializers.CharField()
+    service_en = serializers.CharField()
+    recipient = serializers.CharField()
+    recipient_en = serializers.CharField()
+    field = serializers.CharField()
+    old = serializers.JSONField(allow_null=True)
+    new = serializers.JSONField(allow_null=True)
+    items = serializers.ListField(child=serializers.JSONField())
+    sensitive = serializers.BooleanField()
+    reconsent = serializers.BooleanField()
+    entry = serializers.JSONField(allow_null=True)
+
+
+class VersionDiffSerializer(serializers.Serializer):
+    """Documentation of ``VersionDiff.to_dict()``."""
+
+    old = VersionRefSerializer()
+    new = VersionRefSerializer()
+    controller = serializers.JSONField(allow_null=True)
+    has_changes = serializers.BooleanField()
+    material = serializers.BooleanField()
+    reconsent_required = serializers.BooleanField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    recipients_added = serializers.IntegerField()
+    recipients_removed = serializers.IntegerField()
+    changes = VersionChangeSerializer(many=True)
+
+
+# --- Findings -----------------------------------------------------------------------------------------
+
+
+class FindingSubjectSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text=_("app_label.model_name, e.g. processors.operation."))
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+
+
+class FindingSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    severity = serializers.CharField()
+    reference = serializers.CharField()
+    title = serializers.CharField()
+    fix = serializers.CharField()
+    subject = FindingSubjectSerializer()
+    detail = serializers.CharField()
+
+
+class FindingsSummarySerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    high = serializers.IntegerField()
+    medium = serializers.IntegerField()
+    low = serializers.IntegerField()
+    by_rule = serializers.DictField(child=serializers.IntegerField())
+
+
+class FindingsSerializer(serializers.Serializer):
+    summary = FindingsSummarySerializer()
+    results = FindingSerializer(many=True)
+
+
+# --- History ------------------------------------------------------------------------------------------
+
+
+class FieldChangeSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    label = serializers.CharField()
+    old = serializers.CharField()
+    new = serializers.CharField()
+    old_value = serializers.JSONField(allow_null=True)
+    new_value = serializers.JSONField(allow_null=True)
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    """Documentation of ``HistoryEntry.to_dict()``."""
+
+    history_id = serializers.IntegerField()
+    model = serializers.CharField()
+    model_label = serializers.CharField()
+    object_id = serializers.IntegerField()
+    object_label = serializers.CharField()
+    date = serializers.DateTimeField()
+    type = serializers.CharField()
+    type_label = serializers.CharField()
+    user_id = serializers.IntegerField(allow_null=True)
+    user = serializers.CharField()
+    channel = serializers.CharField()
+    channel_label = serializers.CharField()
+    import_id = serializers.IntegerField(allow_null=True)
+    changes = FieldChangeSerializer(many=True)
+
+
+# --- Deletion notices ---------------------------------------------------------------------------------
+
+
+class NoticeProcessorSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name_zh = serializers.CharField()
+    name_en = serializers.CharField()
+    contact_phone = serializers.CharField()
+    contact_email = serializers.CharField()
+    website = serializers.CharField()
+    address = serializers.CharField()
+    country = serializers.CharField()
+
+
+class NoticeGroupSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class NoticeServiceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    name_en = serializers.CharField()
+
+
+class NoticeRecipientSerializer(serializers.Serializer):
+    processor = NoticeProcessorSerializer()
+    groups = NoticeGroupSerializer(many=True)
+    direct = serializers.BooleanField()
+    has_contact = serializers.BooleanField()
+    categories = CategorySummarySerializer(many=True)
+    services = NoticeServiceSerializer(many=True)
+    relationships = serializers.ListField(child=serializers.CharField())
+    operations = serializers.ListField(child=serializers.IntegerField())
+    active = serializers.BooleanField()
+
+
+class NoticeCategorySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name_zh = serializers.CharField()
+    name_en = serializers.CharField()
+
+
+class DeletionNoticeSerializer(serializers.Serializer):
+    """Documentation of ``DeletionNotice.to_dict()``."""
+
+    categories = NoticeCategorySerializer(many=True)
+    controller = serializers.CharField(allow_null=True)
+    include_retired = serializers.BooleanField()
+    generated_on = serializers.DateField()
+    recipients = NoticeRecipientSerializer(many=True)
+    without_contact = serializers.IntegerField()

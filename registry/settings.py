@@ -197,7 +197,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_RATES": {"writes": os.environ.get("DJANGO_API_WRITE_RATE", "60/min")},
+    # Imports (previews included) parse whole files, so they have their own, lower rate.
+    "DEFAULT_THROTTLE_RATES": {
+        "writes": os.environ.get("DJANGO_API_WRITE_RATE", "60/min"),
+        "imports": os.environ.get("DJANGO_API_IMPORT_RATE", "30/hour"),
+    },
     "EXCEPTION_HANDLER": "processors.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

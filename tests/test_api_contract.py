@@ -70,6 +70,7 @@ def api_schema(demo_register, settings, monkeypatch):
     request_finished.disconnect(close_old_connections)
     # Generated writes come fast; the throttle is tested elsewhere.
     monkeypatch.setattr(api.WriteRateThrottle, "THROTTLE_RATES", {"writes": "100000/min"})
+    monkeypatch.setattr(api.ImportRateThrottle, "THROTTLE_RATES", {"imports": "100000/min"})
     cache.clear()
     yield schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
     request_started.connect(close_old_connections)

@@ -1,11 +1,16 @@
 """The OpenAPI schema is valid, documents every filter and error, and its docs need no CDN."""
 
+import os
+
 import pytest
+from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 OPERATION_FILTERS = {
     "category",
@@ -82,3 +87,34 @@ def test_the_interactive_docs_are_served_from_our_own_static_files(admin_client)
     html = admin_client.get("/api/v1/docs/").content.decode()
     assert "drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn." not in html and "unpkg" not in html
+
+
+def test_spectacular_validates_the_schema_without_warnings():
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)
+
+
+@pytest.mark.parametrize(
+    "path, content_types",
+    [
+        ("/api/v1/operations/export/", {XLSX, "text/csv"}),
+        ("/api/v1/versions/{id}/diff/", {"application/json", "text/markdown", XLSX}),
+        ("/api/v1/deletion-notices/", {"application/json", "text/csv"}),
+    ],
+)
+def test_downloads_are_documented_as_files(schema, path, content_types):
+    assert set(schema["paths"][path]["get"]["responses"]["200"]["content"]) == content_types
+
+
+def test_the_export_documents_every_operation_filter(schema):
+    assert set(parameters(schema, "/api/v1/operations/export/")) >= OPERATION_FILTERS | {
+        "format",
+        "shape",
+        "lang",
+    }
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/history/", "/api/v1/processors/{id}/history/", "/api/v1/operations/{id}/history/"]
+)
+def test_the_history_is_read_only(schema, path):
+    assert set(schema["paths"][path]) == {"get"}
