@@ -1,6 +1,9 @@
 import csv
+import hashlib
 import io
+import random
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -12,6 +15,7 @@ from django.utils import translation
 
 from processors import services
 from processors.models import DataItem, Operation, Processor, Relationship, Service, SharingMethod
+from processors.spreadsheets import importer
 from processors.spreadsheets.importer import import_register
 from tests.builders import make_controller, make_processor
 
@@ -232,13 +236,13 @@ def test_a_classified_operation_is_not_duplicated_when_the_table_is_imported_aga
     assert operation.relationship == Relationship.ENTRUSTED
 
 
-def test_progress_is_reported_for_every_row(controller):
+def test_progress_reports_the_rows_done_after_each_chunk(controller, monkeypatch):
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 20)
     calls = []
 
-    run_import(ITRUS_TABLE, controller, progress=lambda done, total: calls.append((done, total)))
+    run_import(ITRUS_TABLE, controller, progress=calls.append)
 
-    assert len(calls) == 43
-    assert calls[-1] == (43, 43)
+    assert calls == [20, 40, 43]
 
 
 def test_a_workbook_sheet_without_any_known_header_is_skipped_with_a_warning(controller, tmp_path):
@@ -479,3 +483,145 @@ def test_the_gbk_sample_really_is_gbk():
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")
     assert next(csv.reader(io.StringIO(raw.decode("gbk"))))[0] == "服务/功能名称"
+
+
+# --- Large generated tables: queries per chunk, not per row ---------------------------------------
+
+SYLLABLES = "安百博诚达丰光海华嘉金锦京康蓝力联明南宁鹏启瑞润森盛泰天通万维鑫信星讯阳一益优远云泽智中卓"
+
+
+def write_generated_table(path: Path, *, rows: int, processors: int, seed: int = 7) -> Path:
+    """A disclosure table of known wording: distinct processors, 3–8 mapped items a row."""
+    from processors.models import DataCategory, ProcessingAction, Purpose
+
+    rng = random.Random(seed)
+    categories = list(DataCategory.objects.values_list("name_zh", flat=True))
+    purposes = list(Purpose.objects.values_list("name_zh", flat=True))
+    actions = list(ProcessingAction.objects.values_list("name_zh", flat=True))
+    names = []
+    while len(names) < processors:
+        name = "".join(rng.choices(SYLLABLES, k=6)) + "有限公司"
+        if name not in names:
+            names.append(name)
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(
+            ["服务/功能名称", "服务主体", "处理个人信息范围", "处理个人信息目的", "处理个人信息方式"]
+        )
+        for number in range(rows):
+            writer.writerow(
+                [
+                    f"功能{number // len(names)}",
+                    names[number % len(names)],
+                    "、".join(rng.sample(categories, rng.randint(3, 8))),
+                    rng.choice(purposes),
+                    "、".join(rng.sample(actions, 2)),
+                ]
+            )
+    return path
+
+
+def counted_import(path: Path, controller) -> tuple[Any, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        report = run_import(path, controller)
+    assert report.ok, report.errors[:3]
+    return report, [query["sql"] for query in queries.captured_queries]
+
+
+def test_reimporting_200_or_2000_generated_rows_costs_the_same_queries(tmp_path):
+    small = write_generated_table(tmp_path / "small.csv", rows=200, processors=100)
+    large = write_generated_table(tmp_path / "large.csv", rows=2000, processors=1000)
+    first, second = make_controller(code="small"), make_controller(code="large")
+    run_import(small, first)
+    run_import(large, second)
+
+    _report, small_queries = counted_import(small, first)
+    report, large_queries = counted_import(large, second)
+
+    assert report.counts["operations"].unchanged == 2000
+    assert len(large_queries) == len(small_queries)
+
+
+def test_a_first_import_costs_the_same_queries_per_chunk_whatever_the_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 200)
+    one = write_generated_table(tmp_path / "one.csv", rows=200, processors=200, seed=1)
+    two = write_generated_table(tmp_path / "two.csv", rows=400, processors=400, seed=2)
+    ten = write_generated_table(tmp_path / "ten.csv", rows=2000, processors=2000, seed=3)
+
+    _report, one_chunk = counted_import(one, make_controller(code="one"))
+    _report, two_chunks = counted_import(two, make_controller(code="two"))
+    report, ten_chunks = counted_import(ten, make_controller(code="ten"))
+
+    assert report.counts["operations"].created == 2000
+    # SQLite splits one bulk insert into batches of 999 parameters; the statements besides are pinned.
+    if connection.vendor != "sqlite":
+        per_chunk = len(two_chunks) - len(one_chunk)
+        assert len(ten_chunks) == len(one_chunk) + 9 * per_chunk
+    other = [
+        [sql for sql in run if not sql.startswith("INSERT")] for run in (one_chunk, two_chunks, ten_chunks)
+    ]
+    per_chunk = len(other[1]) - len(other[0])
+    assert len(other[2]) == len(other[0]) + 9 * per_chunk
+
+
+# --- The import record ----------------------------------------------------------------------------
+
+
+def test_every_import_is_recorded_with_its_file_and_result(controller, admin_user):
+    from processors.models import Channel, ImportRecord
+
+    report = run_import(ITRUS_TABLE, controller, user=admin_user, channel=Channel.ADMIN)
+
+    record = ImportRecord.objects.get(pk=report.import_record_id)
+    assert (record.result, record.channel, record.user, record.shape) == (
+        "imported",
+        "admin",
+        admin_user,
+        "disclosure",
+    )
+    assert record.sha256 == hashlib.sha256(ITRUS_TABLE.read_bytes()).hexdigest()
+    assert record.size == ITRUS_TABLE.stat().st_size
+    assert record.counts["operations"]["created"] == 43
+    assert record.duration_ms is not None
+
+
+def test_a_failed_import_and_a_dry_run_are_recorded_too(controller):
+    from processors.models import ImportRecord
+
+    preview = run_import(ITRUS_TABLE, controller, dry_run=True)
+    failed = import_register(b"", controller=controller, file_name="empty.csv")
+
+    assert ImportRecord.objects.get(pk=preview.import_record_id).result == "previewed"
+    record = ImportRecord.objects.get(pk=failed.import_record_id)
+    assert (record.result, record.problems[0]["code"]) == ("failed", "file")
+
+
+def test_every_history_row_of_an_import_names_its_record(controller):
+    from processors.history import history_search
+
+    report = run_import(ITRUS_TABLE, controller)
+
+    entries = history_search(import_record=report.import_record_id, limit=None)
+    assert {entry.model for entry in entries} >= {
+        "processors.processor",
+        "processors.service",
+        "processors.operation",
+        "processors.dataitem",
+    }
+    assert len([entry for entry in entries if entry.model == "processors.operation"]) == 43
+    operation_entry = next(entry for entry in entries if entry.model == "processors.operation")
+    assert "purposes" in {change.field for change in operation_entry.changes}
+
+
+def test_a_full_register_workbook_is_recognised_and_not_misread_as_a_table(controller, tmp_path):
+    from processors.spreadsheets.export import export_workbook
+
+    run_import(ITRUS_TABLE, controller)
+    path = tmp_path / "register.xlsx"
+    with path.open("wb") as stream:
+        export_workbook(Operation.objects.all(), stream=stream)
+
+    report = run_import(path, controller)
+
+    assert [error.code for error in report.errors] == ["shape_unsupported"]
+    assert report.shape == "workbook"

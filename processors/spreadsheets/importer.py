@@ -1,8 +1,12 @@
 """The import core: a disclosure table in, the register updated (or a located list of problems out).
 
-One call reads every row, checks it, and only then writes, all in one transaction: a file with any
-error writes nothing, and a dry run does the same writes and rolls them back so its counts are exact.
-Every write goes through ``processors.services``. Importing the same file twice changes nothing.
+One call reads the rows as they stream from the reader and, chunk by chunk, plans them in memory and
+writes each chunk in a few bulk queries (with their history rows), all in one transaction: a file with
+any error writes nothing, and a dry run does the same writes and rolls them back so its counts are
+exact. Validation is the models' own (``full_clean`` without the queries of unique checks; identity is
+checked in memory and the database constraints stay the last line). Every import, failed and dry runs
+included, leaves an ``ImportRecord`` written outside that transaction, and every history row it causes
+names that record. Importing the same file twice changes nothing.
 
 Rules the table cannot state and this module therefore decides:
 - an empty optional cell leaves the register's value alone (it is "not stated", not "none");
@@ -15,19 +19,40 @@ Rules the table cannot state and this module therefore decides:
 
 import datetime
 import difflib
+import hashlib
+import itertools
+import math
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Model
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from openpyxl.utils import get_column_letter
 
-from processors import services
-from processors.models import Controller, DataItem, Operation, Processor, ProcessorAlias, Service
+from processors.history import (
+    current_history_state,
+    history_attrs,
+    history_bulk_create,
+    history_bulk_update,
+    history_context,
+)
+from processors.models import (
+    Channel,
+    Controller,
+    DataItem,
+    ImportRecord,
+    Operation,
+    Processor,
+    ProcessorAlias,
+    Service,
+)
 from processors.spreadsheets.cells import (
     CellError,
     ListCell,
@@ -37,7 +62,13 @@ from processors.spreadsheets.cells import (
     split_list,
 )
 from processors.spreadsheets.columns import DISCLOSURE_COLUMNS, IGNORE, ColumnSpec
-from processors.spreadsheets.readers import SheetRow, SpreadsheetError, location_text, read_rows
+from processors.spreadsheets.readers import (
+    ImportLimits,
+    SheetRow,
+    SpreadsheetError,
+    location_text,
+    read_rows,
+)
 from processors.taxonomy import ItemMapping, Taxonomy, TermMapping
 from processors.text import normalize_key
 
@@ -139,6 +170,8 @@ class ImportReport:
         default_factory=lambda: {name: EntityCounts() for name in ENTITIES}
     )
     problems: list[Problem] = field(default_factory=list)
+    import_record_id: int | None = None
+    shape: str = "disclosure"
 
     @property
     def errors(self) -> list[Problem]:
@@ -166,6 +199,8 @@ class ImportReport:
             "ok": self.ok,
             "rows": self.rows,
             "imported_by": self.imported_by,
+            "import_record_id": self.import_record_id,
+            "shape": self.shape,
             "counts": {name: counts.to_dict() for name, counts in self.counts.items()},
             "errors": [problem.to_dict() for problem in self.errors],
             "warnings": [problem.to_dict() for problem in self.warnings],
@@ -220,6 +255,7 @@ class _Row:
     purposes: TermMapping | None
     actions: TermMapping | None
     target_key: str = ""
+    service: Service | None = None
 
     @property
     def service_name(self) -> str:
@@ -239,9 +275,23 @@ class _ProcessorPlan:
     group_key: str = ""
     member_keys: list[str] = field(default_factory=list)
     processor: Processor | None = None
+    applied: set[str] = field(default_factory=set)
+    group_warned: bool = False
 
 
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[int], None]
+
+# Rows planned and written together: enough to make each query worth it, few enough to keep memory flat.
+CHUNK_ROWS = 2000
+# Problems kept on the import record; a broken 100,000-row file must not make a huge JSON column.
+RECORD_PROBLEMS = 500
+
+SHAPE_DISCLOSURE = "disclosure"
+SHAPE_WORKBOOK = "workbook"
+
+# Validation that needs no query: foreign keys are the importer's own objects, and identity is checked
+# in memory (the database constraints stay the last line).
+NO_QUERY_CHECKS = {"validate_unique": False, "validate_constraints": False}
 
 
 class _RowSkipped(Exception):
@@ -259,28 +309,237 @@ def import_register(
     progress: ProgressCallback | None = None,
     effective_from: datetime.date | None = None,
     spec: ColumnSpec = DISCLOSURE_COLUMNS,
+    channel: Channel | str = Channel.COMMAND,
 ) -> ImportReport:
-    """Import a disclosure table (path, bytes, file object, or pasted text as str) for a controller."""
+    """Import a disclosure table or a full workbook (path, bytes, file object, or pasted text as str)."""
+    started = time.monotonic()
     report = ImportReport(
         file_name=file_name,
         controller=controller.code,
         dry_run=dry_run,
         imported_by=user.get_username() if user is not None and hasattr(user, "get_username") else "",
     )
-    with transaction.atomic():
-        importer = _Importer(
+    source, digest, size = _fingerprint(source)
+    outer = current_history_state()
+    # A caller that already keeps a record of this import (a background job) has its record stamped.
+    record = outer.import_record if outer is not None else None
+    own_record = record is None
+    if record is None:
+        record = ImportRecord.objects.create(
             controller=controller,
-            report=report,
-            spec=spec,
-            header_map=header_map or {},
-            effective_from=effective_from,
-            progress=progress,
+            user=user if getattr(user, "pk", None) is not None else None,
+            channel=Channel(channel),
+            file_name=file_name[:255],
+            sha256=digest,
+            size=size,
+            dry_run=dry_run,
+            result=ImportRecord.Result.FAILED,
         )
-        importer.run(source, file_name=file_name)
-        report.committed = report.ok and not dry_run
-        if not report.committed:
-            transaction.set_rollback(True)
+    report.import_record_id = record.pk
+    try:
+        with transaction.atomic(), history_context(Channel.IMPORT, import_record=record, user=user):
+            _run(
+                source,
+                report=report,
+                controller=controller,
+                spec=spec,
+                header_map=header_map or {},
+                effective_from=effective_from,
+                progress=progress,
+            )
+            report.committed = report.ok and not dry_run
+            if not report.committed:
+                transaction.set_rollback(True)
+    finally:
+        if own_record:
+            _finish_record(record, report, started)
     return report
+
+
+def _fingerprint(source: Path | str | bytes | BinaryIO) -> tuple[Path | str | bytes, str, int]:
+    """The source in a form that can be read once more, with the SHA-256 and size of its bytes."""
+    if isinstance(source, Path):
+        digest = hashlib.sha256()
+        with source.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        return source, digest.hexdigest(), source.stat().st_size
+    if isinstance(source, str):
+        data = source.encode("utf-8")
+    elif isinstance(source, bytes | bytearray):
+        data = bytes(source)
+    else:
+        # One byte past the limit is enough for the reader to know the file is over it.
+        data = source.read(ImportLimits.from_settings().max_bytes + 1)
+        source = data
+    return source, hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _finish_record(record: ImportRecord, report: ImportReport, started: float) -> None:
+    if report.committed:
+        record.result = ImportRecord.Result.IMPORTED
+    elif report.ok and report.dry_run:
+        record.result = ImportRecord.Result.PREVIEWED
+    else:
+        record.result = ImportRecord.Result.FAILED
+    record.shape = report.shape
+    record.counts = {"rows": report.rows, **{name: c.to_dict() for name, c in report.counts.items()}}
+    record.problems = [problem.to_dict() for problem in report.problems[:RECORD_PROBLEMS]]
+    record.duration_ms = int((time.monotonic() - started) * 1000)
+    record.save(update_fields=["result", "shape", "counts", "problems", "duration_ms"])
+
+
+def _run(
+    source: Path | str | bytes,
+    *,
+    report: ImportReport,
+    controller: Controller,
+    spec: ColumnSpec,
+    header_map: dict[str, str],
+    effective_from: datetime.date | None,
+    progress: ProgressCallback | None,
+) -> None:
+    """Read the file, pick the importer its shape needs, and run it."""
+    try:
+        rows = read_rows(source, file_name=report.file_name)
+        first = next(rows, None)
+    except SpreadsheetError as error:
+        report.problems.append(
+            Problem(ERROR, "file", error.message, sheet=error.sheet, row=error.row, column=error.column)
+        )
+        return
+    rows = itertools.chain([first] if first is not None else [], rows)
+    if first is not None and not isinstance(source, str) and _is_workbook_sheet(first.sheet):
+        # Read as a disclosure table, the round-trip workbook would only give a page of header errors.
+        report.shape = SHAPE_WORKBOOK
+        report.problems.append(
+            Problem(
+                ERROR,
+                "shape_unsupported",
+                _(
+                    "This is a full register workbook (export_workbook); importing that shape is not "
+                    "supported yet."
+                ),
+                sheet=first.sheet,
+                row=first.number,
+            )
+        )
+        return
+    importer = _Importer(
+        controller=controller,
+        report=report,
+        spec=spec,
+        header_map=header_map,
+        effective_from=effective_from,
+        progress=progress,
+    )
+    importer.run(rows)
+
+
+def _is_workbook_sheet(name: str) -> bool:
+    from processors.spreadsheets.export import WORKBOOK_SHEETS
+
+    return name == WORKBOOK_SHEETS[0].name
+
+
+# --- Batched writes with history ------------------------------------------------------------------
+
+
+def history_rows(model: type[Model], objs: Sequence[Model], history_type: str) -> list[Model]:
+    """Write historical rows (``+``, ``~`` or ``-``) for saved objects in one insert; returns them."""
+    if not objs:
+        return []
+    state = current_history_state()
+    user = state.user if state is not None else None
+    user_id = user.pk if getattr(user, "pk", None) is not None else None
+    history_model = model.history.model
+    now = timezone.now()
+    attrs = history_attrs()
+    tracked = [tracked.attname for tracked in history_model.tracked_fields]
+    rows = [
+        history_model(
+            history_date=now,
+            history_user_id=user_id,
+            history_change_reason="",
+            history_type=history_type,
+            **{name: getattr(obj, name) for name in tracked},
+            **attrs,
+        )
+        for obj in objs
+    ]
+    return history_model.objects.bulk_create(rows)
+
+
+def history_m2m_rows(model: type[Model], records: Sequence[Model], links: dict[str, dict[int, list]]) -> None:
+    """The many-to-many snapshot of each historical row: ``links[field][object pk]`` = through rows."""
+    history_model = model.history.model
+    for field_name, by_object in links.items():
+        m2m_history = getattr(history_model, field_name).model
+        through_fields = [f.attname for f in getattr(model, field_name).through._meta.fields]
+        m2m_history.objects.bulk_create(
+            [
+                m2m_history(history_id=record.pk, **{name: getattr(link, name) for name in through_fields})
+                for record in records
+                for link in by_object.get(record.id, ())
+            ]
+        )
+
+
+def bulk_delete_with_history(model: type[Model], objs: Sequence[Model]) -> None:
+    """Delete objects in one statement and record each deletion (no per-object signal)."""
+    if not objs:
+        return
+    history_rows(model, objs, "-")
+    model._base_manager.filter(pk__in=[obj.pk for obj in objs])._raw_delete(model._base_manager.db)
+
+
+def bulk_update_fields(model: type[Model], objs: Sequence[Model], fields: Iterable[str]) -> None:
+    """``history_bulk_update`` that also moves ``updated_at`` on (bulk_update skips auto_now)."""
+    if not objs:
+        return
+    fields = set(fields)
+    if any(f.name == "updated_at" for f in model._meta.fields):
+        now = timezone.now()
+        for obj in objs:
+            obj.updated_at = now
+        fields.add("updated_at")
+    history_bulk_update(model, objs, sorted(fields))
+
+
+def validation_messages(error: ValidationError) -> dict[str, list[str]]:
+    """A ValidationError as field → messages ("" for errors of the whole object)."""
+    return error.message_dict if hasattr(error, "error_dict") else {"": error.messages}
+
+
+# --- The disclosure importer ----------------------------------------------------------------------
+
+
+@dataclass
+class _Slot:
+    """An operation the import can match a row to: saved (pk) or created in the current chunk (state)."""
+
+    pk: int | None
+    relationship: str
+    state: "_OperationState | None" = None
+
+
+@dataclass
+class _OperationState:
+    """An operation as the chunk leaves it, with what the rows changed."""
+
+    operation: Operation
+    created: bool
+    purposes: list[int]
+    actions: list[int]
+    items: list[DataItem]
+    new_items: list[tuple] | None = None
+    changed_fields: set[str] = field(default_factory=set)
+    terms_changed: bool = False
+    rows: list[_Row] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changed_fields or self.terms_changed or self.new_items is not None)
 
 
 class _Importer:
@@ -303,7 +562,12 @@ class _Importer:
         self.effective_from = effective_from
         self.progress = progress
         self.taxonomy: Taxonomy | None = None
-        self.rows: list[_Row] = []
+        self.sheets: dict[str, _Sheet | None] = {}
+        self.foreign: list[tuple[_Sheet, list[int]]] = []
+        self.chunk: list[_Row] = []
+        self.seen: dict[tuple, tuple[str, int]] = {}
+        self.done = 0
+        self.suggestion_cache: dict[str, list[str]] = {}
         self.plans: dict[str, _ProcessorPlan] = {}
         self.touched: dict[str, dict[str, set[int]]] = {
             name: {"created": set(), "changed": set(), "unchanged": set()} for name in ENTITIES
@@ -348,32 +612,75 @@ class _Importer:
 
     # --- the whole run ----------------------------------------------------------------------------
 
-    def run(self, source: Path | str | bytes | BinaryIO, *, file_name: str) -> None:
+    def run(self, rows: Iterator[SheetRow]) -> None:
         if not self._check_header_map():
             return
         self.taxonomy = Taxonomy.load()
+        self._load_register()
         try:
-            self._parse(read_rows(source, file_name=file_name))
+            for sheet_row in rows:
+                if sheet_row.sheet not in self.sheets:
+                    self.sheets[sheet_row.sheet] = self._read_header(sheet_row)
+                    continue
+                sheet = self.sheets[sheet_row.sheet]
+                if sheet is not None:
+                    self._parse_row(sheet, sheet_row)
+                    if len(self.chunk) >= CHUNK_ROWS:
+                        self._flush()
         except SpreadsheetError as error:
-            self.report.problems.append(
-                Problem(ERROR, "file", error.message, sheet=error.sheet, row=error.row, column=error.column)
+            # The file is refused whatever its rows said: that is the first thing to read.
+            self.report.problems.insert(
+                0,
+                Problem(ERROR, "file", error.message, sheet=error.sheet, row=error.row, column=error.column),
             )
             return
-        self.report.rows = len(self.rows)
-        if not self.rows and self.report.ok:
+        self._finish_sheets()
+        self._flush()
+        if not self.report.rows and self.report.ok:
             self.problem(ERROR, "no_rows", _("The file has no rows to import below its header."))
-        if not self.report.ok:
-            return
-        self._plan_processors()
         self._report_near_duplicates()
-        if not self.report.ok:
-            return
-        self._write()
         for name, sets in self.touched.items():
             counts = self.report.counts[name]
             counts.created = len(sets["created"])
             counts.changed = len(sets["changed"] - sets["created"])
             counts.unchanged = len(sets["unchanged"] - sets["changed"] - sets["created"])
+
+    def _load_register(self) -> None:
+        """What the register already holds, keyed as the file names it (a few queries, once)."""
+        processors = list(Processor.objects.all())
+        self.processor_by_pk = {processor.pk: processor for processor in processors}
+        self.processor_by_key = {processor.name_key: processor for processor in processors}
+        self.known_names = {processor.name_key: processor.primary_name for processor in processors}
+        self.alias_owner: dict[str, str] = {}
+        for key, processor_id in ProcessorAlias.objects.values_list("key", "processor_id"):
+            self.processor_by_key.setdefault(key, self.processor_by_pk[processor_id])
+            self.alias_owner[key] = self.processor_by_pk[processor_id].name_key
+        self.services_by_key = {
+            normalize_key(service.name): service for service in self.controller.services.all()
+        }
+        self.slots: dict[tuple[int, int], list[_Slot]] = defaultdict(list)
+        identities = Operation.objects.filter(
+            service__controller=self.controller, effective_from=self.effective_from
+        ).values_list("pk", "service_id", "processor_id", "relationship")
+        for pk, service_id, processor_id, relationship in identities:
+            self.slots[(service_id, processor_id)].append(_Slot(pk=pk, relationship=relationship))
+        self.group_members: dict[int, list[Processor]] = {}
+
+    def _flush(self) -> None:
+        rows, self.chunk = self.chunk, []
+        if not rows:
+            return
+        self._check_repeated_rows(rows)
+        plans = self._plan_processors(rows)
+        writing = self.report.ok
+        self._write_processors(plans, writing=writing)
+        writing = writing and self.report.ok
+        self._write_services(rows, writing=writing)
+        writing = writing and self.report.ok
+        self._write_operations(rows, writing=writing)
+        self.done += len(rows)
+        if self.progress is not None:
+            self.progress(self.done)
 
     def _check_header_map(self) -> bool:
         allowed = [*self.spec.fields]
@@ -390,20 +697,7 @@ class _Importer:
 
     # --- reading and checking ---------------------------------------------------------------------
 
-    def _parse(self, rows: Iterable[SheetRow]) -> None:
-        sheets: dict[str, _Sheet | None] = {}
-        pending = list(rows)
-        several_sheets = len({sheet_row.sheet for sheet_row in pending}) > 1
-        for sheet_row in pending:
-            if sheet_row.sheet not in sheets:
-                sheets[sheet_row.sheet] = self._read_header(sheet_row, skip_if_foreign=several_sheets)
-                continue
-            sheet = sheets[sheet_row.sheet]
-            if sheet is not None:
-                self._parse_row(sheet, sheet_row)
-        self._check_repeated_rows()
-
-    def _read_header(self, sheet_row: SheetRow, *, skip_if_foreign: bool) -> _Sheet | None:
+    def _read_header(self, sheet_row: SheetRow) -> _Sheet | None:
         headers = [cell.strip() for cell in sheet_row.cells]
         sheet = _Sheet(name=sheet_row.sheet, header_row=sheet_row.number, headers=headers, fields={})
         unknown: list[int] = []
@@ -430,17 +724,16 @@ class _Importer:
                 )
             else:
                 sheet.fields[target] = index
-        if skip_if_foreign and not sheet.fields:
+        if not sheet.fields:
             # A workbook often carries an instructions or change-log sheet; one with no known header at
-            # all is not a register, so it is skipped rather than failing the whole file.
-            self.problem(
-                WARNING,
-                "sheet_skipped",
-                _("This sheet has none of the expected headers and was skipped."),
-                sheet=sheet,
-                row_number=sheet.header_row,
-            )
+            # all is not a register. Whether the file has other sheets is only known at its end.
+            self.foreign.append((sheet, unknown))
             return None
+        self._report_header(sheet, unknown)
+        return sheet
+
+    def _report_header(self, sheet: _Sheet, unknown: list[int]) -> None:
+        headers = sheet.headers
         known = sorted(str(header) for column in self.spec.columns for header in column.headers)
         for index in unknown:
             self.problem(
@@ -467,7 +760,19 @@ class _Importer:
                 row_number=sheet.header_row,
                 suggestions=[column.headers[0] for column in missing],
             )
-        return sheet
+
+    def _finish_sheets(self) -> None:
+        for sheet, unknown in self.foreign:
+            if len(self.sheets) > 1:
+                self.problem(
+                    WARNING,
+                    "sheet_skipped",
+                    _("This sheet has none of the expected headers and was skipped."),
+                    sheet=sheet,
+                    row_number=sheet.header_row,
+                )
+            else:
+                self._report_header(sheet, unknown)
 
     def _parse_row(self, sheet: _Sheet, sheet_row: SheetRow) -> None:
         cells = list(sheet_row.cells)
@@ -546,7 +851,7 @@ class _Importer:
                         row=row,
                         field_name="data_items",
                         value=mapping.text,
-                        suggestions=self.taxonomy.suggest_categories(mapping.text),
+                        suggestions=self._suggestions(mapping.text),
                     )
         if "purpose" in values:
             row.purposes = self.taxonomy.map_purposes(values["purpose"])
@@ -554,7 +859,14 @@ class _Importer:
         if "actions" in values:
             row.actions = self.taxonomy.map_actions(values["actions"])
             self._report_unmapped_terms(row, "actions", row.actions, _("processing operation"))
-        self.rows.append(row)
+        self.report.rows += 1
+        self.chunk.append(row)
+
+    def _suggestions(self, text: str) -> list[str]:
+        # Fuzzy suggestions cost milliseconds; a file repeats its unmapped wording on many rows.
+        if text not in self.suggestion_cache:
+            self.suggestion_cache[text] = self.taxonomy.suggest_categories(text)
+        return self.suggestion_cache[text]
 
     def _report_unmapped_terms(self, row: _Row, field_name: str, mapping: TermMapping, kind: str) -> None:
         for term in mapping.unmapped:
@@ -575,24 +887,20 @@ class _Importer:
         )
         return (normalize_key(row.service_name), normalize_key(target), row.values.get("relationship", ""))
 
-    def _check_repeated_rows(self) -> None:
-        seen: dict[tuple, _Row] = {}
-        for row in self.rows:
+    def _check_repeated_rows(self, rows: list[_Row]) -> None:
+        for row in rows:
             if "service" not in row.values or not row.recipient.names:
                 continue
             identity = self._row_identity(row)
-            if identity in seen:
-                earlier = seen[identity]
+            earlier = self.seen.setdefault(identity, (row.sheet.name, row.number))
+            if earlier != (row.sheet.name, row.number):
                 self.problem(
                     ERROR,
                     "row_repeated",
-                    _("Same service and recipient as row %(row)s; merge the two rows.")
-                    % {"row": earlier.number},
+                    _("Same service and recipient as row %(row)s; merge the two rows.") % {"row": earlier[1]},
                     row=row,
                     field_name="recipient",
                 )
-            else:
-                seen[identity] = row
 
     # --- processors -------------------------------------------------------------------------------
 
@@ -627,8 +935,11 @@ class _Importer:
                 field_name="country" if fact == "country" else "recipient",
             )
 
-    def _plan_processors(self) -> None:
-        for row in self.rows:
+    def _plan_processors(self, rows: list[_Row]) -> list[_ProcessorPlan]:
+        touched: dict[str, _ProcessorPlan] = {}
+        for row in rows:
+            if "service" not in row.values or not row.recipient.names:
+                continue  # already reported
             recipient = row.recipient
             contact = {
                 "contact_phone": recipient.phone,
@@ -639,8 +950,10 @@ class _Importer:
             country = row.values.get("country", "")
             if recipient.is_group:
                 target = self._plan(recipient.group_name, Processor.Kind.GROUP, row)
+                touched[target.key] = target
                 for name in recipient.names:
                     member = self._plan(name, Processor.Kind.ORGANISATION, row)
+                    touched[member.key] = member
                     self._add_fact(member, "country", country, row)
                     if member.key not in target.member_keys:
                         target.member_keys.append(member.key)
@@ -657,26 +970,26 @@ class _Importer:
                         )
             else:
                 target = self._plan(recipient.names[0], Processor.Kind.ORGANISATION, row)
+                touched[target.key] = target
                 self._add_fact(target, "country", country, row)
             for fact, value in contact.items():
                 self._add_fact(target, fact, value, row)
             row.target_key = target.key
+        return list(touched.values())
 
     def _report_near_duplicates(self) -> None:
-        names = {
-            key: zh or en for key, zh, en in Processor.objects.values_list("name_key", "name_zh", "name_en")
-        }
-        alias_owner = dict(ProcessorAlias.objects.values_list("key", "processor__name_key"))
+        names = self.known_names
         # A name the file uses and the register knows under an alias is that processor, not a twin.
-        canonical = {key: alias_owner.get(key, key) for key in self.plans}
+        canonical = {key: self.alias_owner.get(key, key) for key in self.plans}
         keys = set(names) | set(canonical.values())
         display = names | {
             canonical[key]: plan.name for key, plan in self.plans.items() if canonical[key] not in names
         }
+        candidates = _NearNames(keys)
         reported: set[frozenset[str]] = set()
         for key, plan in self.plans.items():
             own = canonical[key]
-            for other in difflib.get_close_matches(own, keys, n=5, cutoff=NEAR_DUPLICATE_RATIO):
+            for other in candidates.close_to(own):
                 pair = frozenset((own, other))
                 if other == own or pair in reported:
                     continue
@@ -696,69 +1009,80 @@ class _Importer:
     def _touch(self, entity: str, state: str, pk: int) -> None:
         self.touched[entity][state].add(pk)
 
-    def _write(self) -> None:
-        by_key = {processor.name_key: processor for processor in Processor.objects.all()}
-        by_id = {processor.pk: processor for processor in by_key.values()}
-        for key, processor_id in ProcessorAlias.objects.values_list("key", "processor_id"):
-            by_key.setdefault(key, by_id[processor_id])
-        # Groups first, so members can point at them.
-        ordered = sorted(self.plans.values(), key=lambda plan: plan.kind != Processor.Kind.GROUP)
-        for plan in ordered:
-            try:
-                plan.processor = self._write_processor(plan, by_key.get(plan.key))
-            except ValidationError as error:
-                self._validation_problem(error, plan.first_row)
-                return
-            by_key[plan.key] = plan.processor
-
-        services_by_key = {normalize_key(service.name): service for service in self.controller.services.all()}
-        existing: dict[tuple, list[Operation]] = defaultdict(list)
-        for operation in Operation.objects.filter(service__controller=self.controller).prefetch_related(
-            "data_items", "purposes", "actions"
-        ):
-            existing[(operation.service_id, operation.processor_id, operation.effective_from)].append(
-                operation
-            )
-        group_members: dict[int, list[Processor]] = {}
-
-        for done, row in enumerate(self.rows, start=1):
-            try:
-                service = self._write_service(row, services_by_key)
-                self._write_operation(row, service, existing, group_members)
-            except ValidationError as error:
-                self._validation_problem(error, row)
-            except _RowSkipped:
-                pass  # the reason is already in the report
-            if self.progress is not None:
-                self.progress(done, len(self.rows))
-
     def _validation_problem(self, error: ValidationError, row: _Row) -> None:
-        messages = error.message_dict if hasattr(error, "error_dict") else {"": error.messages}
-        for field_name, field_messages in messages.items():
+        for field_name, field_messages in validation_messages(error).items():
             for message in field_messages:
-                self.problem(
-                    ERROR,
-                    "invalid",
-                    message,
-                    row=row,
-                    field_name=FIELD_COLUMNS.get(field_name, ""),
-                )
+                self.problem(ERROR, "invalid", message, row=row, field_name=FIELD_COLUMNS.get(field_name, ""))
 
-    def _write_processor(self, plan: _ProcessorPlan, processor: Processor | None) -> Processor:
-        group = self.plans[plan.group_key].processor if plan.group_key else None
-        if processor is None:
-            name_field = "name_en" if is_latin_name(plan.name) else "name_zh"
-            processor = services.processor_create(
-                **{name_field: plan.name}, kind=plan.kind, member_of=group, **plan.facts
-            )
-            self._touch("processors", "created", processor.pk)
-            return processor
-        changes: dict[str, Any] = {}
+    def _valid(self, obj: Model, row: _Row, *, exclude: Sequence[str]) -> bool:
+        try:
+            obj.full_clean(exclude=exclude, **NO_QUERY_CHECKS)
+        except ValidationError as error:
+            self._validation_problem(error, row)
+            return False
+        return True
+
+    def _write_processors(self, plans: list[_ProcessorPlan], *, writing: bool) -> None:
+        created: dict[bool, list[_ProcessorPlan]] = {True: [], False: []}
+        existing: list[_ProcessorPlan] = []
+        changed: dict[int, set[str]] = {}
+        # Groups first, so members can point at them.
+        for plan in sorted(plans, key=lambda plan: plan.kind != Processor.Kind.GROUP):
+            processor = plan.processor or self.processor_by_key.get(plan.key)
+            if processor is None:
+                name_field = "name_en" if is_latin_name(plan.name) else "name_zh"
+                processor = Processor(**{name_field: plan.name}, kind=plan.kind, **plan.facts)
+                plan.applied = set(plan.facts)
+                plan.processor = processor
+                if self._valid(processor, plan.first_row, exclude=["member_of"]):
+                    created[plan.kind == Processor.Kind.GROUP].append(plan)
+                continue
+            plan.processor = processor
+            fields = self._processor_changes(plan, processor)
+            if processor.pk is None:
+                continue  # not saved after an earlier error
+            existing.append(plan)
+            if fields and self._valid(processor, plan.first_row, exclude=["member_of"]):
+                changed.setdefault(processor.pk, set()).update(fields)
+        if not writing or not self.report.ok:
+            return
+        for is_group in (True, False):
+            new = [plan.processor for plan in created[is_group]]
+            for plan in created[is_group]:
+                group = self.plans[plan.group_key].processor if plan.group_key else None
+                plan.processor.member_of = group
+            history_bulk_create(Processor, new)
+            for plan in created[is_group]:
+                self._remember_processor(plan.key, plan.processor)
+                self._touch("processors", "created", plan.processor.pk)
+        for plan in existing:
+            fields = self._membership_change(plan, plan.processor)
+            if fields:
+                changed.setdefault(plan.processor.pk, set()).update(fields)
+            elif plan.processor.pk not in changed:
+                self._touch("processors", "unchanged", plan.processor.pk)
+        updated = [self.processor_by_pk[pk] for pk in changed]
+        bulk_update_fields(Processor, updated, set().union(*changed.values()) if changed else ())
+        for pk in changed:
+            self._touch("processors", "changed", pk)
+
+    def _remember_processor(self, key: str, processor: Processor) -> None:
+        self.processor_by_key[key] = processor
+        self.processor_by_pk[processor.pk] = processor
+        self.group_members.pop(processor.member_of_id, None)
+
+    def _processor_changes(self, plan: _ProcessorPlan, processor: Processor) -> set[str]:
+        """Fill the processor's empty fields from facts the file gave since the last chunk."""
+        fields: set[str] = set()
         for fact, value in plan.facts.items():
+            if fact in plan.applied:
+                continue
+            plan.applied.add(fact)
             current = getattr(processor, fact)
             current = getattr(current, "code", current) or ""
             if not current:
-                changes[fact] = value
+                setattr(processor, fact, value)
+                fields.add(fact)
             elif current != value:
                 self.problem(
                     WARNING,
@@ -774,11 +1098,20 @@ class _Importer:
                     field_name="country" if fact == "country" else "recipient",
                 )
         if plan.kind == Processor.Kind.GROUP and processor.kind != plan.kind:
-            changes["kind"] = plan.kind
-        if group is not None and processor.member_of_id != group.pk:
+            processor.kind = plan.kind
+            fields.add("kind")
+        return fields
+
+    def _membership_change(self, plan: _ProcessorPlan, processor: Processor) -> set[str]:
+        """Put a processor into the group the file names it in, unless it already belongs to another."""
+        fields: set[str] = set()
+        group = self.plans[plan.group_key].processor if plan.group_key else None
+        if group is not None and group.pk is not None and processor.member_of_id != group.pk:
             if processor.member_of_id is None:
-                changes["member_of"] = group
-            else:
+                processor.member_of = group
+                fields.add("member_of")
+            elif not plan.group_warned:
+                plan.group_warned = True
                 self.problem(
                     WARNING,
                     "group_conflict",
@@ -786,60 +1119,126 @@ class _Importer:
                     row=plan.first_row,
                     field_name="recipient",
                 )
-        if changes:
-            services.processor_update(processor=processor, **changes)
-            self._touch("processors", "changed", processor.pk)
-        else:
-            self._touch("processors", "unchanged", processor.pk)
-        return processor
+        return fields
 
-    def _write_service(self, row: _Row, services_by_key: dict[str, Service]) -> Service:
-        key = normalize_key(row.service_name)
-        service = services_by_key.get(key)
-        fields = {}
-        if "device_permissions" in row.values:
-            fields["device_permissions"] = row.values["device_permissions"]
-        if service is None:
-            service = services.service_create(controller=self.controller, name=row.service_name, **fields)
-            services_by_key[key] = service
-            self._touch("services", "created", service.pk)
-            return service
-        changes = {name: value for name, value in fields.items() if getattr(service, name) != value}
-        if changes:
-            services.service_update(service=service, **changes)
-            self._touch("services", "changed", service.pk)
-        else:
-            self._touch("services", "unchanged", service.pk)
-        return service
-
-    def _destinations(self, plan: _ProcessorPlan, group_members: dict[int, list[Processor]]) -> list[str]:
-        """Countries other than the controller's where the recipient (or a group member) is established."""
-        processor = plan.processor
-        if plan.kind == Processor.Kind.GROUP:
-            if plan.member_keys:
-                recipients = [self.plans[key].processor for key in plan.member_keys]
+    def _write_services(self, rows: list[_Row], *, writing: bool) -> None:
+        new: list[Service] = []
+        changed: dict[int, set[str]] = {}
+        for row in rows:
+            if "service" not in row.values:
+                continue
+            key = normalize_key(row.service_name)
+            service = self.services_by_key.get(key)
+            fields = {}
+            if "device_permissions" in row.values:
+                fields["device_permissions"] = row.values["device_permissions"]
+            if service is None:
+                service = Service(controller=self.controller, name=row.service_name, **fields)
+                self.services_by_key[key] = service
+                if self._valid(service, row, exclude=["controller"]):
+                    new.append(service)
             else:
-                if processor.pk not in group_members:
-                    group_members[processor.pk] = list(processor.members.all())
-                recipients = group_members[processor.pk]
-        else:
-            recipients = [processor]
-        home = self.controller.country.code
-        return sorted({p.country.code for p in recipients if p.country and p.country.code != home})
+                changes = {name for name, value in fields.items() if getattr(service, name) != value}
+                for name in changes:
+                    setattr(service, name, fields[name])
+                if service.pk is not None:
+                    if changes and self._valid(service, row, exclude=["controller"]):
+                        changed.setdefault(service.pk, set()).update(changes)
+                    self._touch("services", "unchanged", service.pk)
+            row.service = service
+        if not writing or not self.report.ok:
+            return
+        history_bulk_create(Service, new)
+        for service in new:
+            self._touch("services", "created", service.pk)
+        by_pk = {service.pk: service for service in self.services_by_key.values()}
+        bulk_update_fields(
+            Service, [by_pk[pk] for pk in changed], set().union(*changed.values()) if changed else ()
+        )
+        for pk in changed:
+            self._touch("services", "changed", pk)
 
-    def _write_operation(
-        self,
-        row: _Row,
-        service: Service,
-        existing: dict[tuple, list[Operation]],
-        group_members: dict[int, list[Processor]],
-    ) -> None:
-        plan = self.plans[row.target_key]
-        processor = plan.processor
+    # --- operations -------------------------------------------------------------------------------
+
+    def _write_operations(self, rows: list[_Row], *, writing: bool) -> None:
+        matched: list[tuple[_Row, _Slot]] = []
+        for row in rows:
+            if row.service is None or not row.target_key:
+                continue
+            plan = self.plans[row.target_key]
+            relationship = row.values.get("relationship", "")
+            if not writing:
+                # Nothing is saved after an error; the rows are still checked field by field.
+                operation = Operation(relationship=relationship, effective_from=self.effective_from)
+                self._apply(row, _OperationState(operation, True, [], [], []), plan)
+                self._valid(operation, row, exclude=["service", "processor"])
+                continue
+            candidates = self.slots[(row.service.pk, plan.processor.pk)]
+            try:
+                slot = self._find_operation(row, candidates, relationship)
+            except _RowSkipped:
+                continue
+            if slot is None:
+                operation = Operation(
+                    service=row.service,
+                    processor=plan.processor,
+                    relationship=relationship,
+                    effective_from=self.effective_from,
+                )
+                slot = _Slot(
+                    pk=None, relationship=relationship, state=_OperationState(operation, True, [], [], [])
+                )
+                candidates.append(slot)
+            matched.append((row, slot))
+        if not writing:
+            return
+        loaded = self._load_operations({slot.pk for _row, slot in matched if slot.pk is not None})
+        states: dict[int, _OperationState] = {}
+        for row, slot in matched:
+            state = slot.state if slot.pk is None else loaded[slot.pk]
+            states[id(state)] = state
+            self._apply(row, state, self.plans[row.target_key])
+        valid = [
+            state
+            for state in states.values()
+            if not state.changed_fields
+            and not state.created
+            or self._valid(state.operation, state.rows[-1], exclude=["service", "processor"])
+        ]
+        if self.report.ok:
+            self._save_operations(valid)
+        for slot in (slot for _row, slot in matched if slot.state is not None):
+            slot.pk, slot.state = slot.state.operation.pk, None
+
+    def _load_operations(self, pks: set[int]) -> dict[int, _OperationState]:
+        """The operations rows matched, with their terms and data items (four queries)."""
+        if not pks:
+            return {}
+        states = {
+            pk: _OperationState(operation, False, [], [], [])
+            for pk, operation in (
+                (operation.pk, operation) for operation in Operation.objects.filter(pk__in=pks)
+            )
+        }
+        for name in ("purposes", "actions"):
+            target = f"{Operation._meta.get_field(name).m2m_reverse_field_name()}_id"
+            for operation_id, target_id in (
+                getattr(Operation, name)
+                .through.objects.filter(operation_id__in=pks)
+                .values_list("operation_id", target)
+            ):
+                getattr(states[operation_id], name).append(target_id)
+        for item in DataItem.objects.filter(operation_id__in=pks):
+            states[item.operation_id].items.append(item)
+        return states
+
+    def _apply(self, row: _Row, state: _OperationState, plan: _ProcessorPlan) -> None:
+        """Apply one row to an operation in memory, noting what changes."""
+        operation = state.operation
         values = row.values
         fields: dict[str, Any] = {
             "recipient_qualifier": row.recipient.qualifier,
-            "data_items_text": values["data_items"],
+            "data_items_text": values.get("data_items", ""),
             "source_text": "\t".join(row.cells),
         }
         if row.purposes is not None:
@@ -848,63 +1247,127 @@ class _Importer:
             fields["actions_text"] = values["actions"]
             fields["actions_open_ended"] = row.actions.open_ended
         fields.update({name: values[name] for name in OPERATION_COLUMNS if name in values})
-        destinations = self._destinations(plan, group_members)
+        destinations = self._destinations(plan)
         if destinations:
             fields["cross_border"] = True
             fields["destination_countries"] = destinations
         elif fields.get("transfer_mechanism"):
             fields["cross_border"] = True
-        purposes = [self.taxonomy.purpose_id(code) for code in row.purposes.codes] if row.purposes else None
-        actions = [self.taxonomy.action_id(code) for code in row.actions.codes] if row.actions else None
-        relationship = values.get("relationship", "")
+        for name, value in fields.items():
+            if _field_value(operation, name) != value:
+                setattr(operation, name, value)
+                state.changed_fields.add(name)
+        if row.purposes is not None:
+            purposes = [self.taxonomy.purpose_id(code) for code in row.purposes.codes]
+            if set(purposes) != set(state.purposes):
+                state.purposes, state.terms_changed = purposes, True
+        if row.actions is not None:
+            actions = [self.taxonomy.action_id(code) for code in row.actions.codes]
+            if set(actions) != set(state.actions):
+                state.actions, state.terms_changed = actions, True
+        wanted = _item_tuples(row.mappings, self.taxonomy)
+        current = state.new_items if state.new_items is not None else _item_rows(state.items)
+        if wanted != current:
+            state.new_items = wanted
+        state.rows.append(row)
 
-        operation = self._find_operation(
-            row, existing[(service.pk, processor.pk, self.effective_from)], relationship
-        )
-        if operation is None:
-            operation = services.operation_create(
-                service=service,
-                processor=processor,
-                data_items=row.items.items,
-                purposes=purposes or (),
-                actions=actions or (),
-                taxonomy=self.taxonomy,
-                relationship=relationship,
-                effective_from=self.effective_from,
-                **fields,
+    def _save_operations(self, states: list[_OperationState]) -> None:
+        created = [state for state in states if state.created]
+        Operation.objects.bulk_create([state.operation for state in created])
+        updated = [state for state in states if not state.created and state.changed_fields]
+        bulk_fields = set().union(*(state.changed_fields for state in updated)) if updated else set()
+        if updated:
+            now = timezone.now()
+            for state in updated:
+                state.operation.updated_at = now
+            Operation.objects.bulk_update(
+                [state.operation for state in updated], sorted(bulk_fields | {"updated_at"})
             )
-            existing[(service.pk, processor.pk, self.effective_from)].append(operation)
-            self._touch("operations", "created", operation.pk)
-            return
-        changed = False
-        changes = {name: value for name, value in fields.items() if _field_value(operation, name) != value}
-        if changes:
-            services.operation_update(operation=operation, **changes)
-            changed = True
-        new_purposes = (
-            purposes if purposes is not None and set(purposes) != _ids(operation.purposes.all()) else None
-        )
-        new_actions = (
-            actions if actions is not None and set(actions) != _ids(operation.actions.all()) else None
-        )
-        if new_purposes is not None or new_actions is not None:
-            services.operation_set_terms(operation=operation, purposes=new_purposes, actions=new_actions)
-            changed = True
-        if self._item_rows(operation, row.mappings) != _item_rows(operation.data_items.all()):
-            services.operation_set_data_items(
-                operation=operation, items=row.items.items, taxonomy=self.taxonomy
+        # Terms: replace the through rows of the operations whose terms changed.
+        links: dict[str, dict[int, list]] = {}
+        reterm = [state for state in states if state.created or state.terms_changed]
+        for name in ("purposes", "actions"):
+            through = getattr(Operation, name).through
+            target = f"{Operation._meta.get_field(name).m2m_reverse_field_name()}_id"
+            stale = [state.operation.pk for state in reterm if not state.created]
+            if stale:
+                through.objects.filter(operation_id__in=stale).delete()
+            new_links = through.objects.bulk_create(
+                [
+                    through(operation_id=state.operation.pk, **{target: target_id})
+                    for state in reterm
+                    for target_id in dict.fromkeys(getattr(state, name))
+                ]
             )
-            changed = True
-        self._touch("operations", "changed" if changed else "unchanged", operation.pk)
+            by_operation: dict[int, list] = defaultdict(list)
+            for link in new_links:
+                by_operation[link.operation_id].append(link)
+            links[name] = by_operation
+        # One history row per created or changed operation, with its terms as they now stand.
+        recorded = created + [
+            state for state in states if not state.created and (state.changed_fields or state.terms_changed)
+        ]
+        kept_terms = [
+            state.operation.pk for state in recorded if not state.created and not state.terms_changed
+        ]
+        if kept_terms:
+            for name in ("purposes", "actions"):
+                for link in getattr(Operation, name).through.objects.filter(operation_id__in=kept_terms):
+                    links[name][link.operation_id].append(link)
+        records = history_rows(Operation, [state.operation for state in created], "+")
+        records += history_rows(Operation, [state.operation for state in recorded[len(created) :]], "~")
+        history_m2m_rows(Operation, records, links)
+        # Data items: replaced as a whole where they differ.
+        replaced = [state for state in states if state.new_items is not None]
+        bulk_delete_with_history(
+            DataItem, [item for state in replaced if not state.created for item in state.items]
+        )
+        history_bulk_create(
+            DataItem,
+            [
+                DataItem(
+                    operation_id=state.operation.pk,
+                    position=position,
+                    text=text,
+                    category_id=category,
+                    match=match,
+                )
+                for state in replaced
+                for position, text, category, match in state.new_items
+            ],
+        )
+        for state in states:
+            self._touch(
+                "operations",
+                "created" if state.created else "changed" if state.changed else "unchanged",
+                state.operation.pk,
+            )
 
-    def _find_operation(self, row: _Row, candidates: list[Operation], relationship: str) -> Operation | None:
+    def _destinations(self, plan: _ProcessorPlan) -> list[str]:
+        """Countries other than the controller's where the recipient (or a group member) is established."""
+        processor = plan.processor
+        if plan.kind == Processor.Kind.GROUP:
+            if plan.member_keys:
+                recipients = [self.plans[key].processor for key in plan.member_keys]
+            else:
+                if processor.pk not in self.group_members:
+                    self.group_members[processor.pk] = [
+                        member
+                        for member in self.processor_by_pk.values()
+                        if member.member_of_id == processor.pk
+                    ]
+                recipients = self.group_members[processor.pk]
+        else:
+            recipients = [processor]
+        home = self.controller.country.code
+        return sorted({p.country.code for p in recipients if p.country and p.country.code != home})
+
+    def _find_operation(self, row: _Row, candidates: list[_Slot], relationship: str) -> _Slot | None:
         if relationship:
-            return next(
-                (operation for operation in candidates if operation.relationship == relationship), None
-            )
+            return next((slot for slot in candidates if slot.relationship == relationship), None)
         if len(candidates) <= 1:
             return candidates[0] if candidates else None
-        unclassified = [operation for operation in candidates if not operation.relationship]
+        unclassified = [slot for slot in candidates if not slot.relationship]
         if len(unclassified) == 1:
             return unclassified[0]
         self.problem(
@@ -920,14 +1383,35 @@ class _Importer:
         )
         raise _RowSkipped
 
-    def _item_rows(self, operation: Operation, mappings: list[ItemMapping]) -> list[tuple]:
-        return sorted(
-            (item.position, item.text, item.category_id, item.match)
-            for position, mapping in enumerate(mappings)
-            for item in services.data_item_rows(
-                operation_id=operation.pk, position=position, mapping=mapping, taxonomy=self.taxonomy
-            )
-        )
+
+class _NearNames:
+    """``difflib.get_close_matches`` over many names, comparing only names that could be close.
+
+    A pair is compared when the lengths allow the ratio and the names share a bigram that few names
+    have (every name shares 有限公司 with every other; two names that close share something rarer).
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = list(keys)
+        self.postings: dict[str, list[str]] = defaultdict(list)
+        for key in self.keys:
+            for gram in _bigrams(key):
+                self.postings[gram].append(key)
+        self.common = max(50, len(self.keys) // 20)
+
+    def close_to(self, key: str) -> list[str]:
+        size = len(key)
+        # ratio = 2·matches / (a + b) ≤ 2·min(a, b) / (a + b): lengths outside this window never reach it.
+        low = math.ceil(size * NEAR_DUPLICATE_RATIO / (2 - NEAR_DUPLICATE_RATIO))
+        high = math.floor(size * (2 - NEAR_DUPLICATE_RATIO) / NEAR_DUPLICATE_RATIO)
+        rare = [gram for gram in _bigrams(key) if len(self.postings.get(gram, ())) <= self.common]
+        pool = {other for gram in rare for other in self.postings[gram]} if rare else self.keys
+        pool = [other for other in pool if low <= len(other) <= high]
+        return difflib.get_close_matches(key, pool, n=5, cutoff=NEAR_DUPLICATE_RATIO)
+
+
+def _bigrams(key: str) -> set[str]:
+    return {key[index : index + 2] for index in range(len(key) - 1)} or {key}
 
 
 def _field_value(operation: Operation, name: str) -> Any:
@@ -937,9 +1421,22 @@ def _field_value(operation: Operation, name: str) -> Any:
     return value
 
 
-def _ids(objects) -> set[int]:
-    return {obj.pk for obj in objects}
+def _item_tuples(mappings: list[ItemMapping], taxonomy: Taxonomy) -> list[tuple]:
+    """The data item rows a row's mapped items make, as comparable tuples (see services.data_item_rows)."""
+    rows: list[tuple] = []
+    for position, mapping in enumerate(mappings):
+        if mapping.unmapped:
+            rows.append((position, mapping.text, None, ""))
+        else:
+            rows.extend(
+                (position, mapping.text, taxonomy.category_id(code), mapping.match)
+                for code in mapping.category_codes
+            )
+    return sorted(rows, key=lambda row: (row[0], row[1], row[2] or 0, row[3]))
 
 
 def _item_rows(items: list[DataItem]) -> list[tuple]:
-    return sorted((item.position, item.text, item.category_id, item.match) for item in items)
+    return sorted(
+        ((item.position, item.text, item.category_id, item.match) for item in items),
+        key=lambda row: (row[0], row[1], row[2] or 0, row[3]),
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
-from processors.models import Controller
+from processors.models import Channel, Controller
 from processors.spreadsheets.importer import import_register
 
 
@@ -36,6 +36,7 @@ class Command(BaseCommand):
     def handle(self, *args, path: Path, dry_run: bool, controller: str | None, map: list[str], **options):
         if not path.is_file():
             raise CommandError(_("No such file: %(path)s") % {"path": path})
+        progress = self._progress if self.stderr.isatty() else None
         report = import_register(
             path,
             controller=self._controller(controller),
@@ -43,14 +44,24 @@ class Command(BaseCommand):
             dry_run=dry_run,
             header_map=self._header_map(map),
             effective_from=options["effective_from"],
+            progress=progress,
+            channel=Channel.COMMAND,
         )
+        if progress is not None:
+            self.stderr.write("")  # end the progress line
         self.stdout.write(report.as_text())
+        self.stdout.write(_("Import record: #%(id)s") % {"id": report.import_record_id})
         if not report.ok:
             raise CommandError(
                 _("%(count)s error(s); nothing was imported.") % {"count": len(report.errors)}
                 + "\n"
                 + "\n".join(str(problem) for problem in report.errors)
             )
+
+    def _progress(self, done: int) -> None:
+        """A one-line counter on a terminal, rewritten in place."""
+        self.stderr.write("\r" + _("%(rows)s rows imported") % {"rows": f"{done:,}"}, ending="")
+        self.stderr.flush()
 
     def _controller(self, code: str | None) -> Controller:
         if code:
