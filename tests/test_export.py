@@ -523,7 +523,9 @@ def test_export_register_fails_with_a_clear_message_on_an_unknown_category(tmp_p
 
 
 def test_export_register_needs_a_format_it_can_tell(tmp_path):
-    with pytest.raises(CommandError, match=r"\.xlsx or \.csv"):
+    from django.utils import translation
+
+    with translation.override("en"), pytest.raises(CommandError, match=r"\.xlsx or \.csv"):
         call_command("export_register", str(tmp_path / "out.txt"))
 
 
