@@ -12,6 +12,15 @@ from tests.builders import make_controller, make_operation, make_processor, make
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def english():
+    """The assertions read the English wording of finding details."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
 CERTIFICATE_SERVICES = {"分销商", "业支", "阿里云业支", "VcertCloud"}
 CERTIFICATE_AUTHORITIES = (
     "DigiCert Inc",

@@ -223,7 +223,7 @@ class ImportReport:
             lines.append(
                 "  "
                 + _("%(entity)s: %(created)s created, %(changed)s changed, %(unchanged)s unchanged")
-                % {"entity": labels[name], **counts.to_dict()}
+                % {"entity": labels.get(name, name), **counts.to_dict()}
             )
         for title, problems in ((_("Errors"), self.errors), (_("Warnings"), self.warnings)):
             if problems:
@@ -410,20 +410,16 @@ def _run(
         return
     rows = itertools.chain([first] if first is not None else [], rows)
     if first is not None and not isinstance(source, str) and _is_workbook_sheet(first.sheet):
-        # Read as a disclosure table, the round-trip workbook would only give a page of header errors.
+        # The round-trip workbook (export_workbook): its own importer, driven by WORKBOOK_SHEETS.
+        from processors.spreadsheets.workbook import import_workbook
+
         report.shape = SHAPE_WORKBOOK
-        report.problems.append(
-            Problem(
-                ERROR,
-                "shape_unsupported",
-                _(
-                    "This is a full register workbook (export_workbook); importing that shape is not "
-                    "supported yet."
-                ),
-                sheet=first.sheet,
-                row=first.number,
+        try:
+            import_workbook(rows, report=report, controller=controller)
+        except SpreadsheetError as error:
+            report.problems.append(
+                Problem(ERROR, "file", error.message, sheet=error.sheet, row=error.row, column=error.column)
             )
-        )
         return
     importer = _Importer(
         controller=controller,
