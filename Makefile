@@ -35,7 +35,7 @@ format: $(DEPS)
 	$(PY) -m ruff check --fix .
 
 messages: $(DEPS)
-	DJANGO_DEBUG=1 $(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=bench
+	DJANGO_DEBUG=1 $(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=bench --ignore=tests
 	DJANGO_DEBUG=1 $(PY) manage.py compilemessages --ignore=.venv
 
 clean:
