@@ -32,6 +32,31 @@ from processors.taxonomy import Taxonomy
 # --- Small nested shapes ------------------------------------------------------------------------------
 
 
+# The operation's own fields, the same in the read and the write representation.
+OPERATION_OWN_FIELDS = [
+    "relationship",
+    "sharing_method",
+    "usage_scenario",
+    "feature_necessary",
+    "legal_basis",
+    "consent_type",
+    "retention_at_recipient",
+    "cross_border",
+    "destination_countries",
+    "transfer_mechanism",
+    "annual_subjects",
+    "annual_sensitive_subjects",
+    "contract_reference",
+    "pia_reference",
+    "pia_date",
+    "status",
+    "effective_from",
+    "effective_to",
+    "source_text",
+    "notes",
+]
+
+
 class CategorySummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = DataCategory
@@ -337,26 +362,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "actions",
             "actions_text",
             "actions_open_ended",
-            "relationship",
-            "sharing_method",
-            "usage_scenario",
-            "feature_necessary",
-            "legal_basis",
-            "consent_type",
-            "retention_at_recipient",
-            "cross_border",
-            "destination_countries",
-            "transfer_mechanism",
-            "annual_subjects",
-            "annual_sensitive_subjects",
-            "contract_reference",
-            "pia_reference",
-            "pia_date",
-            "status",
-            "effective_from",
-            "effective_to",
-            "source_text",
-            "notes",
+            *OPERATION_OWN_FIELDS,
             "created_at",
             "updated_at",
         ]
@@ -437,26 +443,7 @@ class OperationWriteSerializer(serializers.ModelSerializer):
             "actions",
             "actions_text",
             "actions_open_ended",
-            "relationship",
-            "sharing_method",
-            "usage_scenario",
-            "feature_necessary",
-            "legal_basis",
-            "consent_type",
-            "retention_at_recipient",
-            "cross_border",
-            "destination_countries",
-            "transfer_mechanism",
-            "annual_subjects",
-            "annual_sensitive_subjects",
-            "contract_reference",
-            "pia_reference",
-            "pia_date",
-            "status",
-            "effective_from",
-            "effective_to",
-            "source_text",
-            "notes",
+            *OPERATION_OWN_FIELDS,
         ]
         validators: list = []
 
