@@ -35,9 +35,11 @@ import io
 import math
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, BinaryIO
+from weakref import WeakKeyDictionary
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import F, Model, QuerySet
@@ -223,16 +225,49 @@ def disclosure_rows(
     """The disclosure table's rows for these operations, service by service, streamed in chunks."""
     _check_choice(lang, LANGUAGES, _("language"))
     extra_sensitive = selectors.controller_extra_sensitive_category_ids()
-    ordered = selectors.operation_disclosure_list(operations)
-    for operation in ordered.iterator(chunk_size=CHUNK_SIZE):
-        sensitive = extra_sensitive.get(operation.service.controller_id, frozenset())
-        yield _disclosure_row(operation, lang=lang, extra_sensitive=sensitive, marks=marks)
+    # The selector's order and filters, read as plain values: a 100,000-row export would otherwise build
+    # over a million model instances (operations, items, categories, purposes, actions) only to read a
+    # few of their fields. The relations come in the same few queries per chunk as the selector's
+    # prefetches, in the same order.
+    ordered = selectors.operation_disclosure_list(operations).prefetch_related(None)
+    records = ordered.values_list(*_OPERATION_FIELDS).iterator(chunk_size=CHUNK_SIZE)
+    builder = _RowBuilder(lang=lang, marks=marks, extra_sensitive=extra_sensitive)
+    chunk: list[tuple] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == CHUNK_SIZE:
+            yield from builder.rows(chunk)
+            chunk = []
+    if chunk:
+        yield from builder.rows(chunk)
 
 
-def _name(obj: Any, lang: str) -> str:
+# What a disclosure row needs of an operation, its service and its processor (one joined query).
+_OPERATION_FIELDS = (
+    "pk",
+    "service_id",
+    "service__name",
+    "service__name_en",
+    "service__controller_id",
+    "processor_id",
+    "processor__name_zh",
+    "processor__name_en",
+    "processor__kind",
+    "processor__contact_phone",
+    "recipient_qualifier",
+    "cross_border",
+    "destination_countries",
+    "data_items_text",
+    "purpose_text",
+    "actions_text",
+    "actions_open_ended",
+)
+
+
+def _pick(lang: str, name_zh: str, name_en: str) -> str:
     if lang == "en":
-        return obj.name_en or obj.name_zh
-    return obj.name_zh or obj.name_en
+        return name_en or name_zh
+    return name_zh or name_en
 
 
 def _country_name(code: str, lang: str) -> str:
@@ -243,43 +278,198 @@ def _country_name(code: str, lang: str) -> str:
         return str(countries.name(code)) or code
 
 
-def _disclosure_row(
-    operation: Operation, *, lang: str, extra_sensitive: frozenset[int], marks: bool
-) -> DisclosureRow:
-    service = operation.service
-    processor = operation.processor
-    destinations = (
-        tuple(_country_name(country.code, lang) for country in operation.destination_countries)
-        if operation.cross_border
-        else ()
-    )
-    return DisclosureRow(
-        service_id=service.pk,
-        service=(service.name_en or service.name) if lang == "en" else service.name,
-        recipient=_recipient_text(operation, lang=lang, destinations=destinations, marks=marks),
-        data_items=_data_item_segments(operation, lang=lang, extra_sensitive=extra_sensitive),
-        purpose=_purpose_text(operation, lang),
-        actions=_actions_text(operation, lang),
-        processor_id=processor.pk,
-        recipient_name=_name(processor, lang),
-        destinations=destinations,
-    )
+class _RowBuilder:
+    """Turns chunks of operation values into DisclosureRows, loading each chunk's relations in 4 queries.
+
+    Values that repeat across rows (country names, list-cell parsing, segments, group members) are
+    computed once per export and reused; all of them are immutable.
+    """
+
+    def __init__(self, *, lang: str, marks: bool, extra_sensitive: Mapping[int, frozenset[int]]) -> None:
+        self.lang = lang
+        self.marks = marks
+        self.extra_sensitive = extra_sensitive
+        self.separator = _LIST_SEPARATOR[lang]
+        self.countries_field = Operation._meta.get_field("destination_countries")
+        self.country_names: dict[str, tuple[str, ...]] = {}
+        self.open_ended: dict[str, bool] = {}
+        self.segments: dict[tuple[str, bool], Segment] = {}
+
+    def rows(self, chunk: list[tuple]) -> Iterator[DisclosureRow]:
+        ids = [record[0] for record in chunk]
+        items: dict[int, list[tuple]] = {}
+        for operation_id, *item in (
+            DataItem.objects.filter(operation_id__in=ids)
+            .order_by("position", "id")
+            .values_list(
+                "operation_id",
+                "text",
+                "category_id",
+                "category__sensitive",
+                "category__name_zh",
+                "category__name_en",
+            )
+        ):
+            items.setdefault(operation_id, []).append(item)
+        purposes: dict[int, list[tuple[str, str]]] = {}
+        for operation_id, name_zh, name_en in (
+            Operation.purposes.through.objects.filter(operation_id__in=ids)
+            .order_by("purpose__position", "purpose__code")
+            .values_list("operation_id", "purpose__name_zh", "purpose__name_en")
+        ):
+            purposes.setdefault(operation_id, []).append((name_zh, name_en))
+        actions: dict[int, list[tuple[str, str]]] = {}
+        for operation_id, name_zh, name_en in (
+            Operation.actions.through.objects.filter(operation_id__in=ids)
+            .order_by("processingaction__position", "processingaction__code")
+            .values_list("operation_id", "processingaction__name_zh", "processingaction__name_en")
+        ):
+            actions.setdefault(operation_id, []).append((name_zh, name_en))
+        members: dict[int, list[str]] = {}
+        for group_id, name_zh, name_en in (
+            Processor.objects.filter(member_of_id__in={record[5] for record in chunk})
+            .order_by("name_key")
+            .values_list("member_of_id", "name_zh", "name_en")
+        ):
+            members.setdefault(group_id, []).append(_pick(self.lang, name_zh, name_en))
+        for record in chunk:
+            yield self.row(
+                record,
+                items=items.get(record[0], ()),
+                purposes=purposes.get(record[0], ()),
+                actions=actions.get(record[0], ()),
+                members=members.get(record[5], ()),
+            )
+
+    def row(
+        self,
+        record: tuple,
+        *,
+        items: Sequence[tuple],
+        purposes: Sequence[tuple[str, str]],
+        actions: Sequence[tuple[str, str]],
+        members: Sequence[str],
+    ) -> DisclosureRow:
+        (
+            _pk,
+            service_id,
+            service_name,
+            service_name_en,
+            controller_id,
+            processor_id,
+            processor_zh,
+            processor_en,
+            kind,
+            phone,
+            qualifier,
+            cross_border,
+            destination_countries,
+            data_items_text,
+            purpose_text,
+            actions_text,
+            actions_open_ended,
+        ) = record
+        lang = self.lang
+        destinations = self.destinations(destination_countries) if cross_border else ()
+        recipient_name = _pick(lang, processor_zh, processor_en)
+        return DisclosureRow(
+            service_id=service_id,
+            service=(service_name_en or service_name) if lang == "en" else service_name,
+            recipient=_recipient_text(
+                recipient_name,
+                qualifier=qualifier,
+                members=members if kind == Processor.Kind.GROUP else (),
+                phone=phone,
+                cross_border=cross_border,
+                lang=lang,
+                destinations=destinations,
+                marks=self.marks,
+            ),
+            data_items=self.data_item_segments(
+                items, data_items_text, self.extra_sensitive.get(controller_id, frozenset())
+            ),
+            purpose=_purpose_text(purpose_text, purposes, lang),
+            actions=_actions_text(actions_text, actions_open_ended, actions, lang),
+            processor_id=processor_id,
+            recipient_name=recipient_name,
+            destinations=destinations,
+        )
+
+    def destinations(self, stored: Any) -> tuple[str, ...]:
+        """Country names of a stored destination list, as the model field would read it."""
+        key = stored if isinstance(stored, str) else ",".join(stored or ())
+        names = self.country_names.get(key)
+        if names is None:
+            descriptor = Operation.destination_countries
+            codes = [
+                descriptor.country(code).code for code in self.countries_field.get_clean_value(stored) or ()
+            ]
+            names = self.country_names[key] = tuple(_country_name(code, self.lang) for code in codes)
+        return names
+
+    def segment(self, text: str, bold: bool = False) -> Segment:
+        segment = self.segments.get((text, bold))
+        if segment is None:
+            segment = self.segments[(text, bold)] = Segment(text, bold)
+        return segment
+
+    def data_item_segments(
+        self, items: Sequence[tuple], data_items_text: str, extra_sensitive: frozenset[int]
+    ) -> tuple[Segment, ...]:
+        """zh: the published items verbatim; en: the categories' English names, unmapped items verbatim."""
+        lang = self.lang
+        entries: dict[Any, list] = {}  # identity -> [text, sensitive], in item order
+        for text, category_id, category_sensitive, name_zh, name_en in items:
+            mapped = category_id is not None
+            sensitive = mapped and (category_sensitive or category_id in extra_sensitive)
+            if lang == "zh":
+                # A composite item has one row per category at the same position and text.
+                key = ("text", text)
+            elif mapped:
+                key, text = ("category", category_id), name_en or name_zh
+            else:
+                key = ("text", text)
+            entry = entries.setdefault(key, [text, False])
+            entry[1] = entry[1] or sensitive
+        if not entries:
+            return (self.segment(data_items_text),) if data_items_text else ()
+        separator = self.segment(self.separator)
+        segments: list[Segment] = []
+        for text, sensitive in entries.values():
+            if segments:
+                segments.append(separator)
+            segments.append(self.segment(text, bool(sensitive)))
+        open_ended = self.open_ended.get(data_items_text)
+        if open_ended is None:
+            open_ended = self.open_ended[data_items_text] = split_list(data_items_text).open_ended
+        if open_ended:
+            segments.append(
+                self.segment(_OPEN_ENDED[lang] if lang == "zh" else self.separator + _OPEN_ENDED[lang])
+            )
+        return tuple(segments)
 
 
-def _recipient_text(operation: Operation, *, lang: str, destinations: tuple[str, ...], marks: bool) -> str:
+def _recipient_text(
+    name: str,
+    *,
+    qualifier: str,
+    members: Sequence[str],
+    phone: str,
+    cross_border: bool,
+    lang: str,
+    destinations: tuple[str, ...],
+    marks: bool,
+) -> str:
     """Name, qualifier, group members and phone, in the shape ``cells.parse_recipient`` takes apart."""
-    processor = operation.processor
     opening, closing = _BRACKETS[lang]
-    text = _name(processor, lang)
-    if operation.recipient_qualifier:
-        text += f"{opening}{operation.recipient_qualifier}{closing}"
-    if processor.kind == Processor.Kind.GROUP:
-        members = [_name(member, lang) for member in processor.members.all()]
-        if members:
-            text += f"{opening}{_LIST_SEPARATOR[lang].join(members)}{closing}"
-    if processor.contact_phone:
-        text += f" {processor.contact_phone}"
-    if marks and operation.cross_border:
+    text = name
+    if qualifier:
+        text += f"{opening}{qualifier}{closing}"
+    if members:
+        text += f"{opening}{_LIST_SEPARATOR[lang].join(members)}{closing}"
+    if phone:
+        text += f" {phone}"
+    if marks and cross_border:
         if destinations:
             text += _CROSS_BORDER_MARK[lang].format(countries=_LIST_SEPARATOR[lang].join(destinations))
         else:
@@ -287,55 +477,23 @@ def _recipient_text(operation: Operation, *, lang: str, destinations: tuple[str,
     return text
 
 
-def _data_item_segments(
-    operation: Operation, *, lang: str, extra_sensitive: frozenset[int]
-) -> tuple[Segment, ...]:
-    """zh: the published items verbatim; en: the categories' English names, unmapped items verbatim."""
-    entries: dict[Any, list] = {}  # identity -> [text, sensitive], in item order
-    for item in operation.data_items.all():
-        category = item.category
-        sensitive = category is not None and (category.sensitive or category.pk in extra_sensitive)
-        if lang == "zh":
-            # A composite item has one row per category at the same position and text.
-            key, text = ("text", item.text), item.text
-        elif category is not None:
-            key, text = ("category", category.pk), category.name_en or category.name_zh
-        else:
-            key, text = ("text", item.text), item.text
-        entry = entries.setdefault(key, [text, False])
-        entry[1] = entry[1] or sensitive
-    if not entries:
-        return (Segment(operation.data_items_text),) if operation.data_items_text else ()
-    separator = _LIST_SEPARATOR[lang]
-    segments: list[Segment] = []
-    for text, sensitive in entries.values():
-        if segments:
-            segments.append(Segment(separator))
-        segments.append(Segment(text, bold=sensitive))
-    if split_list(operation.data_items_text).open_ended:
-        segments.append(Segment(_OPEN_ENDED[lang] if lang == "zh" else separator + _OPEN_ENDED[lang]))
-    return tuple(segments)
-
-
-def _purpose_text(operation: Operation, lang: str) -> str:
-    purposes = list(operation.purposes.all())
+def _purpose_text(purpose_text: str, purposes: Sequence[tuple[str, str]], lang: str) -> str:
     if lang == "zh":
-        return operation.purpose_text or _LIST_SEPARATOR[lang].join(p.name_zh for p in purposes)
-    return _LIST_SEPARATOR[lang].join(p.name_en for p in purposes) or operation.purpose_text
+        return purpose_text or _LIST_SEPARATOR[lang].join(name_zh for name_zh, _name_en in purposes)
+    return _LIST_SEPARATOR[lang].join(name_en for _name_zh, name_en in purposes) or purpose_text
 
 
-def _actions_text(operation: Operation, lang: str) -> str:
-    actions = list(operation.actions.all())
+def _actions_text(actions_text: str, open_ended: bool, actions: Sequence[tuple[str, str]], lang: str) -> str:
     if lang == "zh":
-        if operation.actions_text:
-            return operation.actions_text
-        text = _ACTION_SEPARATOR[lang].join(action.name_zh for action in actions)
-        return text + _OPEN_ENDED[lang] if text and operation.actions_open_ended else text
+        if actions_text:
+            return actions_text
+        text = _ACTION_SEPARATOR[lang].join(name_zh for name_zh, _name_en in actions)
+        return text + _OPEN_ENDED[lang] if text and open_ended else text
     if not actions:
-        return operation.actions_text
+        return actions_text
     # Read as a list in a sentence: "Collect, store, use, etc."
-    names = [actions[0].name_en] + [_lower_first(action.name_en) for action in actions[1:]]
-    if operation.actions_open_ended:
+    names = [actions[0][1]] + [_lower_first(name_en) for _name_zh, name_en in actions[1:]]
+    if open_ended:
         names.append(_OPEN_ENDED[lang])
     return _ACTION_SEPARATOR[lang].join(names)
 
@@ -450,23 +608,39 @@ def _cell(sheet: Any, value: Any, style: str | None = None) -> WriteOnlyCell:
         value = neutralise(strip_illegal_characters(value)) or None
     cell = WriteOnlyCell(sheet, value=value)
     if style:
-        cell.style = style
+        cell._style = copy(_style_array(sheet.parent, style))
     return cell
+
+
+# A named style's style array per workbook. Setting ``cell.style = name`` looks the name up in a list on
+# every cell; an export sets it on half a million cells, so the array is looked up once and copied, which
+# is what openpyxl's descriptor does after its lookup.
+_STYLE_ARRAYS: "WeakKeyDictionary[Workbook, dict[str, Any]]" = WeakKeyDictionary()
+
+
+def _style_array(workbook: Workbook, style: str) -> Any:
+    arrays = _STYLE_ARRAYS.setdefault(workbook, {})
+    array = arrays.get(style)
+    if array is None:
+        array = arrays[style] = workbook._named_styles[style].as_tuple()
+    return array
+
+
+_BOLD = InlineFont(b=True)
 
 
 def _rich_cell(sheet: Any, segments: Sequence[Segment], style: str) -> WriteOnlyCell:
     """A cell whose bold segments alone are bold (openpyxl rich text), neutralised like any text."""
     if not any(segment.bold for segment in segments):
         return _cell(sheet, "".join(segment.text for segment in segments), style)
-    parts = [Segment(strip_illegal_characters(segment.text), segment.bold) for segment in segments]
-    parts = [part for part in parts if part.text]
+    parts = [(strip_illegal_characters(segment.text), segment.bold) for segment in segments]
+    parts = [part for part in parts if part[0]]
     if not parts:
         return _cell(sheet, None, style)
-    parts[0] = Segment(neutralise(parts[0].text), parts[0].bold)
-    bold = InlineFont(b=True)
-    value = CellRichText([TextBlock(bold, part.text) if part.bold else part.text for part in parts])
+    parts[0] = (neutralise(parts[0][0]), parts[0][1])
+    value = CellRichText([TextBlock(_BOLD, text) if bold else text for text, bold in parts])
     cell = WriteOnlyCell(sheet, value=value)
-    cell.style = style
+    cell._style = copy(_style_array(sheet.parent, style))
     return cell
 
 
@@ -505,6 +679,9 @@ def _line_count(text: str, width: float) -> int:
     return sum(max(1, math.ceil(_display_width(line) / usable)) for line in (text or "").split("\n"))
 
 
+_LINE_COUNT_CACHE_SIZE = 50_000
+
+
 class _Rows:
     """Appends rows to a write-only sheet, each tall enough for its wrapped text.
 
@@ -517,16 +694,27 @@ class _Rows:
         self.sheet = sheet
         self.widths = widths
         self.count = 0
+        # Services, recipients, purposes and actions repeat from row to row: count each text's lines once.
+        self.line_counts: dict[tuple[str, float], int] = {}
 
     def append(self, cells: Sequence[WriteOnlyCell], texts: Sequence[str] = ()) -> None:
         self.count += 1
         lines = max(
-            (_line_count(text, width) for text, width in zip(texts, self.widths, strict=False)), default=1
+            (self.lines(text, width) for text, width in zip(texts, self.widths, strict=False)), default=1
         )
         if lines > 1:
             self.sheet.row_dimensions[self.count].height = lines * _LINE_HEIGHT + _ROW_PADDING
         self.sheet.append(cells)
         self.sheet.row_dimensions.pop(self.count, None)
+
+    def lines(self, text: str, width: float) -> int:
+        key = (text, width)
+        count = self.line_counts.get(key)
+        if count is None:
+            if len(self.line_counts) >= _LINE_COUNT_CACHE_SIZE:
+                self.line_counts.clear()  # memory stays flat on a table of all-different texts
+            count = self.line_counts[key] = _line_count(text, width)
+        return count
 
 
 def _write_disclosure_xlsx(
