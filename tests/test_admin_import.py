@@ -155,7 +155,6 @@ def test_the_operation_and_processor_changelists_link_to_the_import(admin_client
         assert IMPORT_URL in content
 
 
-
 def test_an_import_confirmed_in_the_admin_is_recorded_as_coming_from_the_admin(admin_client, controller):
     from processors.models import ImportRecord
 

@@ -21,6 +21,7 @@ def english():
     with translation.override("en"):
         yield
 
+
 CERTIFICATE_SERVICES = {"分销商", "业支", "阿里云业支", "VcertCloud"}
 CERTIFICATE_AUTHORITIES = (
     "DigiCert Inc",
