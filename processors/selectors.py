@@ -311,10 +311,8 @@ def controller_extra_sensitive_category_ids() -> dict[int, frozenset[int]]:
 # --- Added for the browser UI: disclosure tables, the dashboard, processor and category pages -----
 
 
-def disclosure_operations(controller: Controller, *, version: Any = None) -> QuerySet[Operation]:
-    """The active operations of a controller's table (``operation_disclosure_list`` puts them in order)."""
-    if version is not None:
-        raise NotImplementedError("Published versions of a disclosure table do not exist yet.")
+def disclosure_operations(controller: Controller) -> QuerySet[Operation]:
+    """The live register's rows of a controller's table; published versions are frozen snapshots instead."""
     return Operation.objects.filter(service__controller=controller, status=OperationStatus.ACTIVE)
 
 
