@@ -32,6 +32,25 @@ from processors.taxonomy import Taxonomy
 # --- Small nested shapes ------------------------------------------------------------------------------
 
 
+# A processor's own fields, the same in the read and the write representation.
+PROCESSOR_OWN_FIELDS = [
+    "name_zh",
+    "name_en",
+    "kind",
+    "member_of",
+    "aliases",
+    "contact_phone",
+    "contact_email",
+    "address",
+    "website",
+    "privacy_policy_url",
+    "country",
+    "uscc",
+    "icp_filing",
+    "public_security_filing",
+    "notes",
+]
+
 # The operation's own fields, the same in the read and the write representation.
 OPERATION_OWN_FIELDS = [
     "relationship",
@@ -257,21 +276,7 @@ class ProcessorSerializer(serializers.ModelSerializer):
         model = Processor
         fields = [
             "id",
-            "name_zh",
-            "name_en",
-            "kind",
-            "member_of",
-            "aliases",
-            "contact_phone",
-            "contact_email",
-            "address",
-            "website",
-            "privacy_policy_url",
-            "country",
-            "uscc",
-            "icp_filing",
-            "public_security_filing",
-            "notes",
+            *PROCESSOR_OWN_FIELDS,
             "created_at",
             "updated_at",
             "via",
@@ -303,21 +308,7 @@ class ProcessorWriteSerializer(CountryFieldMixin, serializers.ModelSerializer):
     class Meta:
         model = Processor
         fields = [
-            "name_zh",
-            "name_en",
-            "kind",
-            "member_of",
-            "aliases",
-            "contact_phone",
-            "contact_email",
-            "address",
-            "website",
-            "privacy_policy_url",
-            "country",
-            "uscc",
-            "icp_filing",
-            "public_security_filing",
-            "notes",
+            *PROCESSOR_OWN_FIELDS,
         ]
         validators: list = []
 
