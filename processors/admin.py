@@ -58,7 +58,6 @@ from processors.models import (
     TaxonomyRelease,
 )
 from processors.spreadsheets import export, uploads
-from processors.spreadsheets.readers import ImportLimits
 from processors.text import normalize_key
 
 # Bilingual by design rather than translated: a reader of either language recognises the site.
@@ -991,16 +990,8 @@ class OperationImportMixin:
         self.check_import_permission(request)
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            file = form.cleaned_data["file"]
             try:
-                upload = uploads.upload_store(
-                    user=request.user,
-                    controller=form.cleaned_data["controller"],
-                    file_name=file.name if file else "",
-                    # One byte past the limit is enough for the preview to say the file is too big.
-                    data=file.read(ImportLimits.from_settings().max_bytes + 1) if file else None,
-                    text=None if file else form.cleaned_data["text"],
-                )
+                upload = form.store(request.user)
             except uploads.UploadError as error:
                 form.add_error(None, error.message)
             else:

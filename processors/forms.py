@@ -8,6 +8,8 @@ from django.utils.translation import gettext_lazy as _
 
 from processors.findings import Severity
 from processors.models import Controller
+from processors.spreadsheets import uploads
+from processors.spreadsheets.readers import ImportLimits
 from processors.spreadsheets.uploads import header_choices
 
 
@@ -47,6 +49,18 @@ class UploadForm(forms.Form):
         if has_file == has_text:
             raise forms.ValidationError(_("Choose a file or paste the table (one of the two)."))
         return cleaned
+
+    def store(self, user: Any) -> uploads.Upload:
+        """Keep the valid upload for its preview; raises ``uploads.UploadError``."""
+        file = self.cleaned_data["file"]
+        return uploads.upload_store(
+            user=user,
+            controller=self.cleaned_data["controller"],
+            file_name=file.name if file else "",
+            # One byte past the import limit is enough for the preview to say the file is too big.
+            data=file.read(ImportLimits.from_settings().max_bytes + 1) if file else None,
+            text=None if file else self.cleaned_data["text"],
+        )
 
 
 class HeaderMapForm(forms.Form):

@@ -45,7 +45,6 @@ from processors.models import (
 )
 from processors.notices import NoticeError, deletion_notice, deletion_notice_csv
 from processors.spreadsheets import export, uploads
-from processors.spreadsheets.readers import ImportLimits
 from processors.taxonomy import Taxonomy
 
 # Query parameters that steer a page rather than filter the register.
@@ -798,16 +797,8 @@ class ImportUploadView(ImportMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         form = UploadForm(request.POST, request.FILES)
         if form.is_valid():
-            file = form.cleaned_data["file"]
             try:
-                upload = uploads.upload_store(
-                    user=request.user,
-                    controller=form.cleaned_data["controller"],
-                    file_name=file.name if file else "",
-                    # One byte past the import limit is enough for the preview to say the file is too big.
-                    data=file.read(ImportLimits.from_settings().max_bytes + 1) if file else None,
-                    text=None if file else form.cleaned_data["text"],
-                )
+                upload = form.store(request.user)
             except uploads.UploadError as error:
                 form.add_error(None, error.message)
             else:

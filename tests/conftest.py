@@ -1,4 +1,6 @@
 import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
 
 
 @pytest.fixture
@@ -11,4 +13,19 @@ def admin_user(django_user_model):
 @pytest.fixture
 def admin_client(client, admin_user):
     client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts():
+    """API throttles count in the cache; every test starts with none spent."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_client(admin_user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(admin_user)
     return client

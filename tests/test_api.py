@@ -3,28 +3,12 @@
 import datetime
 
 import pytest
-from django.core.cache import cache
-from rest_framework.test import APIClient
 
 from processors import api
 from processors.models import DataItem, Operation, Processor
 from tests.builders import make_controller, make_operation, make_processor, make_service
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttle_counts():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def api_client(admin_user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    return client
 
 
 @pytest.fixture

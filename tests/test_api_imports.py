@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
@@ -16,20 +15,6 @@ pytestmark = pytest.mark.django_db
 
 ITRUS_TABLE = Path(settings.BASE_DIR) / "fixtures" / "itrus-sdk-table.tsv"
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttle_counts():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def api_client(admin_user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    return client
 
 
 @pytest.fixture

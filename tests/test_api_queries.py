@@ -6,20 +6,12 @@ is force-authenticated as a superuser, so no query goes to sessions or permissio
 """
 
 import pytest
-from rest_framework.test import APIClient
 
 from bench.api_bench import generate_register
 
 pytestmark = pytest.mark.django_db
 
 OPERATIONS = 1_010
-
-
-@pytest.fixture
-def api_client(admin_user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    return client
 
 
 @pytest.fixture

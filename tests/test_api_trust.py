@@ -5,7 +5,6 @@ import io
 
 import openpyxl
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from processors.demo import demo_load
@@ -19,20 +18,6 @@ HISTORY_QUERIES = 36  # per history table: a count and a page; then the page's c
 NOTICE_QUERIES = 5
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CERTIFICATE_AUTHORITIES = ("DigiCert Inc", "Sectigo Limited", "GlobalSign nv-sa")
-
-
-@pytest.fixture(autouse=True)
-def fresh_throttle_counts():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def api_client(admin_user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    return client
 
 
 @pytest.fixture
