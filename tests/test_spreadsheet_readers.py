@@ -193,14 +193,59 @@ def test_a_one_column_table_is_not_mistaken_for_title_lines():
 # --- workbooks ------------------------------------------------------------------------------------
 
 
-def test_a_workbook_is_read_in_read_only_mode_with_cached_values(monkeypatch):
+def test_a_workbook_is_read_by_calamine_without_opening_openpyxl(monkeypatch):
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda *args, **kw: pytest.fail("openpyxl was reached"))
+
+    assert rows(workbook(lambda sheet: sheet.append(["a", "b"])), "t.xlsx") == [("清单", 1, ["a", "b"])]
+
+
+def test_error_cells_read_as_excel_shows_them(monkeypatch):
+    # calamine reads #N/A as empty and refuses #SPILL!; such a sheet is read by openpyxl, read-only.
     calls = []
     load = openpyxl.load_workbook
     monkeypatch.setattr(openpyxl, "load_workbook", lambda *args, **kw: calls.append(kw) or load(*args, **kw))
+    data = package(
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>服务</t></is></c><c r="B1" t="e"><v>#N/A</v></c>'
+        '<c r="C1" t="e"><f>SEQUENCE(2)</f><v>#SPILL!</v></c></row>'
+    )
 
-    rows(workbook(lambda sheet: sheet.append(["a", "b"])), "t.xlsx")
-
+    assert rows(data, "t.xlsx") == [("清单", 1, ["服务", "#N/A", "#SPILL!"])]
     assert calls == [{"read_only": True, "data_only": True}]
+
+
+def test_leading_empty_rows_and_columns_keep_the_numbers_and_columns_excel_shows():
+    data = package(
+        '<row r="3"><c r="C3" t="inlineStr"><is><t>服务</t></is></c>'
+        '<c r="D3" t="inlineStr"><is><t>主体</t></is></c></row>'
+        '<row r="5"><c r="D5" t="inlineStr"><is><t>亿美</t></is></c></row>'
+    )
+
+    assert rows(data, "t.xlsx") == [("清单", 3, ["", "", "服务", "主体"]), ("清单", 5, ["", "", "", "亿美"])]
+
+
+def test_a_sheet_without_cells_has_no_rows_rather_than_crashing_the_reader():
+    assert rows(package(""), "t.xlsx") == []
+
+
+def test_a_single_cell_far_below_the_limit_is_refused_before_the_sheet_is_held_in_memory():
+    data = package(
+        '<row r="1"><c r="A1"><v>1</v></c><c r="B1"><v>2</v></c></row>'
+        '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
+    )
+
+    error = refusal(data, "t.xlsx")
+
+    assert (error.code, error.row) == ("too_many_rows", 20_002)
+
+
+def test_a_line_break_excel_escaped_in_a_cell_is_read_without_the_escape():
+    # Excel writes a carriage return as _x000D_; openpyxl left that code in the text, calamine decodes it.
+    data = package(
+        '<row r="1"><c r="A1" t="inlineStr"><is><t>短信_x000D_\n服务</t></is></c>'
+        '<c r="B1" t="inlineStr"><is><t>亿美</t></is></c></row>'
+    )
+
+    assert rows(data, "t.xlsx")[0][2] == ["短信\r\n服务", "亿美"]
 
 
 def test_hidden_sheets_are_not_read():
@@ -320,10 +365,11 @@ def test_the_row_limit_stops_a_text_file_at_the_first_row_past_it(settings):
     assert (error.code, error.row) == ("too_many_rows", 5)
 
 
-def test_the_row_limit_refuses_a_workbook_before_openpyxl_opens_it(settings, monkeypatch):
+def test_the_row_limit_refuses_a_workbook_before_a_reader_opens_it(settings, monkeypatch):
     settings.REGISTER_IMPORT_MAX_ROWS = 3
     data = workbook(lambda sheet: [sheet.append([f"服务{n}", "主体"]) for n in range(10)])
     monkeypatch.setattr(openpyxl, "load_workbook", lambda *args, **kw: pytest.fail("openpyxl was reached"))
+    monkeypatch.setattr(readers, "CalamineWorkbook", None)  # any use of calamine would fail
 
     error = refusal(data, "t.xlsx")
 
