@@ -22,7 +22,6 @@ Decisions the law leaves to the register:
 """
 
 import datetime
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +43,7 @@ from processors.models import (
     Relationship,
     TransferMechanism,
 )
-from processors.spreadsheets.importer import NEAR_DUPLICATE_RATIO
+from processors.names import near_duplicate_pairs
 
 
 class Severity(models.TextChoices):
@@ -421,18 +420,6 @@ def _purpose_unmapped(scope: Scope) -> QuerySet[Operation]:
 
 def _purpose_unmapped_detail(operation: Operation) -> str:
     return str(_("Published as “%(text)s”.")) % {"text": operation.purpose_text}
-
-
-def near_duplicate_pairs(names: dict[int, str], ratio: float = NEAR_DUPLICATE_RATIO) -> list[tuple[int, int]]:
-    """Pairs of ids whose match keys are near-identical (difflib ratio ≥ ``ratio``, the importer's)."""
-    keys = {key: pk for pk, key in names.items() if key}
-    pairs = []
-    for pk, key in names.items():
-        for other in difflib.get_close_matches(key, keys, n=5, cutoff=ratio):
-            other_pk = keys[other]
-            if other_pk != pk and (other_pk, pk) not in pairs:
-                pairs.append((pk, other_pk))
-    return pairs
 
 
 def _near_duplicates(scope: Scope) -> list[Processor]:
