@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processors.models import Relationship, SharingMethod
 from processors.spreadsheets.cells import (
@@ -194,3 +196,25 @@ def test_countries_are_read_from_codes_and_chinese_or_english_names():
 
 def test_a_bare_host_becomes_an_https_address():
     assert parse_url("www.itrus.com.cn") == "https://www.itrus.com.cn"
+
+
+@given(st.text(alphabet="ab中文 、，,；;\n\r\t\u3000", max_size=30))
+def test_a_cell_without_brackets_splits_as_the_bracket_aware_scan_does(text):
+    # Cells without brackets take a regular-expression shortcut; with a bracket appended (which the
+    # scan treats as text) the slow path runs on the same separators.
+    from processors.spreadsheets.cells import LIST_SEPARATORS, _top_level_parts
+
+    fast = _top_level_parts(text, LIST_SEPARATORS)
+    slow = _top_level_parts(text + "(", LIST_SEPARATORS)
+
+    assert fast[:-1] == slow[:-1]
+    assert (fast[-1][0] + "(", fast[-1][1]) == slow[-1]
+
+
+@given(st.text(max_size=40))
+def test_clean_text_collapses_exactly_the_whitespace_a_regular_expression_would(text):
+    import re
+
+    from processors.text import clean_text
+
+    assert clean_text(text) == re.sub(r"\s+", " ", text.replace("\u3000", " ")).strip()

@@ -4,6 +4,7 @@ Published disclosure tables pack several facts into one cell (a company name wit
 group with its members in brackets, a list ending in 等), so each rule here undoes one such habit.
 """
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from processors.text import clean_text, normalize_key
 LIST_SEPARATORS = frozenset("、，,；;\n\r")
 OPENING_BRACKETS = "(（[【"
 CLOSING_BRACKETS = ")）]】"
+_BRACKET_CHARACTERS = re.compile("[" + re.escape(OPENING_BRACKETS + CLOSING_BRACKETS) + "]")
 
 # A part that starts with one of these explains the item before it ("钉钉审批流，包含姓名手机") rather than
 # naming a new item, so it stays attached to its item.
@@ -48,8 +50,17 @@ class ListCell:
     open_ended: bool
 
 
+@functools.lru_cache(maxsize=8)
+def _separator_pattern(separators: frozenset[str]) -> re.Pattern[str]:
+    return re.compile("([" + re.escape("".join(sorted(separators))) + "])")
+
+
 def _top_level_parts(text: str, separators: frozenset[str]) -> list[tuple[str, str]]:
     """(part, separator before it) pairs, splitting only outside brackets."""
+    if not _BRACKET_CHARACTERS.search(text):
+        # Most cells have no brackets: a regular expression split gives the same pairs, at C speed.
+        pieces = _separator_pattern(separators).split(text)
+        return list(zip(pieces[::2], ["", *pieces[1::2]], strict=True))
     parts: list[tuple[str, str]] = []
     depth = 0
     current: list[str] = []

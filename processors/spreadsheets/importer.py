@@ -21,7 +21,6 @@ import datetime
 import difflib
 import hashlib
 import itertools
-import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,10 +31,13 @@ from typing import Any, BinaryIO
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Model
+from django.db.models.base import ModelState
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from openpyxl.utils import get_column_letter
 
+from processors.bulk import copy_created_history, insert_objects, insert_rows, reserve_ids
 from processors.history import (
     current_history_state,
     history_attrs,
@@ -53,6 +55,7 @@ from processors.models import (
     ProcessorAlias,
     Service,
 )
+from processors.names import NearNames
 from processors.spreadsheets.cells import (
     CellError,
     ListCell,
@@ -71,9 +74,6 @@ from processors.spreadsheets.readers import (
 )
 from processors.taxonomy import ItemMapping, Taxonomy, TermMapping
 from processors.text import normalize_key
-
-# difflib ratio on match keys from which two different names are reported as possibly the same company.
-NEAR_DUPLICATE_RATIO = 0.85
 
 ERROR = "error"
 WARNING = "warning"
@@ -95,6 +95,13 @@ FIELD_COLUMNS = {
     "actions_text": "actions",
     "device_permissions": "device_permissions",
 }
+
+# Every field of an operation, by name (validation is limited to those a row sets).
+OPERATION_FIELDS = tuple(field.name for field in Operation._meta.get_fields() if field.concrete)
+
+# What an unknown term is, in the message reporting it (lazy: translated only when reported).
+PURPOSE_KIND = gettext_lazy("purpose")
+ACTION_KIND = gettext_lazy("processing operation")
 
 # Operation fields a column sets directly when its cell is not empty.
 OPERATION_COLUMNS = ("usage_scenario", "sharing_method", "feature_necessary", "transfer_mechanism")
@@ -243,7 +250,7 @@ class _Sheet:
     fields: dict[str, int]  # field -> column index
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     sheet: _Sheet
     number: int
@@ -254,6 +261,11 @@ class _Row:
     mappings: list[ItemMapping]
     purposes: TermMapping | None
     actions: TermMapping | None
+    # Worked out when the row is parsed, for the writing step.
+    identity: tuple = ()
+    item_rows: list[tuple] = field(default_factory=list)
+    purpose_ids: tuple[int, ...] = ()
+    action_ids: tuple[int, ...] = ()
     target_key: str = ""
     service: Service | None = None
 
@@ -292,6 +304,15 @@ SHAPE_WORKBOOK = "workbook"
 # Validation that needs no query: foreign keys are the importer's own objects, and identity is checked
 # in memory (the database constraints stay the last line).
 NO_QUERY_CHECKS = {"validate_unique": False, "validate_constraints": False}
+
+
+@dataclass
+class _Chunk:
+    """Rows read and parsed together, with the problems found on them; an incomplete one is not written."""
+
+    rows: list[_Row] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    complete: bool = True
 
 
 class _RowSkipped(Exception):
@@ -510,7 +531,7 @@ def validation_messages(error: ValidationError) -> dict[str, list[str]]:
 # --- The disclosure importer ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Slot:
     """An operation the import can match a row to: saved (pk) or created in the current chunk (state)."""
 
@@ -519,14 +540,14 @@ class _Slot:
     state: "_OperationState | None" = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _OperationState:
     """An operation as the chunk leaves it, with what the rows changed."""
 
     operation: Operation
     created: bool
-    purposes: list[int]
-    actions: list[int]
+    purposes: Sequence[int]
+    actions: Sequence[int]
     items: list[DataItem]
     new_items: list[tuple] | None = None
     changed_fields: set[str] = field(default_factory=set)
@@ -560,10 +581,19 @@ class _Importer:
         self.taxonomy: Taxonomy | None = None
         self.sheets: dict[str, _Sheet | None] = {}
         self.foreign: list[tuple[_Sheet, list[int]]] = []
-        self.chunk: list[_Row] = []
+        # The chunk being parsed, where ``problem`` puts what it finds (else it goes to the report).
+        self.parsing: _Chunk | None = None
         self.seen: dict[tuple, tuple[str, int]] = {}
         self.done = 0
         self.suggestion_cache: dict[str, list[str]] = {}
+        # A table repeats its recipients, purposes and actions on many rows: each text is parsed once.
+        self.recipient_cache: dict[str, RecipientCell] = {}
+        self.purpose_cache: dict[str, tuple[TermMapping, tuple[int, ...]]] = {}
+        self.action_cache: dict[str, tuple[TermMapping, tuple[int, ...]]] = {}
+        self.destination_cache: dict[str, list[str]] = {}
+        self.item_rows_cache: dict[str, tuple[tuple, ...]] = {}
+        self.blank_operation: Operation | None = None
+        self.unchecked_fields: dict[frozenset[str], list[str]] = {}
         self.plans: dict[str, _ProcessorPlan] = {}
         self.touched: dict[str, dict[str, set[int]]] = {
             name: {"created": set(), "changed": set(), "unchanged": set()} for name in ENTITIES
@@ -585,6 +615,7 @@ class _Importer:
         value: str = "",
         suggestions: tuple[str, ...] | list[str] = (),
     ) -> None:
+        problems = self.parsing.problems if self.parsing is not None else self.report.problems
         sheet = row.sheet if row is not None else sheet
         if index is None and field_name and sheet is not None:
             index = sheet.fields.get(field_name)
@@ -592,7 +623,7 @@ class _Importer:
         if index is not None:
             column = get_column_letter(index + 1)
             header = sheet.headers[index] if sheet is not None and index < len(sheet.headers) else ""
-        self.report.problems.append(
+        problems.append(
             Problem(
                 level=level,
                 code=code,
@@ -613,25 +644,21 @@ class _Importer:
             return
         self.taxonomy = Taxonomy.load()
         self._load_register()
+        # The problems found while parsing a chunk join the report just before the chunk is written, so
+        # that whether it may be written depends on them and on the chunks before it only.
         try:
-            for sheet_row in rows:
-                if sheet_row.sheet not in self.sheets:
-                    self.sheets[sheet_row.sheet] = self._read_header(sheet_row)
-                    continue
-                sheet = self.sheets[sheet_row.sheet]
-                if sheet is not None:
-                    self._parse_row(sheet, sheet_row)
-                    if len(self.chunk) >= CHUNK_ROWS:
-                        self._flush()
+            for chunk in self._parsed_chunks(rows):
+                self.report.problems.extend(chunk.problems)
+                self.report.rows += len(chunk.rows)
+                if chunk.complete:
+                    self._flush(chunk.rows)
         except SpreadsheetError as error:
             # The file is refused whatever its rows said: that is the first thing to read.
-            self.report.problems.insert(
-                0,
-                Problem(ERROR, "file", error.message, sheet=error.sheet, row=error.row, column=error.column),
+            refused = Problem(
+                ERROR, "file", error.message, sheet=error.sheet, row=error.row, column=error.column
             )
+            self.report.problems.insert(0, refused)
             return
-        self._finish_sheets()
-        self._flush()
         if not self.report.rows and self.report.ok:
             self.problem(ERROR, "no_rows", _("The file has no rows to import below its header."))
         self._report_near_duplicates()
@@ -640,6 +667,32 @@ class _Importer:
             counts.created = len(sets["created"])
             counts.changed = len(sets["changed"] - sets["created"])
             counts.unchanged = len(sets["unchanged"] - sets["changed"] - sets["created"])
+
+    def _parsed_chunks(self, rows: Iterator[SheetRow]) -> Iterator[_Chunk]:
+        """The file's rows, parsed, in chunks; what ``problem`` finds while parsing goes into the chunk."""
+        chunk = self.parsing = _Chunk()
+        try:
+            for sheet_row in rows:
+                if sheet_row.sheet not in self.sheets:
+                    self.sheets[sheet_row.sheet] = self._read_header(sheet_row)
+                    continue
+                sheet = self.sheets[sheet_row.sheet]
+                if sheet is not None:
+                    chunk.rows.append(self._parse_row(sheet, sheet_row))
+                    if len(chunk.rows) >= CHUNK_ROWS:
+                        yield self._parsed(chunk)
+                        chunk = self.parsing = _Chunk()
+        except SpreadsheetError:
+            chunk.complete = False
+            yield self._parsed(chunk)
+            raise
+        self._finish_sheets()
+        yield self._parsed(chunk)
+
+    def _parsed(self, chunk: _Chunk) -> _Chunk:
+        # What writing the chunk finds goes to the report.
+        self.parsing = None
+        return chunk
 
     def _load_register(self) -> None:
         """What the register already holds, keyed as the file names it (a few queries, once)."""
@@ -662,10 +715,10 @@ class _Importer:
             self.slots[(service_id, processor_id)].append(_Slot(pk=pk, relationship=relationship))
         self.group_members: dict[int, list[Processor]] = {}
 
-    def _flush(self) -> None:
-        rows, self.chunk = self.chunk, []
+    def _flush(self, rows: list[_Row]) -> None:
         if not rows:
             return
+        self.destination_cache.clear()  # a chunk can give processors their countries and groups
         self._check_repeated_rows(rows)
         plans = self._plan_processors(rows)
         writing = self.report.ok
@@ -770,7 +823,7 @@ class _Importer:
             else:
                 self._report_header(sheet, unknown)
 
-    def _parse_row(self, sheet: _Sheet, sheet_row: SheetRow) -> None:
+    def _parse_row(self, sheet: _Sheet, sheet_row: SheetRow) -> _Row:
         cells = list(sheet_row.cells)
         width = len(sheet.headers)
         for index in range(width, len(cells)):
@@ -825,7 +878,7 @@ class _Importer:
                 continue
             values[field_name] = value
         if "recipient" in values:
-            row.recipient = parse_recipient(values["recipient"])
+            row.recipient = _cached(self.recipient_cache, values["recipient"], parse_recipient)
             if not row.recipient.names:
                 self.problem(
                     ERROR,
@@ -838,7 +891,7 @@ class _Importer:
             row.items = split_list(values["data_items"])
             row.mappings = self.taxonomy.map_items(row.items.items)
             for mapping in row.mappings:
-                if mapping.unmapped:
+                if not mapping.category_codes:  # unmapped
                     self.problem(
                         WARNING,
                         "item_unmapped",
@@ -850,13 +903,23 @@ class _Importer:
                         suggestions=self._suggestions(mapping.text),
                     )
         if "purpose" in values:
-            row.purposes = self.taxonomy.map_purposes(values["purpose"])
-            self._report_unmapped_terms(row, "purpose", row.purposes, _("purpose"))
+            row.purposes, row.purpose_ids = _cached(self.purpose_cache, values["purpose"], self._purposes)
+            self._report_unmapped_terms(row, "purpose", row.purposes, PURPOSE_KIND)
         if "actions" in values:
-            row.actions = self.taxonomy.map_actions(values["actions"])
-            self._report_unmapped_terms(row, "actions", row.actions, _("processing operation"))
-        self.report.rows += 1
-        self.chunk.append(row)
+            row.actions, row.action_ids = _cached(self.action_cache, values["actions"], self._actions)
+            self._report_unmapped_terms(row, "actions", row.actions, ACTION_KIND)
+        if "service" in values and row.recipient.names:
+            row.identity = self._row_identity(row)
+        row.item_rows = _item_tuples(row.mappings, self.taxonomy, self.item_rows_cache)
+        return row
+
+    def _purposes(self, text: str) -> tuple[TermMapping, tuple[int, ...]]:
+        mapping = self.taxonomy.map_purposes(text)
+        return mapping, tuple(self.taxonomy.purpose_id(code) for code in mapping.codes)
+
+    def _actions(self, text: str) -> tuple[TermMapping, tuple[int, ...]]:
+        mapping = self.taxonomy.map_actions(text)
+        return mapping, tuple(self.taxonomy.action_id(code) for code in mapping.codes)
 
     def _suggestions(self, text: str) -> list[str]:
         # Fuzzy suggestions cost milliseconds; a file repeats its unmapped wording on many rows.
@@ -864,7 +927,8 @@ class _Importer:
             self.suggestion_cache[text] = self.taxonomy.suggest_categories(text)
         return self.suggestion_cache[text]
 
-    def _report_unmapped_terms(self, row: _Row, field_name: str, mapping: TermMapping, kind: str) -> None:
+    def _report_unmapped_terms(self, row: _Row, field_name: str, mapping: TermMapping, kind: Any) -> None:
+        # ``kind`` is lazy: translating it costs more than the whole check when every term is known.
         for term in mapping.unmapped:
             self.problem(
                 WARNING,
@@ -887,7 +951,7 @@ class _Importer:
         for row in rows:
             if "service" not in row.values or not row.recipient.names:
                 continue
-            identity = self._row_identity(row)
+            identity = row.identity
             earlier = self.seen.setdefault(identity, (row.sheet.name, row.number))
             if earlier != (row.sheet.name, row.number):
                 self.problem(
@@ -981,7 +1045,7 @@ class _Importer:
         display = names | {
             canonical[key]: plan.name for key, plan in self.plans.items() if canonical[key] not in names
         }
-        candidates = _NearNames(keys)
+        candidates = NearNames(keys)
         reported: set[frozenset[str]] = set()
         for key, plan in self.plans.items():
             own = canonical[key]
@@ -1165,21 +1229,19 @@ class _Importer:
             relationship = row.values.get("relationship", "")
             if not writing:
                 # Nothing is saved after an error; the rows are still checked field by field.
-                operation = Operation(relationship=relationship, effective_from=self.effective_from)
-                self._apply(row, _OperationState(operation, True, [], [], []), plan)
-                self._valid(operation, row, exclude=["service", "processor"])
+                state = _OperationState(self._new_operation(relationship=relationship), True, [], [], [])
+                self._apply(row, state, plan)
+                self._valid_operation(state)
                 continue
-            candidates = self.slots[(row.service.pk, plan.processor.pk)]
+            service_id, processor_id = row.service.id, plan.processor.id
+            candidates = self.slots[(service_id, processor_id)]
             try:
-                slot = self._find_operation(row, candidates, relationship)
+                slot = self._find_operation(row, candidates, relationship) if candidates else None
             except _RowSkipped:
                 continue
             if slot is None:
-                operation = Operation(
-                    service=row.service,
-                    processor=plan.processor,
-                    relationship=relationship,
-                    effective_from=self.effective_from,
+                operation = self._new_operation(
+                    service_id=service_id, processor_id=processor_id, relationship=relationship
                 )
                 slot = _Slot(
                     pk=None, relationship=relationship, state=_OperationState(operation, True, [], [], [])
@@ -1197,14 +1259,35 @@ class _Importer:
         valid = [
             state
             for state in states.values()
-            if not state.changed_fields
-            and not state.created
-            or self._valid(state.operation, state.rows[-1], exclude=["service", "processor"])
+            if not state.changed_fields and not state.created or self._valid_operation(state)
         ]
         if self.report.ok:
             self._save_operations(valid)
         for slot in (slot for _row, slot in matched if slot.state is not None):
             slot.pk, slot.state = slot.state.operation.pk, None
+
+    def _new_operation(self, **values: Any) -> Operation:
+        """A new unsaved operation of this import, as a copy of a blank one.
+
+        ``Operation(**values)`` costs about 20 µs (every field's default, descriptors); a copy of the
+        instance dict of one made once costs 1 µs. The dict holds only immutable defaults and None.
+        """
+        if self.blank_operation is None:
+            self.blank_operation = Operation(effective_from=self.effective_from)
+        operation = Operation.__new__(Operation)
+        operation.__dict__.update(self.blank_operation.__dict__)
+        operation._state = ModelState()
+        operation.__dict__.update(values)
+        return operation
+
+    def _valid_operation(self, state: _OperationState) -> bool:
+        """The model's own validation of the fields the rows set; the others hold checked values already."""
+        checked = frozenset(
+            state.changed_fields | ({"relationship", "effective_from"} if state.created else set())
+        )
+        if checked not in self.unchecked_fields:
+            self.unchecked_fields[checked] = [name for name in OPERATION_FIELDS if name not in checked]
+        return self._valid(state.operation, state.rows[-1], exclude=self.unchecked_fields[checked])
 
     def _load_operations(self, pks: set[int]) -> dict[int, _OperationState]:
         """The operations rows matched, with their terms and data items (four queries)."""
@@ -1249,19 +1332,35 @@ class _Importer:
             fields["destination_countries"] = destinations
         elif fields.get("transfer_mechanism"):
             fields["cross_border"] = True
+        stored = operation.__dict__
+        if state.created and not state.rows:
+            # A new operation's first row: all it states is new, nothing to compare (most rows of a
+            # first import, so worth the shortcut).
+            for name, value in fields.items():
+                if name == "destination_countries":
+                    setattr(operation, name, value)
+                else:
+                    stored[name] = value
+            state.changed_fields.update(fields)
+            if row.purposes is not None:
+                state.purposes, state.terms_changed = row.purpose_ids, True
+            if row.actions is not None:
+                state.actions, state.terms_changed = row.action_ids, True
+            if row.item_rows:
+                state.new_items = row.item_rows
+            state.rows.append(row)
+            return
         for name, value in fields.items():
-            if _field_value(operation, name) != value:
+            # The instance dict holds each field's value, except the countries (a list of Country).
+            current = stored[name] if name != "destination_countries" else _country_codes(operation)
+            if current != value:
                 setattr(operation, name, value)
                 state.changed_fields.add(name)
-        if row.purposes is not None:
-            purposes = [self.taxonomy.purpose_id(code) for code in row.purposes.codes]
-            if set(purposes) != set(state.purposes):
-                state.purposes, state.terms_changed = purposes, True
-        if row.actions is not None:
-            actions = [self.taxonomy.action_id(code) for code in row.actions.codes]
-            if set(actions) != set(state.actions):
-                state.actions, state.terms_changed = actions, True
-        wanted = _item_tuples(row.mappings, self.taxonomy)
+        if row.purposes is not None and set(row.purpose_ids) != set(state.purposes):
+            state.purposes, state.terms_changed = row.purpose_ids, True
+        if row.actions is not None and set(row.action_ids) != set(state.actions):
+            state.actions, state.terms_changed = row.action_ids, True
+        wanted = row.item_rows
         current = state.new_items if state.new_items is not None else _item_rows(state.items)
         if wanted != current:
             state.new_items = wanted
@@ -1269,23 +1368,67 @@ class _Importer:
 
     def _save_operations(self, states: list[_OperationState]) -> None:
         created = [state for state in states if state.created]
-        Operation.objects.bulk_create([state.operation for state in created])
-        updated = [state for state in states if not state.created and state.changed_fields]
-        bulk_fields = set().union(*(state.changed_fields for state in updated)) if updated else set()
+        self._create_operations(created)
+        existing = [state for state in states if not state.created]
+        self._update_operations(existing)
+        touched = self.touched["operations"]
+        for state in states:
+            touched["created" if state.created else "changed" if state.changed else "unchanged"].add(
+                state.operation.id
+            )
+
+    def _create_operations(self, created: list[_OperationState]) -> None:
+        """New operations with their terms, data items and history, at the driver's speed (see bulk.py)."""
+        if not created:
+            return
+        now = timezone.now()
+        pks = reserve_ids(Operation, len(created))
+        for state, pk in zip(created, pks, strict=True):
+            state.operation.id = pk
+        insert_objects(Operation, [state.operation for state in created], now=now)
+        for name in ("purposes", "actions"):
+            through = getattr(Operation, name).through
+            target = f"{Operation._meta.get_field(name).m2m_reverse_field_name()}_id"
+            insert_rows(
+                through._meta.db_table,
+                ["operation_id", target],
+                [
+                    (pk, target_id)
+                    for state, pk in zip(created, pks, strict=True)
+                    for target_id in dict.fromkeys(getattr(state, name))
+                ],
+            )
+        insert_rows(
+            DataItem._meta.db_table,
+            ["operation_id", "position", "text", "category_id", "match"],
+            [
+                (pk, *item)
+                for state, pk in zip(created, pks, strict=True)
+                if state.new_items is not None
+                for item in state.new_items
+            ],
+        )
+        copy_created_history(Operation, column="id", ids=pks, now=now, m2m_fields=("purposes", "actions"))
+        copy_created_history(DataItem, column="operation_id", ids=pks, now=now)
+
+    def _update_operations(self, states: list[_OperationState]) -> None:
+        """Operations the register had: changed fields, replaced terms and data items, with history."""
+        updated = [state for state in states if state.changed_fields]
         if updated:
             now = timezone.now()
             for state in updated:
                 state.operation.updated_at = now
+            bulk_fields = set().union(*(state.changed_fields for state in updated))
             Operation.objects.bulk_update(
                 [state.operation for state in updated], sorted(bulk_fields | {"updated_at"})
             )
         # Terms: replace the through rows of the operations whose terms changed.
         links: dict[str, dict[int, list]] = {}
-        reterm = [state for state in states if state.created or state.terms_changed]
+        reterm = [state for state in states if state.terms_changed]
         for name in ("purposes", "actions"):
             through = getattr(Operation, name).through
             target = f"{Operation._meta.get_field(name).m2m_reverse_field_name()}_id"
-            stale = [state.operation.pk for state in reterm if not state.created]
+            stale = [state.operation.pk for state in reterm]
             if stale:
                 through.objects.filter(operation_id__in=stale).delete()
             new_links = through.objects.bulk_create(
@@ -1299,25 +1442,18 @@ class _Importer:
             for link in new_links:
                 by_operation[link.operation_id].append(link)
             links[name] = by_operation
-        # One history row per created or changed operation, with its terms as they now stand.
-        recorded = created + [
-            state for state in states if not state.created and (state.changed_fields or state.terms_changed)
-        ]
-        kept_terms = [
-            state.operation.pk for state in recorded if not state.created and not state.terms_changed
-        ]
+        # One history row per changed operation, with its terms as they now stand.
+        recorded = [state for state in states if state.changed_fields or state.terms_changed]
+        kept_terms = [state.operation.pk for state in recorded if not state.terms_changed]
         if kept_terms:
             for name in ("purposes", "actions"):
                 for link in getattr(Operation, name).through.objects.filter(operation_id__in=kept_terms):
                     links[name][link.operation_id].append(link)
-        records = history_rows(Operation, [state.operation for state in created], "+")
-        records += history_rows(Operation, [state.operation for state in recorded[len(created) :]], "~")
+        records = history_rows(Operation, [state.operation for state in recorded], "~")
         history_m2m_rows(Operation, records, links)
         # Data items: replaced as a whole where they differ.
         replaced = [state for state in states if state.new_items is not None]
-        bulk_delete_with_history(
-            DataItem, [item for state in replaced if not state.created for item in state.items]
-        )
+        bulk_delete_with_history(DataItem, [item for state in replaced for item in state.items])
         history_bulk_create(
             DataItem,
             [
@@ -1332,15 +1468,14 @@ class _Importer:
                 for position, text, category, match in state.new_items
             ],
         )
-        for state in states:
-            self._touch(
-                "operations",
-                "created" if state.created else "changed" if state.changed else "unchanged",
-                state.operation.pk,
-            )
 
     def _destinations(self, plan: _ProcessorPlan) -> list[str]:
         """Countries other than the controller's where the recipient (or a group member) is established."""
+        if plan.key not in self.destination_cache:
+            self.destination_cache[plan.key] = self._recipient_countries(plan)
+        return self.destination_cache[plan.key]
+
+    def _recipient_countries(self, plan: _ProcessorPlan) -> list[str]:
         processor = plan.processor
         if plan.kind == Processor.Kind.GROUP:
             if plan.member_keys:
@@ -1355,8 +1490,8 @@ class _Importer:
                 recipients = self.group_members[processor.pk]
         else:
             recipients = [processor]
-        home = self.controller.country.code
-        return sorted({p.country.code for p in recipients if p.country and p.country.code != home})
+        home = _country_code(self.controller)
+        return sorted({code for code in map(_country_code, recipients) if code and code != home})
 
     def _find_operation(self, row: _Row, candidates: list[_Slot], relationship: str) -> _Slot | None:
         if relationship:
@@ -1380,55 +1515,48 @@ class _Importer:
         raise _RowSkipped
 
 
-class _NearNames:
-    """``difflib.get_close_matches`` over many names, comparing only names that could be close.
+def _country_code(instance: Controller | Processor) -> str:
+    # The stored ISO code: the ``country`` attribute builds a translated Country object on every read.
+    return instance.__dict__.get("country") or ""
 
-    A pair is compared when the lengths allow the ratio and the names share a bigram that few names
-    have (every name shares 有限公司 with every other; two names that close share something rarer).
+
+def _cached(cache: dict[str, Any], text: str, parse: Callable[[str], Any]) -> Any:
+    """``parse(text)``, computed once per distinct text (the results are immutable)."""
+    if text not in cache:
+        cache[text] = parse(text)
+    return cache[text]
+
+
+def _country_codes(operation: Operation) -> list[str]:
+    return [country.code for country in operation.destination_countries]
+
+
+def _item_tuples(
+    mappings: list[ItemMapping], taxonomy: Taxonomy, cache: dict[str, tuple[tuple, ...]]
+) -> list[tuple]:
+    """The data item rows a row's mapped items make, as comparable tuples (see services.data_item_rows).
+
+    In the order ``_item_rows`` sorts the saved ones: by position, then within a position (one text) by
+    category. Each item's own rows are worked out once per import, in ``cache``.
     """
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        self.keys = list(keys)
-        self.postings: dict[str, list[str]] = defaultdict(list)
-        for key in self.keys:
-            for gram in _bigrams(key):
-                self.postings[gram].append(key)
-        self.common = max(50, len(self.keys) // 20)
-
-    def close_to(self, key: str) -> list[str]:
-        size = len(key)
-        # ratio = 2·matches / (a + b) ≤ 2·min(a, b) / (a + b): lengths outside this window never reach it.
-        low = math.ceil(size * NEAR_DUPLICATE_RATIO / (2 - NEAR_DUPLICATE_RATIO))
-        high = math.floor(size * (2 - NEAR_DUPLICATE_RATIO) / NEAR_DUPLICATE_RATIO)
-        rare = [gram for gram in _bigrams(key) if len(self.postings.get(gram, ())) <= self.common]
-        pool = {other for gram in rare for other in self.postings[gram]} if rare else self.keys
-        pool = [other for other in pool if low <= len(other) <= high]
-        return difflib.get_close_matches(key, pool, n=5, cutoff=NEAR_DUPLICATE_RATIO)
-
-
-def _bigrams(key: str) -> set[str]:
-    return {key[index : index + 2] for index in range(len(key) - 1)} or {key}
-
-
-def _field_value(operation: Operation, name: str) -> Any:
-    value = getattr(operation, name)
-    if name == "destination_countries":
-        return [country.code for country in value]
-    return value
-
-
-def _item_tuples(mappings: list[ItemMapping], taxonomy: Taxonomy) -> list[tuple]:
-    """The data item rows a row's mapped items make, as comparable tuples (see services.data_item_rows)."""
     rows: list[tuple] = []
     for position, mapping in enumerate(mappings):
-        if mapping.unmapped:
-            rows.append((position, mapping.text, None, ""))
-        else:
-            rows.extend(
-                (position, mapping.text, taxonomy.category_id(code), mapping.match)
-                for code in mapping.category_codes
+        # Keyed by text: the taxonomy maps each distinct text to one ItemMapping.
+        own = cache.get(mapping.text)
+        if own is None:
+            own = cache[mapping.text] = (
+                ((mapping.text, None, ""),)
+                if not mapping.category_codes
+                else tuple(
+                    sorted(
+                        (mapping.text, taxonomy.category_id(code), mapping.match)
+                        for code in mapping.category_codes
+                    )
+                )
             )
-    return sorted(rows, key=lambda row: (row[0], row[1], row[2] or 0, row[3]))
+        for text, category, match in own:
+            rows.append((position, text, category, match))
+    return rows
 
 
 def _item_rows(items: list[DataItem]) -> list[tuple]:
