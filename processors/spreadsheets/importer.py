@@ -294,7 +294,7 @@ class _ProcessorPlan:
 ProgressCallback = Callable[[int], None]
 
 # Rows planned and written together: enough to make each query worth it, few enough to keep memory flat.
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 5000
 # Problems kept on the import record; a broken 100,000-row file must not make a huge JSON column.
 RECORD_PROBLEMS = 500
 
