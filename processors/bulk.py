@@ -144,7 +144,7 @@ class RowBuilder:
     def rows(self, objs: Iterable[models.Model]) -> Iterator[tuple]:
         native, converters = self._native, self._converters
         for obj in objs:
-            yield (*native(obj), *(convert(obj) for convert in converters))
+            yield (*native(obj), *[convert(obj) for convert in converters])
 
 
 def _is_auto_timestamp(field: models.Field) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Model
 from django.db.models.base import ModelState
 from django.utils import timezone
@@ -98,6 +98,16 @@ FIELD_COLUMNS = {
 
 # Every field of an operation, by name (validation is limited to those a row sets).
 OPERATION_FIELDS = tuple(field.name for field in Operation._meta.get_fields() if field.concrete)
+# Text fields whose validation cannot reject the text a cell gives (no length, choices or validators).
+UNCONSTRAINED_TEXT_FIELDS = frozenset(
+    field.name
+    for field in Operation._meta.fields
+    if isinstance(field, models.TextField)
+    and field.blank
+    and not field.max_length
+    and not field.choices
+    and not field.validators
+)
 
 # What an unknown term is, in the message reporting it (lazy: translated only when reported).
 PURPOSE_KIND = gettext_lazy("purpose")
@@ -1286,7 +1296,9 @@ class _Importer:
             state.changed_fields | ({"relationship", "effective_from"} if state.created else set())
         )
         if checked not in self.unchecked_fields:
-            self.unchecked_fields[checked] = [name for name in OPERATION_FIELDS if name not in checked]
+            self.unchecked_fields[checked] = [
+                name for name in OPERATION_FIELDS if name not in checked or name in UNCONSTRAINED_TEXT_FIELDS
+            ]
         return self._valid(state.operation, state.rows[-1], exclude=self.unchecked_fields[checked])
 
     def _load_operations(self, pks: set[int]) -> dict[int, _OperationState]:

@@ -545,9 +545,10 @@ class _SheetReader:
         header_seen = False
         for number, cells in numbered_cells:
             self._check(number, cells)
-            if not any(cell.strip() for cell in cells):
+            if not "".join(cells).strip():
                 continue
-            filling = {column: fill for column, fill in filling.items() if fill[0] >= number}
+            if filling:
+                filling = {column: fill for column, fill in filling.items() if fill[0] >= number}
             for column, (_last, value) in filling.items():
                 if column >= len(cells):
                     cells.extend([""] * (column + 1 - len(cells)))
@@ -589,6 +590,8 @@ class _SheetReader:
                 column=get_column_letter(width),
                 code="too_many_columns",
             )
+        if width and max(map(len, cells)) <= limits.max_cell_chars and "\x00" not in "".join(cells):
+            return  # the usual row, checked at C speed; the loop below says which cell is wrong
         for index in range(width):
             cell = cells[index]
             if len(cell) > limits.max_cell_chars:
