@@ -1,6 +1,7 @@
 import csv
 import datetime
 import io
+import math
 from pathlib import Path
 
 import openpyxl
@@ -13,12 +14,14 @@ from openpyxl.cell.rich_text import CellRichText, TextBlock
 
 from processors.demo import demo_load
 from processors.models import Controller, DataCategory, DataItem, Operation, Processor
+from processors.spreadsheets import export
 from processors.spreadsheets.export import (
     DISCLOSURE_HEADERS,
     NOTES_SHEET_TITLE,
     WORKBOOK_SHEETS,
     ExportError,
     ExportFilterError,
+    disclosure_rows,
     export_disclosure,
     export_workbook,
     operations_for_export,
@@ -413,6 +416,40 @@ def test_a_disclosure_export_takes_the_same_queries_for_10_and_300_operations(
 
     with django_assert_num_queries(DISCLOSURE_QUERIES):
         disclosure()
+
+
+@pytest.mark.parametrize("params", [{}, {"ordering": "-processor"}, {"cross_border": "false"}])
+def test_a_disclosure_export_takes_4_queries_a_chunk_of_operations(
+    params, monkeypatch, django_assert_num_queries
+):
+    build_operations(60)
+    monkeypatch.setattr(export, "CHUNK_SIZE", 7)
+    operations = operations_for_export(params)
+
+    # Extra-sensitive categories and operations, then items, purposes, actions and members per chunk.
+    with django_assert_num_queries(2 + 4 * math.ceil(60 / 7)):
+        assert sum(1 for _ in disclosure_rows(operations)) == 60
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"ordering": "-processor"},
+        {"ordering": "service"},
+        {"ordering": "-effective_from"},
+        {"sensitive": True},
+    ],
+)
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_chunks_of_operations_give_the_rows_one_chunk_gives(demo, params, lang, monkeypatch):
+    operations = operations_for_export(params)
+    one_chunk = list(disclosure_rows(operations, lang=lang, marks=True))
+    monkeypatch.setattr(export, "CHUNK_SIZE", 5)
+
+    assert list(disclosure_rows(operations, lang=lang, marks=True)) == one_chunk
+    assert any(row.data_items for row in one_chunk)
+    assert any(row.recipient_name != row.recipient for row in one_chunk)  # group members, marks
 
 
 @pytest.mark.parametrize("count", [10, 300])
