@@ -77,7 +77,7 @@ from processors.spreadsheets.cells import OPEN_ENDED_MARKERS, split_list
 from processors.spreadsheets.safety import neutralise, strip_illegal_characters
 from processors.spreadsheets.sheetxml import SheetData, inline_string, replace_sheet_data, rich_inline_string
 
-CHUNK_SIZE = 2000
+CHUNK_SIZE = 5000
 
 LANGUAGES = ("zh", "en")
 FORMATS = ("xlsx", "csv")
