@@ -66,8 +66,8 @@ def reserve_ids(model: type[models.Model], count: int) -> list[int]:
             [table, model._meta.pk.column, count],
         )
         return [row[0] for row in rows]
-    # A no-op write takes SQLite's write lock, so no other connection can insert until this transaction
-    # ends: the ids read next stay free.
+    # SQLite, the other database this project runs on. A no-op write takes its write lock, so that no
+    # other connection can insert until this transaction ends: the ids read next stay free.
     pk = _quote(model._meta.pk.column)
     _execute(f"UPDATE {_quote(table)} SET {pk} = {pk} WHERE 0")  # noqa: S608
     [(last,)] = _execute(

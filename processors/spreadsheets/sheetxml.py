@@ -41,19 +41,22 @@ def inline_string(text: str) -> str:
     return f"<is>{_text_element(text)}</is>"
 
 
+def rich_run(text: str, bold: bool) -> str:
+    """One run of a rich-text cell, as openpyxl writes a ``TextBlock`` (bold) or a plain string."""
+    return f"<r>{_BOLD_PROPERTIES}{_text_element(text)}</r>" if bold else f"<r>{_text_element(text)}</r>"
+
+
 def rich_inline_string(runs: Sequence[tuple[str, bool]]) -> str:
     """The content of an inline-string cell of rich text: one run per (text, bold) part, in order.
 
     Parts are not merged, as openpyxl's CellRichText does not merge them when it writes.
     """
-    return (
-        "<is>"
-        + "".join(
-            f"<r>{_BOLD_PROPERTIES}{_text_element(text)}</r>" if bold else f"<r>{_text_element(text)}</r>"
-            for text, bold in runs
-        )
-        + "</is>"
-    )
+    return rich_inline_runs([rich_run(text, bold) for text, bold in runs])
+
+
+def rich_inline_runs(runs: Sequence[str]) -> str:
+    """The content of an inline-string cell made of runs already written by ``rich_run``."""
+    return "<is>" + "".join(runs) + "</is>"
 
 
 def column_letters(count: int) -> tuple[str, ...]:
