@@ -603,7 +603,8 @@ class _Importer:
         self.destination_cache: dict[str, list[str]] = {}
         self.item_rows_cache: dict[str, tuple[tuple, ...]] = {}
         self.blank_operation: Operation | None = None
-        self.unchecked_fields: dict[frozenset[str], list[str]] = {}
+        self.unchecked_fields: dict[frozenset[str], tuple[list[str], tuple[str, ...]]] = {}
+        self.valid_values: set[tuple] = set()
         self.plans: dict[str, _ProcessorPlan] = {}
         self.touched: dict[str, dict[str, set[int]]] = {
             name: {"created": set(), "changed": set(), "unchanged": set()} for name in ENTITIES
@@ -1296,10 +1297,22 @@ class _Importer:
             state.changed_fields | ({"relationship", "effective_from"} if state.created else set())
         )
         if checked not in self.unchecked_fields:
-            self.unchecked_fields[checked] = [
-                name for name in OPERATION_FIELDS if name not in checked or name in UNCONSTRAINED_TEXT_FIELDS
-            ]
-        return self._valid(state.operation, state.rows[-1], exclude=self.unchecked_fields[checked])
+            validated = tuple(sorted(checked - UNCONSTRAINED_TEXT_FIELDS))
+            self.unchecked_fields[checked] = (
+                [name for name in OPERATION_FIELDS if name not in validated],
+                validated,
+            )
+        exclude, validated = self.unchecked_fields[checked]
+        # An operation has no rule across fields (no clean()), so values that passed once pass again:
+        # a table repeats its purposes, actions and qualifiers on many rows.
+        stored = state.operation.__dict__
+        values = (validated, *(_hashable(stored.get(name)) for name in validated))
+        if values in self.valid_values:
+            return True
+        valid = self._valid(state.operation, state.rows[-1], exclude=exclude)
+        if valid:
+            self.valid_values.add(values)
+        return valid
 
     def _load_operations(self, pks: set[int]) -> dict[int, _OperationState]:
         """The operations rows matched, with their terms and data items (four queries)."""
@@ -1537,6 +1550,10 @@ def _cached(cache: dict[str, Any], text: str, parse: Callable[[str], Any]) -> An
     if text not in cache:
         cache[text] = parse(text)
     return cache[text]
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _country_codes(operation: Operation) -> list[str]:
