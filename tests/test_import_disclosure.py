@@ -626,3 +626,26 @@ def test_a_full_register_workbook_is_recognised_and_not_misread_as_a_table(contr
     # Read by the workbook importer (processors/spreadsheets/workbook.py), not as a disclosure table.
     assert report.ok and report.shape == "workbook"
     assert report.counts["operations"].unchanged == Operation.objects.count()
+
+
+def test_a_value_too_long_for_its_field_is_reported_on_every_row_that_gives_it(controller, tmp_path):
+    # Validation results are reused for values that passed; a failing value must fail on each row.
+    too_long = "、".join(f"目的{number}" for number in range(120))  # over the 500 characters of the field
+    path = tmp_path / "long-purpose.tsv"
+    path.write_text(
+        "\n".join(
+            [
+                "服务/功能名称\t服务主体\t处理个人信息范围\t处理个人信息目的\t处理个人信息方式",
+                "实名认证\t甲科技有限公司\t姓名\t实名认证\t收集",
+                f"实名认证\t乙科技有限公司\t姓名\t{too_long}\t收集",
+                f"短信服务\t丙科技有限公司\t手机号\t{too_long}\t收集",
+            ]
+        ),
+        encoding="utf-8",
+    )
+
+    report = run_import(path, controller)
+
+    invalid = [problem for problem in report.errors if problem.code == "invalid"]
+    assert [(problem.row, problem.column) for problem in invalid] == [(3, "D"), (4, "D")]
+    assert not report.committed and Operation.objects.count() == 0

@@ -603,8 +603,8 @@ class _Importer:
         self.destination_cache: dict[str, list[str]] = {}
         self.item_rows_cache: dict[str, tuple[tuple, ...]] = {}
         self.blank_operation: Operation | None = None
-        self.unchecked_fields: dict[frozenset[str], tuple[list[str], tuple[str, ...]]] = {}
-        self.valid_values: set[tuple] = set()
+        self.validated_fields: dict[frozenset[str], tuple[str, ...]] = {}  # changed -> fields to validate
+        self.valid_values: set[tuple[str, Any]] = set()  # (field, value) pairs that passed validation
         self.plans: dict[str, _ProcessorPlan] = {}
         self.touched: dict[str, dict[str, set[int]]] = {
             name: {"created": set(), "changed": set(), "unchanged": set()} for name in ENTITIES
@@ -1296,22 +1296,25 @@ class _Importer:
         checked = frozenset(
             state.changed_fields | ({"relationship", "effective_from"} if state.created else set())
         )
-        if checked not in self.unchecked_fields:
-            validated = tuple(sorted(checked - UNCONSTRAINED_TEXT_FIELDS))
-            self.unchecked_fields[checked] = (
-                [name for name in OPERATION_FIELDS if name not in validated],
-                validated,
-            )
-        exclude, validated = self.unchecked_fields[checked]
-        # An operation has no rule across fields (no clean()), so values that passed once pass again:
-        # a table repeats its purposes, actions and qualifiers on many rows.
+        if checked not in self.validated_fields:
+            self.validated_fields[checked] = tuple(sorted(checked - UNCONSTRAINED_TEXT_FIELDS))
+        validated = self.validated_fields[checked]
+        # A field's validation looks at its own value only (an operation has no clean()), so a value that
+        # passed once passes again: a table repeats its purposes, actions and qualifiers on many rows.
         stored = state.operation.__dict__
-        values = (validated, *(_hashable(stored.get(name)) for name in validated))
-        if values in self.valid_values:
+        pending = [
+            (name, value)
+            for name, value in ((name, _hashable(stored.get(name))) for name in validated)
+            if (name, value) not in self.valid_values
+        ]
+        if not pending:
             return True
-        valid = self._valid(state.operation, state.rows[-1], exclude=exclude)
+        names = {name for name, _value in pending}
+        valid = self._valid(
+            state.operation, state.rows[-1], exclude=[name for name in OPERATION_FIELDS if name not in names]
+        )
         if valid:
-            self.valid_values.add(values)
+            self.valid_values.update(pending)
         return valid
 
     def _load_operations(self, pks: set[int]) -> dict[int, _OperationState]:
