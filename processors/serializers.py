@@ -221,10 +221,23 @@ class ControllerSerializer(CountryFieldMixin, serializers.ModelSerializer):
         extra_kwargs = {"code": {"validators": []}}
 
 
+class ControllerCodeField(serializers.SlugRelatedField):
+    """A controller by its code; a code no database can hold (a NUL character) is unknown, not a 500."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("slug_field", "code")
+        kwargs.setdefault("queryset", Controller.objects.all())
+        kwargs.setdefault("help_text", _("Code of the controller."))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
+
 class ServiceSerializer(serializers.ModelSerializer):
-    controller = serializers.SlugRelatedField(
-        slug_field="code", queryset=Controller.objects.all(), help_text=_("Code of the controller.")
-    )
+    controller = ControllerCodeField()
 
     class Meta:
         model = Service
@@ -526,21 +539,6 @@ class MatrixSerializer(serializers.Serializer):
 
 
 # --- Imports ------------------------------------------------------------------------------------------
-
-
-class ControllerCodeField(serializers.SlugRelatedField):
-    """A controller by its code; a code no database can hold (a NUL character) is unknown, not a 500."""
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("slug_field", "code")
-        kwargs.setdefault("queryset", Controller.objects.all())
-        kwargs.setdefault("help_text", _("Code of the controller."))
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, str) and "\x00" in data:
-            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
-        return super().to_internal_value(data)
 
 
 @extend_schema_field(

@@ -444,5 +444,13 @@ def test_a_nul_character_in_a_data_item_is_a_400_not_a_500(api_client):
     assert "data_items.0" in error(response, 400)["fields"]
 
 
+def test_a_nul_character_in_a_service_controller_is_a_400_not_a_500(api_client):
+    # Found by the contract test on PostgreSQL, which cannot even look such a code up.
+    response = api_client.post(
+        "/api/v1/services/", {"controller": "\x00acme", "name": "短信服务"}, format="json"
+    )
+    assert "controller" in error(response, 400)["fields"]
+
+
 def test_an_unknown_path_under_the_api_is_a_json_404(api_client):
     assert error(api_client.get("/api/v1/no-such-thing/"), 404)["code"] == "not_found"
