@@ -308,14 +308,18 @@ _OPERATION_FIELDS = (
 )
 
 # What a disclosure row needs of a data item, a purpose link and an action link; the operation id first.
-_ITEM_FIELDS = (
-    "operation_id",
-    "text",
-    "category_id",
-    "category__sensitive",
-    "category__name_zh",
-    "category__name_en",
-)
+# The Chinese table prints the published items verbatim, so it leaves the category names in the database.
+_ITEM_FIELDS = {
+    "zh": ("operation_id", "text", "category_id", "category__sensitive"),
+    "en": (
+        "operation_id",
+        "text",
+        "category_id",
+        "category__sensitive",
+        "category__name_zh",
+        "category__name_en",
+    ),
+}
 _PURPOSE_FIELDS = ("operation_id", "purpose__name_zh", "purpose__name_en")
 _ACTION_FIELDS = ("operation_id", "processingaction__name_zh", "processingaction__name_en")
 
@@ -366,7 +370,7 @@ class _RowBuilder:
         relations = (
             DataItem.objects.filter(_AmongIds("operation_id", ids))
             .order_by("position", "id")
-            .values_list(*_ITEM_FIELDS),
+            .values_list(*_ITEM_FIELDS[self.lang]),
             Operation.purposes.through.objects.filter(_AmongIds("operation_id", ids))
             .order_by("purpose__position", "purpose__code")
             .values_list(*_PURPOSE_FIELDS),
@@ -468,13 +472,14 @@ class _RowBuilder:
         """zh: the published items verbatim; en: the categories' English names, unmapped items verbatim."""
         lang = self.lang
         entries: dict[Any, list] = {}  # identity -> [text, sensitive], in item order
-        for _operation_id, text, category_id, category_sensitive, name_zh, name_en in items:
+        for _operation_id, text, category_id, category_sensitive, *names in items:
             mapped = category_id is not None
             sensitive = mapped and (category_sensitive or category_id in extra_sensitive)
             if lang == "zh":
                 # A composite item has one row per category at the same position and text.
                 key = ("text", text)
             elif mapped:
+                name_zh, name_en = names
                 key, text = ("category", category_id), name_en or name_zh
             else:
                 key = ("text", text)
