@@ -16,6 +16,8 @@ Decisions:
   ``CaptureQueriesContext``, ``assertNumQueries``) sees a ``COPY`` as one statement like any other.
 - SQL is composed only of identifiers from the models' metadata, quoted by the backend (hence the
   ``noqa: S608``); every value is a parameter.
+- Writes of objects a caller already holds as model instances (changed operations, deletions) stay with
+  the ORM; the helpers at the end of this module write their history rows in one insert as well.
 - Only the ORM's simple field classes are passed to the driver as they are; any other field (dates,
   timestamps, countries, JSON) is converted by its own ``get_db_prep_save``, once per distinct value.
 """
@@ -25,8 +27,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connection, models
+from django.utils import timezone
 
-from processors.history import current_history_state, history_attrs
+from processors.history import current_history_state, history_attrs, history_bulk_update
 
 # Field classes whose Python value is what the driver stores (exact classes: a subclass such as
 # CountryField converts its value and goes through get_db_prep_save).
@@ -232,3 +235,73 @@ def copy_created_history(
             f"WHERE {where} AND {history_where}",
             [*params, *history_params],
         )
+
+
+# --- Through the ORM, for the objects a write already holds -------------------------------------
+
+
+def history_rows(
+    model: type[models.Model], objs: Sequence[models.Model], history_type: str
+) -> list[models.Model]:
+    """Write historical rows (``+``, ``~`` or ``-``) for saved objects in one insert; returns them."""
+    if not objs:
+        return []
+    state = current_history_state()
+    user = state.user if state is not None else None
+    user_id = user.pk if getattr(user, "pk", None) is not None else None
+    history_model = model.history.model
+    now = timezone.now()
+    attrs = history_attrs()
+    tracked = [tracked.attname for tracked in history_model.tracked_fields]
+    rows = [
+        history_model(
+            history_date=now,
+            history_user_id=user_id,
+            history_change_reason="",
+            history_type=history_type,
+            **{name: getattr(obj, name) for name in tracked},
+            **attrs,
+        )
+        for obj in objs
+    ]
+    return history_model.objects.bulk_create(rows)
+
+
+def history_m2m_rows(
+    model: type[models.Model], records: Sequence[models.Model], links: dict[str, dict[int, list]]
+) -> None:
+    """The many-to-many snapshot of each historical row: ``links[field][object pk]`` = through rows."""
+    history_model = model.history.model
+    for field_name, by_object in links.items():
+        m2m_history = getattr(history_model, field_name).model
+        through_fields = [f.attname for f in getattr(model, field_name).through._meta.fields]
+        m2m_history.objects.bulk_create(
+            [
+                m2m_history(history_id=record.pk, **{name: getattr(link, name) for name in through_fields})
+                for record in records
+                for link in by_object.get(record.id, ())
+            ]
+        )
+
+
+def bulk_delete_with_history(model: type[models.Model], objs: Sequence[models.Model]) -> None:
+    """Delete objects in one statement and record each deletion (no per-object signal)."""
+    if not objs:
+        return
+    history_rows(model, objs, "-")
+    model._base_manager.filter(pk__in=[obj.pk for obj in objs])._raw_delete(model._base_manager.db)
+
+
+def bulk_update_fields(
+    model: type[models.Model], objs: Sequence[models.Model], fields: Iterable[str]
+) -> None:
+    """``history_bulk_update`` that also moves ``updated_at`` on (bulk_update skips auto_now)."""
+    if not objs:
+        return
+    fields = set(fields)
+    if any(f.name == "updated_at" for f in model._meta.fields):
+        now = timezone.now()
+        for obj in objs:
+            obj.updated_at = now
+        fields.add("updated_at")
+    history_bulk_update(model, objs, sorted(fields))

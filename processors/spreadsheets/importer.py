@@ -23,7 +23,7 @@ import hashlib
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,12 +37,19 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from openpyxl.utils import get_column_letter
 
-from processors.bulk import copy_created_history, insert_objects, insert_rows, reserve_ids
+from processors.bulk import (
+    bulk_delete_with_history,
+    bulk_update_fields,
+    copy_created_history,
+    history_m2m_rows,
+    history_rows,
+    insert_objects,
+    insert_rows,
+    reserve_ids,
+)
 from processors.history import (
     current_history_state,
-    history_attrs,
     history_bulk_create,
-    history_bulk_update,
     history_context,
 )
 from processors.models import (
@@ -467,70 +474,6 @@ def _is_workbook_sheet(name: str) -> bool:
     from processors.spreadsheets.export import WORKBOOK_SHEETS
 
     return name == WORKBOOK_SHEETS[0].name
-
-
-# --- Batched writes with history ------------------------------------------------------------------
-
-
-def history_rows(model: type[Model], objs: Sequence[Model], history_type: str) -> list[Model]:
-    """Write historical rows (``+``, ``~`` or ``-``) for saved objects in one insert; returns them."""
-    if not objs:
-        return []
-    state = current_history_state()
-    user = state.user if state is not None else None
-    user_id = user.pk if getattr(user, "pk", None) is not None else None
-    history_model = model.history.model
-    now = timezone.now()
-    attrs = history_attrs()
-    tracked = [tracked.attname for tracked in history_model.tracked_fields]
-    rows = [
-        history_model(
-            history_date=now,
-            history_user_id=user_id,
-            history_change_reason="",
-            history_type=history_type,
-            **{name: getattr(obj, name) for name in tracked},
-            **attrs,
-        )
-        for obj in objs
-    ]
-    return history_model.objects.bulk_create(rows)
-
-
-def history_m2m_rows(model: type[Model], records: Sequence[Model], links: dict[str, dict[int, list]]) -> None:
-    """The many-to-many snapshot of each historical row: ``links[field][object pk]`` = through rows."""
-    history_model = model.history.model
-    for field_name, by_object in links.items():
-        m2m_history = getattr(history_model, field_name).model
-        through_fields = [f.attname for f in getattr(model, field_name).through._meta.fields]
-        m2m_history.objects.bulk_create(
-            [
-                m2m_history(history_id=record.pk, **{name: getattr(link, name) for name in through_fields})
-                for record in records
-                for link in by_object.get(record.id, ())
-            ]
-        )
-
-
-def bulk_delete_with_history(model: type[Model], objs: Sequence[Model]) -> None:
-    """Delete objects in one statement and record each deletion (no per-object signal)."""
-    if not objs:
-        return
-    history_rows(model, objs, "-")
-    model._base_manager.filter(pk__in=[obj.pk for obj in objs])._raw_delete(model._base_manager.db)
-
-
-def bulk_update_fields(model: type[Model], objs: Sequence[Model], fields: Iterable[str]) -> None:
-    """``history_bulk_update`` that also moves ``updated_at`` on (bulk_update skips auto_now)."""
-    if not objs:
-        return
-    fields = set(fields)
-    if any(f.name == "updated_at" for f in model._meta.fields):
-        now = timezone.now()
-        for obj in objs:
-            obj.updated_at = now
-        fields.add("updated_at")
-    history_bulk_update(model, objs, sorted(fields))
 
 
 def validation_messages(error: ValidationError) -> dict[str, list[str]]:

@@ -40,6 +40,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext as _
 from openpyxl.utils import get_column_letter
 
+from processors.bulk import bulk_delete_with_history
 from processors.history import history_bulk_create
 from processors.models import (
     CategoryAlias,
@@ -72,7 +73,6 @@ from processors.spreadsheets.importer import (
     EntityCounts,
     ImportReport,
     Problem,
-    bulk_delete_with_history,
     validation_messages,
 )
 from processors.spreadsheets.readers import SheetRow
