@@ -10,6 +10,9 @@ class ProcessorsConfig(AppConfig):
     verbose_name = _("Processor register")
 
     def ready(self) -> None:
+        # Registers the deployment checks (`check --deploy`).
+        from processors import checks  # noqa: F401
+
         # `migrate` alone gives a fresh database the built-in taxonomy, and a test flush reloads it.
         post_migrate.connect(
             load_builtin_taxonomy, sender=self, dispatch_uid="processors.load_builtin_taxonomy"

@@ -1,8 +1,9 @@
 """FilterSets shared by the API, the admin changelists and the browser explorer.
 
-Category values are resolved the way people write them: a code (``basic.phone_number``), a Chinese or
-English name, or an alias (手机号码); a group (``identity``) matches all its descendants. An unknown
-value is a validation error with suggestions, never an empty result that looks like "nobody".
+Category values are resolved by the one resolver (``taxonomy.categories_resolve``), the way people
+write them: a code (``basic.phone_number``), a Chinese or English name, or an alias (手机号码), in any
+width, case or spacing; a group (``identity``) matches all its descendants. An unknown value is a
+validation error with suggestions, never an empty result that looks like "nobody".
 """
 
 import datetime
@@ -11,14 +12,19 @@ import django_filters
 from django import forms
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from processors import selectors
+from processors import selectors, taxonomy
+from processors.findings import RULES
+from processors.findings import controllers_q as findings_controllers_q
 from processors.models import (
     ConsentType,
     Controller,
     DataCategory,
     DataItem,
+    Finding,
+    FindingState,
     LegalBasis,
     Operation,
     OperationStatus,
@@ -27,9 +33,9 @@ from processors.models import (
     ProcessorAlias,
     Purpose,
     Relationship,
+    Severity,
     TransferMechanism,
 )
-from processors.text import normalize_key
 
 
 class MultipleValueField(forms.Field):
@@ -76,21 +82,13 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
 class CategoryField(MultipleValueField):
     def clean(self, value):
         values = super().clean(value)
-        categories = []
-        for item in values:
-            category = selectors.category_resolve(item)
-            if category is None:
-                from processors.taxonomy import Taxonomy
-
-                suggestions = Taxonomy.load().suggest_categories(item)
-                message = _("Unknown data category '%(value)s'.") % {"value": item}
-                if suggestions:
-                    message += " " + _("Did you mean %(suggestions)s?") % {
-                        "suggestions": ", ".join(suggestions)
-                    }
-                raise forms.ValidationError(message, code="unknown_category")
-            categories.append(category)
-        return categories
+        if not values:
+            return []
+        try:
+            return taxonomy.categories_resolve(values)
+        except taxonomy.UnknownCategory as unknown:
+            # The first unknown value, as the filters have always reported.
+            raise forms.ValidationError(unknown.messages()[0], code="unknown_category") from None
 
 
 class CategoryFilter(django_filters.Filter):
@@ -100,26 +98,23 @@ class CategoryFilter(django_filters.Filter):
 class PurposeField(MultipleValueField):
     def clean(self, value):
         values = super().clean(value)
-        purposes = []
-        for item in values:
-            key = normalize_key(item)
-            purpose = (
-                Purpose.objects.filter(
-                    Q(code=item) | Q(name_zh=item) | Q(name_en__iexact=item) | Q(aliases__key=key)
-                )
-                .distinct()
-                .first()
-            )
-            if purpose is None:
-                raise forms.ValidationError(
-                    _("Unknown purpose '%(value)s'.") % {"value": item}, code="unknown_purpose"
-                )
-            purposes.append(purpose)
-        return purposes
+        if not values:
+            return []
+        try:
+            return taxonomy.purposes_resolve(values)
+        except taxonomy.UnknownPurpose as unknown:
+            raise forms.ValidationError(unknown.messages()[0], code="unknown_purpose") from None
 
 
 class PurposeFilter(django_filters.Filter):
     field_class = PurposeField
+
+
+def visible_controllers(request: HttpRequest | None) -> QuerySet[Controller]:
+    """The controller choices: the user's (``selectors.controllers_for``); all of them without a request."""
+    if request is None:
+        return Controller.objects.all()
+    return selectors.controllers_for(getattr(request, "user", None))
 
 
 def _in_effect_q(day: datetime.date) -> Q:
@@ -173,7 +168,7 @@ class OperationFilterSet(django_filters.FilterSet):
     )
     controller = django_filters.ModelChoiceFilter(
         label=_("controller"),
-        queryset=Controller.objects.all(),
+        queryset=visible_controllers,
         to_field_name="code",
         field_name="service__controller",
         help_text=_("Code of the controller whose services send the data."),
@@ -266,8 +261,7 @@ class OperationFilterSet(django_filters.FilterSet):
         if not value:
             return queryset
         # A group stands for its members and a member is reached through its group's rows.
-        groups = Processor.objects.filter(members__in=value).values("pk")
-        return queryset.filter(Q(processor__in=value) | Q(processor__in=groups))
+        return queryset.filter(selectors.operations_reaching_q(value))
 
     def filter_service(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value.isdigit():
@@ -309,7 +303,7 @@ class ProcessorFilterSet(django_filters.FilterSet):
     )
     controller = django_filters.ModelChoiceFilter(
         label=_("controller"),
-        queryset=Controller.objects.all(),
+        queryset=visible_controllers,
         to_field_name="code",
         method="filter_controller",
         help_text=_("Code of a controller: the processors it sends data to, directly or through a group."),
@@ -325,7 +319,11 @@ class ProcessorFilterSet(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_receives(self, queryset: QuerySet, name: str, value: list[DataCategory]) -> QuerySet:
-        return selectors.processors_receiving(queryset, value)
+        # Only through operations of the controllers the user may see; without a request (the
+        # importer, tests) through all of them.
+        user = getattr(self.request, "user", None)
+        operations = None if self.request is None else selectors.operations_visible_to(user)
+        return selectors.processors_receiving(queryset, value, operations)
 
     def filter_country(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(country=value.strip().upper())
@@ -333,8 +331,9 @@ class ProcessorFilterSet(django_filters.FilterSet):
     def filter_controller(self, queryset: QuerySet, name: str, value: Controller | None) -> QuerySet:
         if value is None:
             return queryset
-        serving = Operation.objects.filter(service__controller=value).values("processor")
-        return queryset.filter(Q(pk__in=serving) | Q(member_of__in=serving))
+        return queryset.filter(
+            selectors.processors_reached_q(Operation.objects.filter(service__controller=value))
+        )
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
@@ -347,3 +346,58 @@ class ProcessorFilterSet(django_filters.FilterSet):
             | Q(contact_phone__icontains=value)
             | Q(uscc__iexact=value)
         )
+
+
+# --- Import records and published versions (the API's lists) ------------------------------------------
+
+from processors.models import Channel, ImportRecord, PublishedVersion  # noqa: E402  (merge into the top)
+
+
+class ImportRecordFilterSet(django_filters.FilterSet):
+    controller = django_filters.CharFilter(
+        field_name="controller__code", label=_("controller"), help_text=_("Code of the controller.")
+    )
+    result = django_filters.MultipleChoiceFilter(choices=ImportRecord.Result.choices, label=_("result"))
+    channel = django_filters.MultipleChoiceFilter(choices=Channel.choices, label=_("channel"))
+
+    class Meta:
+        model = ImportRecord
+        fields = ["controller", "result", "channel"]
+
+
+class PublishedVersionFilterSet(django_filters.FilterSet):
+    controller = django_filters.CharFilter(
+        field_name="controller__code", label=_("controller"), help_text=_("Code of the controller.")
+    )
+
+    class Meta:
+        model = PublishedVersion
+        fields = ["controller"]
+
+
+class FindingFilterSet(django_filters.FilterSet):
+    """Stored findings by severity, rule, controller and state (the findings page, the API, the admin).
+
+    The page and the API list the open ones when no state is asked for (``findings.open_unless_asked``):
+    accepted and fixed findings are off the DPO's to-do list; the admin shows every state.
+    """
+
+    severity = django_filters.MultipleChoiceFilter(label=_("severity"), choices=Severity.choices)
+    rule = django_filters.MultipleChoiceFilter(
+        label=_("rule"), choices=[(rule.code, rule.title) for rule in RULES]
+    )
+    controller = django_filters.ModelChoiceFilter(
+        label=_("controller"),
+        queryset=Controller.objects.order_by("code"),
+        to_field_name="code",
+        method="filter_controller",
+        help_text=_("Its operations' findings and those of the processors they send data to."),
+    )
+    state = django_filters.MultipleChoiceFilter(label=_("state"), choices=FindingState.choices)
+
+    class Meta:
+        model = Finding
+        fields = ["severity", "rule", "controller", "state"]
+
+    def filter_controller(self, queryset: QuerySet, name: str, value: Controller) -> QuerySet:
+        return queryset if value is None else queryset.filter(findings_controllers_q([value.pk]))

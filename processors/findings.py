@@ -19,6 +19,15 @@ Decisions the law leaves to the register:
 - The CAC Order 16 thresholds are applied to the yearly headcounts recorded on the operation. Whether
   the controller is a critical-information-infrastructure operator (which needs an assessment for any
   volume) is not recorded, so that case is not checked.
+
+What the rules find is stored (``models.Finding``) and kept current by ``findings_refresh``: pages count
+and page the stored rows; the rules run for the subjects a write touched. The module is over 700 lines
+because the rules and the refresh that stores their results read as one: a rule's parameters are what
+the refresh stores and its message is how a page words them.
+
+Why one module: the rules and the refresh that stores their results share ``Rule``, ``Scope`` and each
+rule's parameters; the refresh is the rules run over a set of ids, and apart they would read each other's
+internals.
 """
 
 import datetime
@@ -26,31 +35,31 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django_countries import countries
 
+from processors import selectors
+from processors.history import history_bulk_create, history_bulk_update
 from processors.models import (
     ConsentType,
     Controller,
     DataItem,
+    FindingState,
     LegalBasis,
     Operation,
     OperationStatus,
     Processor,
     Relationship,
+    Severity,
     TransferMechanism,
 )
+from processors.models import Finding as StoredFinding
 from processors.names import near_duplicate_pairs
-
-
-class Severity(models.TextChoices):
-    HIGH = "high", _("high")
-    MEDIUM = "medium", _("medium")
-    LOW = "low", _("low")
-
 
 SEVERITY_ORDER = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
 
@@ -90,6 +99,10 @@ class Scope:
     processor: Processor | None = None
     operation: Operation | None = None
     today: datetime.date = field(default_factory=timezone.localdate)
+    # A refresh judges a set of subjects: operation ids for the operations' rules, processor ids for the
+    # processors' (lists or ``values("pk")`` querysets, used as subqueries).
+    operation_ids: Any = None
+    processor_ids: Any = None
 
     def operations(self) -> QuerySet[Operation]:
         """The active operations in scope (a processor's include its group's, which send it data too)."""
@@ -97,24 +110,28 @@ class Scope:
         if self.controller is not None:
             queryset = queryset.filter(service__controller=self.controller)
         if self.processor is not None:
-            owners = [self.processor.pk] + (
-                [self.processor.member_of_id] if self.processor.member_of_id else []
-            )
-            queryset = queryset.filter(processor__in=owners)
+            queryset = queryset.filter(selectors.operations_reaching_q([self.processor]))
         if self.operation is not None:
             queryset = queryset.filter(pk=self.operation.pk)
+        if self.operation_ids is not None:
+            queryset = queryset.filter(pk__in=self.operation_ids)
         return queryset
 
     @property
     def is_whole_register(self) -> bool:
-        return self.controller is None and self.processor is None and self.operation is None
+        return (
+            self.controller is None
+            and self.processor is None
+            and self.operation is None
+            and self.operation_ids is None
+            and self.processor_ids is None
+        )
 
     def processor_q(self) -> Q:
         """Processors in scope: the recipients of the operations in scope and their group members."""
         if self.is_whole_register:
             return Q()
-        receiving = self.operations().values("processor")
-        condition = Q(pk__in=receiving) | Q(member_of__in=receiving)
+        condition = selectors.processors_reached_q(self.operations())
         return condition | Q(pk=self.processor.pk) if self.processor is not None else condition
 
 
@@ -128,7 +145,17 @@ class Rule:
     title: Promise
     fix: Promise
     select: Callable[[Scope], Iterable[models.Model]]
-    detail: Callable[[Any], str] = lambda subject: ""
+    # What the message needs, as JSON (stored), and the message worded from it in the active language.
+    params: Callable[[Any], dict[str, Any]] = lambda subject: {}
+    message: Callable[[dict[str, Any]], str] = lambda params: ""
+    # "operation" or "processor": which kind of subject the rule judges.
+    subject: str = "operation"
+    # A rule comparing subjects with each other is judged over the whole register even in a refresh.
+    whole_register: bool = False
+
+    def detail(self, subject: Any) -> str:
+        """The message about this subject, in the active language."""
+        return self.message(self.params(subject))
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -171,12 +198,17 @@ class Finding:
 # --- Building blocks ------------------------------------------------------------------------------
 
 
+TIMESTAMPS = ("created_at", "updated_at")
+
+
 def _operations(scope: Scope) -> QuerySet[Operation]:
     """Operations in scope, labelled cheaply, with ``has_sensitive`` (a GB/T 35273 B.1 category)."""
     sensitive = DataItem.objects.filter(operation=OuterRef("pk"), category__sensitive=True)
     return (
         scope.operations()
         .select_related("service", "processor")
+        # Timestamps are never judged; not converting them is a third of a full refresh.
+        .defer(*(f"{prefix}{name}" for prefix in ("", "service__", "processor__") for name in TIMESTAMPS))
         .annotate(has_sensitive=Exists(sensitive))
         .order_by("service__name", "processor__name_key", "pk")
     )
@@ -190,6 +222,16 @@ def _joined(names: Iterable[str]) -> str:
     return "、".join(names)
 
 
+def _choice_label(choices: type[models.TextChoices], value: str | None) -> str:
+    """The label of a stored choice in the active language ("" for none, the code for an unknown one)."""
+    if not value:
+        return ""
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value
+
+
 def _relationship_label(operation: Operation) -> str:
     return str(operation.get_relationship_display()) if operation.relationship else str(_("unclassified"))
 
@@ -198,11 +240,16 @@ def _relationship_label(operation: Operation) -> str:
 
 
 def _without_contact(scope: Scope) -> QuerySet[Processor]:
+    # In a refresh of some processors (``processor_ids``) every active flow counts: the scope has no
+    # operation ids then.
     flows = scope.operations().filter(Q(relationship__in=CONTACT_RELATIONSHIPS) | Q(cross_border=True))
     no_contact = Q(contact_phone="", contact_email="")
     members = Processor.objects.filter(member_of=OuterRef("pk"))
+    processors = Processor.objects.all()
+    if scope.processor_ids is not None:
+        processors = processors.filter(pk__in=scope.processor_ids)
     return (
-        Processor.objects.filter(Exists(flows.filter(processor=OuterRef("pk"))), no_contact)
+        processors.filter(Exists(flows.filter(processor=OuterRef("pk"))), no_contact)
         .filter(Q(kind=Processor.Kind.ORGANISATION) | ~Exists(members) | Exists(members.filter(no_contact)))
         .prefetch_related(
             Prefetch(
@@ -215,11 +262,15 @@ def _without_contact(scope: Scope) -> QuerySet[Processor]:
     )
 
 
-def _without_contact_detail(processor: Processor) -> str:
+def _without_contact_params(processor: Processor) -> dict[str, Any]:
     if processor.kind == Processor.Kind.GROUP and processor.members_without_contact:
-        return str(_("Members without a contact: %(names)s")) % {
-            "names": _joined(member.primary_name for member in processor.members_without_contact)
-        }
+        return {"members": [member.primary_name for member in processor.members_without_contact]}
+    return {}
+
+
+def _without_contact_message(params: dict[str, Any]) -> str:
+    if params.get("members"):
+        return str(_("Members without a contact: %(names)s")) % {"names": _joined(params["members"])}
     return ""
 
 
@@ -237,17 +288,26 @@ def _separate_consent_missing(scope: Scope) -> QuerySet[Operation]:
     )
 
 
-def _separate_consent_detail(operation: Operation) -> str:
+def _separate_consent_params(operation: Operation) -> dict[str, Any]:
+    return {
+        "sensitive": bool(operation.has_sensitive),
+        "relationship": operation.relationship,
+        "cross_border": operation.cross_border,
+        "consent": operation.consent_type,
+    }
+
+
+def _separate_consent_message(params: dict[str, Any]) -> str:
     reasons = []
-    if operation.has_sensitive:
+    if params.get("sensitive"):
         reasons.append(str(_("sensitive personal information (Art. 29)")))
-    if operation.relationship == Relationship.PROVISION:
+    if params.get("relationship") == Relationship.PROVISION:
         reasons.append(str(_("provision to another handler (Art. 23)")))
-    if operation.relationship == Relationship.PUBLIC_DISCLOSURE:
+    if params.get("relationship") == Relationship.PUBLIC_DISCLOSURE:
         reasons.append(str(_("public disclosure (Art. 25)")))
-    if operation.cross_border:
+    if params.get("cross_border"):
         reasons.append(str(_("transfer abroad (Art. 39)")))
-    consent = operation.get_consent_type_display() if operation.consent_type else _("not recorded")
+    consent = _choice_label(ConsentType, params.get("consent")) or _("not recorded")
     return str(_("Needs separate consent for: %(reasons)s; consent recorded: %(consent)s.")) % {
         "reasons": _joined(reasons),
         "consent": consent,
@@ -279,10 +339,14 @@ def _pia_stale(scope: Scope) -> QuerySet[Operation]:
     return _pia_due(scope).exclude(pia_reference="").filter(pia_date__lt=cutoff)
 
 
-def _pia_stale_detail(operation: Operation) -> str:
+def _pia_stale_params(operation: Operation) -> dict[str, Any]:
+    return {"reference": operation.pia_reference, "date": operation.pia_date.isoformat()}
+
+
+def _pia_stale_message(params: dict[str, Any]) -> str:
     return str(_("PIA %(reference)s dated %(date)s.")) % {
-        "reference": operation.pia_reference,
-        "date": operation.pia_date.isoformat(),
+        "reference": params.get("reference", ""),
+        "date": params.get("date", ""),
     }
 
 
@@ -298,16 +362,23 @@ def _cross_border_no_mechanism(scope: Scope) -> QuerySet[Operation]:
     )
 
 
-def _destinations_detail(operation: Operation) -> str:
+def _destinations_params(operation: Operation) -> dict[str, Any]:
     """The destinations, and which recipients (a group's members one by one) are established abroad."""
-    names = [str(country.name) for country in operation.destination_countries]
     home = operation.service.controller.country.code
     recipients = list(operation.processor.members.all()) or [operation.processor]
-    abroad = [
-        f"{recipient.primary_name} ({recipient.country.code})"
-        for recipient in recipients
-        if recipient.country and recipient.country.code != home
-    ]
+    return {
+        "countries": [country.code for country in operation.destination_countries],
+        "abroad": [
+            [recipient.primary_name, recipient.country.code]
+            for recipient in recipients
+            if recipient.country and recipient.country.code != home
+        ],
+    }
+
+
+def _destinations_message(params: dict[str, Any]) -> str:
+    names = [str(countries.name(code) or code) for code in params.get("countries", [])]
+    abroad = [f"{name} ({code})" for name, code in params.get("abroad", [])]
     parts = [
         str(_("Destinations: %(countries)s.")) % {"countries": _joined(names)}
         if names
@@ -350,8 +421,18 @@ def _mechanism_insufficient(scope: Scope) -> QuerySet[Operation]:
     )
 
 
-def _mechanism_insufficient_detail(operation: Operation) -> str:
-    if required_mechanism(operation) == TransferMechanism.SECURITY_ASSESSMENT:
+def _mechanism_insufficient_params(operation: Operation) -> dict[str, Any]:
+    return {
+        "people": operation.annual_subjects,
+        "sensitive": operation.annual_sensitive_subjects,
+        "has_sensitive": bool(operation.has_sensitive),
+        "mechanism": operation.transfer_mechanism,
+        "needed": required_mechanism(operation),
+    }
+
+
+def _mechanism_insufficient_message(params: dict[str, Any]) -> str:
+    if params.get("needed") == TransferMechanism.SECURITY_ASSESSMENT:
         needed = _("a CAC security assessment (Order 16 Art. 7)")
     else:
         needed = _("a standard contract or certification (Order 16 Art. 8)")
@@ -361,11 +442,11 @@ def _mechanism_insufficient_detail(operation: Operation) -> str:
             "needs %(needed)s."
         )
     ) % {
-        "people": operation.annual_subjects if operation.annual_subjects is not None else "?",
-        "sensitive": operation.annual_sensitive_subjects
-        if operation.annual_sensitive_subjects is not None
-        else ("?" if operation.has_sensitive else 0),
-        "mechanism": operation.get_transfer_mechanism_display(),
+        "people": params["people"] if params.get("people") is not None else "?",
+        "sensitive": params["sensitive"]
+        if params.get("sensitive") is not None
+        else ("?" if params.get("has_sensitive") else 0),
+        "mechanism": _choice_label(TransferMechanism, params.get("mechanism")),
         "needed": needed,
     }
 
@@ -401,8 +482,12 @@ def _unmapped_items(scope: Scope) -> QuerySet[Operation]:
     )
 
 
-def _unmapped_items_detail(operation: Operation) -> str:
-    return _joined(dict.fromkeys(item.text for item in operation.unmapped_items))
+def _unmapped_items_params(operation: Operation) -> dict[str, Any]:
+    return {"items": list(dict.fromkeys(item.text for item in operation.unmapped_items))}
+
+
+def _unmapped_items_message(params: dict[str, Any]) -> str:
+    return _joined(params.get("items", []))
 
 
 def _no_purpose(scope: Scope) -> QuerySet[Operation]:
@@ -418,8 +503,12 @@ def _purpose_unmapped(scope: Scope) -> QuerySet[Operation]:
     return _no_purpose(scope).exclude(purpose_text="")
 
 
-def _purpose_unmapped_detail(operation: Operation) -> str:
-    return str(_("Published as “%(text)s”.")) % {"text": operation.purpose_text}
+def _purpose_unmapped_params(operation: Operation) -> dict[str, Any]:
+    return {"text": operation.purpose_text}
+
+
+def _purpose_unmapped_message(params: dict[str, Any]) -> str:
+    return str(_("Published as “%(text)s”.")) % {"text": params.get("text", "")}
 
 
 def _near_duplicates(scope: Scope) -> list[Processor]:
@@ -446,10 +535,12 @@ def _near_duplicates(scope: Scope) -> list[Processor]:
     return sorted(flagged.values(), key=lambda processor: processor.name_key)
 
 
-def _near_duplicates_detail(processor: Processor) -> str:
-    return str(_("Looks like: %(names)s")) % {
-        "names": _joined(twin.primary_name for twin in processor.near_duplicates)
-    }
+def _near_duplicates_params(processor: Processor) -> dict[str, Any]:
+    return {"names": [twin.primary_name for twin in processor.near_duplicates]}
+
+
+def _near_duplicates_message(params: dict[str, Any]) -> str:
+    return str(_("Looks like: %(names)s")) % {"names": _joined(params.get("names", []))}
 
 
 # --- The rules ------------------------------------------------------------------------------------
@@ -465,7 +556,9 @@ RULES: tuple[Rule, ...] = (
             "people must be told the recipient's name and contact."
         ),
         select=_without_contact,
-        detail=_without_contact_detail,
+        params=_without_contact_params,
+        message=_without_contact_message,
+        subject="processor",
     ),
     Rule(
         code="separate_consent_missing",
@@ -477,7 +570,8 @@ RULES: tuple[Rule, ...] = (
             "consent unnecessary."
         ),
         select=_separate_consent_missing,
-        detail=_separate_consent_detail,
+        params=_separate_consent_params,
+        message=_separate_consent_message,
     ),
     Rule(
         code="cross_border_without_mechanism",
@@ -489,7 +583,8 @@ RULES: tuple[Rule, ...] = (
             "exemption the transfer relies on, with the yearly numbers of people."
         ),
         select=_cross_border_no_mechanism,
-        detail=_destinations_detail,
+        params=_destinations_params,
+        message=_destinations_message,
     ),
     Rule(
         code="cross_border_mechanism_insufficient",
@@ -501,7 +596,8 @@ RULES: tuple[Rule, ...] = (
             "needed; from 100,000 people, or any sensitive data, a standard contract or certification."
         ),
         select=_mechanism_insufficient,
-        detail=_mechanism_insufficient_detail,
+        params=_mechanism_insufficient_params,
+        message=_mechanism_insufficient_message,
     ),
     Rule(
         code="pia_missing",
@@ -521,7 +617,8 @@ RULES: tuple[Rule, ...] = (
         title=_("Impact assessment is more than three years old"),
         fix=_("Review the PIA and record the new reference and date."),
         select=_pia_stale,
-        detail=_pia_stale_detail,
+        params=_pia_stale_params,
+        message=_pia_stale_message,
     ),
     Rule(
         code="entrustment_without_contract",
@@ -566,7 +663,8 @@ RULES: tuple[Rule, ...] = (
             "Map the published purpose to a purpose (or add an alias), so it can be searched and reported."
         ),
         select=_purpose_unmapped,
-        detail=_purpose_unmapped_detail,
+        params=_purpose_unmapped_params,
+        message=_purpose_unmapped_message,
     ),
     Rule(
         code="unmapped_items",
@@ -575,7 +673,8 @@ RULES: tuple[Rule, ...] = (
         title=_("Data items not mapped to a category"),
         fix=_("Map each item to a data category (or teach the taxonomy an alias)."),
         select=_unmapped_items,
-        detail=_unmapped_items_detail,
+        params=_unmapped_items_params,
+        message=_unmapped_items_message,
     ),
     Rule(
         code="processor_near_duplicate",
@@ -584,7 +683,10 @@ RULES: tuple[Rule, ...] = (
         title=_("Possible duplicate processor"),
         fix=_("If both names are one company, merge them and keep the other name as an alias."),
         select=_near_duplicates,
-        detail=_near_duplicates_detail,
+        params=_near_duplicates_params,
+        message=_near_duplicates_message,
+        subject="processor",
+        whole_register=True,
     ),
 )
 
@@ -647,3 +749,280 @@ def findings_summary(
         by_severity[finding.severity] += 1
         by_rule[finding.code] += 1
     return {"total": len(found), **by_severity, "by_rule": by_rule}
+
+
+# --- Stored findings ------------------------------------------------------------------------------
+# The rules above judge; what they find is stored as ``models.Finding`` rows, so pages count and page
+# them instead of judging the whole register per request. Every write that changes what a rule judges
+# refreshes its subjects in its own transaction; ``refresh_findings`` (daily) refreshes everything, which
+# is also what ages PIAs out.
+
+OPEN_STATES = (FindingState.OPEN,)
+
+
+def fingerprint(rule: Rule, subject: models.Model) -> str:
+    """The identity of a finding across refreshes: rule and subject (each rule flags a subject once)."""
+    return f"{rule.code}:{subject._meta.model_name}:{subject.pk}"
+
+
+def _subject_fields(rule: Rule, subject: models.Model) -> dict[str, Any]:
+    if isinstance(subject, Operation):
+        return {
+            "operation_id": subject.pk,
+            "service_id": subject.service_id,
+            "controller_id": subject.service.controller_id,
+        }
+    return {"processor_id": subject.pk}
+
+
+def _refresh_sets(
+    operations: Iterable[Any] | None, processors: Iterable[Any] | None, controller: Controller | None
+) -> tuple[QuerySet, QuerySet]:
+    """The operation and processor ids a partial refresh judges, as subqueries."""
+    operation_ids = [getattr(operation, "pk", operation) for operation in operations or ()]
+    processor_objects = list(Processor.objects.filter(pk__in=[getattr(p, "pk", p) for p in processors or ()]))
+    condition = Q(pk__in=operation_ids)
+    if controller is not None:
+        condition |= Q(service__controller=controller)
+    if processor_objects:
+        condition |= selectors.operations_reaching_q(processor_objects)
+    operation_set = Operation.objects.filter(condition)
+    # A processor is judged by its flows (from the operations) and, for a group, its members' contacts.
+    groups = [processor.member_of_id for processor in processor_objects if processor.member_of_id]
+    processor_set = Processor.objects.filter(
+        selectors.processors_reached_q(operation_set)
+        | Q(pk__in=[processor.pk for processor in processor_objects] + groups)
+    )
+    return operation_set.values("pk"), processor_set.values("pk")
+
+
+@transaction.atomic
+def findings_refresh(
+    *,
+    operations: Iterable[Any] | None = None,
+    processors: Iterable[Any] | None = None,
+    controller: Controller | None = None,
+    today: datetime.date | None = None,
+) -> dict[str, int]:
+    """Judge the given subjects (or, with none given, the whole register) and bring the stored rows in line.
+
+    New findings are created open; a finding that no longer holds is resolved (fixed by itself); one that
+    holds again is reopened; accepted and fixed ones keep their state while they hold. Returns counts.
+    """
+    now = timezone.now()
+    today = today or timezone.localdate()
+    whole = operations is None and processors is None and controller is None
+    if whole:
+        operation_scope = processor_scope = Scope(today=today)
+        existing_rows = StoredFinding.objects.all()
+    else:
+        operation_ids, processor_ids = _refresh_sets(operations, processors, controller)
+        operation_scope = Scope(today=today, operation_ids=operation_ids)
+        processor_scope = Scope(today=today, processor_ids=processor_ids)
+        operation_codes = [rule.code for rule in RULES if rule.subject == "operation"]
+        processor_codes = [
+            rule.code for rule in RULES if rule.subject == "processor" and not rule.whole_register
+        ]
+        condition = Q(rule__in=operation_codes, operation__in=operation_ids) | Q(
+            rule__in=processor_codes, processor__in=processor_ids
+        )
+        if processors:
+            # Names changed: the near-duplicate rule compares the whole register again.
+            condition |= Q(rule__in=[rule.code for rule in RULES if rule.whole_register])
+        existing_rows = StoredFinding.objects.filter(condition)
+    rules = [rule for rule in RULES if whole or not rule.whole_register or processors]
+    found: dict[str, tuple[Rule, models.Model]] = {}
+    for rule in rules:
+        scope = (
+            Scope(today=today)
+            if rule.whole_register
+            else (operation_scope if rule.subject == "operation" else processor_scope)
+        )
+        for subject in rule.select(scope):
+            found[fingerprint(rule, subject)] = (rule, subject)
+    # The stored rows as plain values (building 100,000 model instances would be most of the time);
+    # instances are loaded only for the rows that change.
+    columns = ("pk", *_COMPARED_FIELDS, "resolved_at")
+    existing = {
+        values[1]: dict(zip(columns, values, strict=True))
+        for values in existing_rows.values_list("pk", "fingerprint", *_COMPARED_FIELDS[1:], "resolved_at")
+    }
+    created, updates, resolved_keys, seen = [], {}, [], []
+    for key, (rule, subject) in found.items():
+        fields = {
+            "rule": rule.code,
+            "severity": str(rule.severity),
+            "subject_label": _label(subject)[:500],
+            "params": rule.params(subject),
+            **_subject_fields(rule, subject),
+        }
+        stored = existing.get(key)
+        if stored is None:
+            created.append(StoredFinding(fingerprint=key, first_seen=now, last_seen=now, **fields))
+        elif stored["resolved_at"] is not None or any(
+            stored[name] != value for name, value in fields.items()
+        ):
+            updates[stored["pk"]] = fields
+        else:
+            seen.append(stored["pk"])
+    resolved_keys = [
+        key for key, stored in existing.items() if key not in found and stored["resolved_at"] is None
+    ]
+    changed, resolved = [], []
+    rows = _rows_by_pk([*updates, *(existing[key]["pk"] for key in resolved_keys)])
+    for pk, fields in updates.items():
+        row = rows[pk]
+        if row.resolved_at is not None:
+            # The rule holds again: whatever was decided before was about a state that has gone.
+            row.resolved_at = None
+            row.state, row.state_by, row.state_at, row.state_reason = FindingState.OPEN, None, now, ""
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.last_seen = now
+        changed.append(row)
+    for key in resolved_keys:
+        row = rows[existing[key]["pk"]]
+        row.resolved_at = row.state_at = row.last_seen = now
+        row.state, row.state_by = FindingState.FIXED, None
+        resolved.append(row)
+    if created:
+        history_bulk_create(StoredFinding, created, batch_size=500, default_date=now)
+    if changed or resolved:
+        history_bulk_update(
+            StoredFinding,
+            changed + resolved,
+            [*_STORED_FIELDS, "state", "state_by", "state_at", "state_reason", "resolved_at", "last_seen"],
+            batch_size=500,
+            default_date=now,
+        )
+    # Rows found again without a change: only the time they were last seen moves (no history entry).
+    if whole:
+        StoredFinding.objects.filter(resolved_at__isnull=True).exclude(last_seen=now).update(last_seen=now)
+    else:
+        for start in range(0, len(seen), ID_CHUNK):
+            StoredFinding.objects.filter(pk__in=seen[start : start + ID_CHUNK]).update(last_seen=now)
+    return {"found": len(found), "created": len(created), "changed": len(changed), "resolved": len(resolved)}
+
+
+# Ids per statement when a list of them is sent (SQLite allows 32,766 variables a statement).
+ID_CHUNK = 10_000
+_COMPARED_FIELDS = (
+    "fingerprint",
+    "rule",
+    "severity",
+    "subject_label",
+    "params",
+    "operation_id",
+    "service_id",
+    "controller_id",
+    "processor_id",
+)
+
+
+def _rows_by_pk(pks: list[int]) -> dict[int, StoredFinding]:
+    rows: dict[int, StoredFinding] = {}
+    for start in range(0, len(pks), ID_CHUNK):
+        rows.update(StoredFinding.objects.in_bulk(pks[start : start + ID_CHUNK]))
+    return rows
+
+
+_STORED_FIELDS = (
+    "rule",
+    "severity",
+    "subject_label",
+    "params",
+    "operation",
+    "service",
+    "controller",
+    "processor",
+)
+
+
+def finding_message(finding: StoredFinding) -> str:
+    """A stored finding's message in the active language."""
+    rule = RULES_BY_CODE.get(finding.rule)
+    return rule.message(finding.params or {}) if rule is not None else ""
+
+
+def stored_findings_summary(queryset: QuerySet[StoredFinding]) -> dict[str, Any]:
+    """How many findings the queryset holds, by severity and by rule, from one aggregate query."""
+    by_severity = {severity.value: 0 for severity in Severity}
+    by_rule = {rule.code: 0 for rule in RULES}
+    counts = queryset.order_by().values_list("severity", "rule").annotate(count=models.Count("pk"))
+    for severity, code, count in counts:
+        by_severity[severity] = by_severity.get(severity, 0) + count
+        by_rule[code] = by_rule.get(code, 0) + count
+    return {"total": sum(by_severity.values()), **by_severity, "by_rule": by_rule}
+
+
+def controllers_q(controllers: Any) -> Q:
+    """Q on stored findings concerning these controllers (a queryset or list): their operations' and
+    those of the processors their active operations send data to."""
+    flows = Operation.objects.filter(service__controller__in=controllers, status=OperationStatus.ACTIVE)
+    reached = Processor.objects.filter(selectors.processors_reached_q(flows)).values("pk")
+    return Q(controller__in=controllers) | Q(controller__isnull=True, processor__in=reached)
+
+
+def stored_findings_visible_to(user: Any, queryset: QuerySet[StoredFinding] | None = None) -> QuerySet:
+    """The stored findings of the controllers the user may see (all of them for a superuser)."""
+    queryset = StoredFinding.objects.all() if queryset is None else queryset
+    if selectors.sees_every_controller(user):
+        return queryset
+    return queryset.filter(controllers_q(selectors.controllers_for(user).values("pk")))
+
+
+def stored_findings_ordered(queryset: QuerySet[StoredFinding]) -> QuerySet[StoredFinding]:
+    """Worst first, then in the rules' order, then by subject; with the recipient to link to."""
+    severity_order = models.Case(
+        *(models.When(severity=value, then=position) for value, position in SEVERITY_ORDER.items()),
+        default=len(SEVERITY_ORDER),
+    )
+    rule_order = models.Case(
+        *(models.When(rule=rule.code, then=position) for position, rule in enumerate(RULES)),
+        default=len(RULES),
+    )
+    return (
+        queryset.annotate(
+            severity_order=severity_order,
+            rule_order=rule_order,
+            recipient_id=Coalesce("processor_id", "operation__processor_id"),
+        )
+        .select_related("state_by")
+        .order_by("severity_order", "rule_order", "subject_label", "pk")
+    )
+
+
+def stored_findings_for_display(rows: Iterable[StoredFinding]) -> list[StoredFinding]:
+    """The rows with their rule and message (in the active language) attached, for a template."""
+    shown = list(rows)
+    for row in shown:
+        row.rule_info = RULES_BY_CODE.get(row.rule)
+        row.message = finding_message(row)
+    return shown
+
+
+def open_unless_asked(queryset: QuerySet[StoredFinding], data: Any) -> QuerySet[StoredFinding]:
+    """The open findings, unless the query (``data``) asks for states: a DPO's list is what is left to do."""
+    asked = data.getlist("state") if data is not None and hasattr(data, "getlist") else []
+    return queryset if any(value.strip() for value in asked) else queryset.filter(state=FindingState.OPEN)
+
+
+def findings_visible_to(
+    user: Any,
+    controller: Controller | None = None,
+    processor: Processor | None = None,
+    operation: Operation | None = None,
+) -> list[Finding]:
+    """``findings`` within the controllers the user may see: the given one, else each of theirs, merged."""
+    try:
+        return findings(selectors.controller_scope(user, controller), processor, operation)
+    except selectors.ControllerScopeRequired:
+        merged: dict[tuple, Finding] = {}
+        for each in selectors.controllers_for(user).order_by("code"):
+            for finding in findings(each, processor, operation):
+                merged.setdefault((finding.code, finding.subject_model, finding.subject_id), finding)
+        order = {rule.code: position for position, rule in enumerate(RULES)}
+        return sorted(
+            merged.values(),
+            key=lambda finding: (SEVERITY_ORDER[finding.severity], order.get(finding.code, len(order))),
+        )

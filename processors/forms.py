@@ -1,16 +1,34 @@
-"""Forms of the browser pages: the import upload, the header-mapping step, findings and deletion notices."""
+"""Every form of the register, for the browser pages and the admin alike.
+
+The site and the admin show the same forms in their own look: the import upload and its header-mapping
+step, the findings filters, the deletion notice, publishing a version; and the admin's model forms,
+which report clashes of derived match keys as form errors rather than database errors.
+"""
 
 import re
 from typing import Any
 
 from django import forms
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.widgets import AdminDateWidget, AdminTextareaWidget
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from processors import selectors
 from processors.findings import Severity
-from processors.models import Controller
+from processors.history import stored_username
+from processors.models import Controller, ControllerRole, DataItem
 from processors.spreadsheets import uploads
+from processors.spreadsheets.cells import LIST_SEPARATORS
 from processors.spreadsheets.readers import ImportLimits
 from processors.spreadsheets.uploads import header_choices
+from processors.text import normalize_key
+
+# --- Import ---------------------------------------------------------------------------------------
 
 
 class UploadForm(forms.Form):
@@ -36,8 +54,13 @@ class UploadForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if user is not None:
+            # Only the controllers the user may import into (an editor's); another one is an unknown choice.
+            self.fields["controller"].queryset = selectors.controllers_for(
+                user, role=ControllerRole.EDITOR
+            ).order_by("code")
         controllers = list(self.fields["controller"].queryset[:2])
         if len(controllers) == 1:
             self.fields["controller"].initial = controllers[0].code
@@ -79,8 +102,19 @@ class HeaderMapForm(forms.Form):
         return {header: self.cleaned_data[f"header_{index}"] for index, header in enumerate(self.headers)}
 
 
-# Several categories in one field: the separators people type in Chinese and English lists.
-CATEGORY_SEPARATORS = re.compile(r"[\n\r,，、;；]+")
+# --- Findings and deletion notices ----------------------------------------------------------------
+
+# Several categories in one field, split on every separator people type in Chinese and English lists:
+# commas of either width (, ，), the enumeration comma 、, semicolons of either width (; ；) and line
+# breaks. The site and the admin once split differently; this union is the one rule for both, and it
+# is the set a list cell of an imported table is split on, so a list pasted from a table works as is.
+CATEGORY_SEPARATORS = re.compile("[" + re.escape("".join(sorted(LIST_SEPARATORS))) + "]+")
+
+
+def split_categories(text: str) -> list[str]:
+    """The category names in a typed list, stripped, blanks and repeats dropped, in their order."""
+    values = (value.strip() for value in CATEGORY_SEPARATORS.split(text or ""))
+    return list(dict.fromkeys(value for value in values if value))
 
 
 class DeletionNoticeForm(forms.Form):
@@ -104,9 +138,10 @@ class DeletionNoticeForm(forms.Form):
         help_text=_("Leave unticked to include recipients of retired flows, which may still hold the data."),
     )
 
+    # The notice itself is not computed here: the view calls ``processors.notices`` with the cleaned
+    # values, so a form stays a translation of the request and the notice has one caller per page.
     def clean_categories(self) -> list[str]:
-        values = [value.strip() for value in CATEGORY_SEPARATORS.split(self.cleaned_data["categories"])]
-        values = list(dict.fromkeys(value for value in values if value))
+        values = split_categories(self.cleaned_data["categories"])
         if not values:
             raise forms.ValidationError(_("Name at least one data category."))
         return values
@@ -125,3 +160,231 @@ class FindingsFilterForm(forms.Form):
         required=False,
         empty_label=_("any controller"),
     )
+
+
+# --- Published versions ---------------------------------------------------------------------------
+
+
+class PublishVersionForm(forms.Form):
+    """A version of one controller's table to publish (a page of the admin, hence its widgets)."""
+
+    controller = forms.ModelChoiceField(
+        label=_("controller"), queryset=Controller.objects.order_by("code"), to_field_name="code"
+    )
+    label = forms.CharField(label=_("version label"), max_length=60)
+    updated_on = forms.DateField(label=_("version update date"), widget=AdminDateWidget)
+    effective_on = forms.DateField(label=_("version effective date"), widget=AdminDateWidget)
+    notes = forms.CharField(label=_("notes"), required=False, widget=AdminTextareaWidget(attrs={"rows": 3}))
+    override = forms.BooleanField(label=_("Publish despite the blocking problems"), required=False)
+    override_reason = forms.CharField(
+        label=_("Reason for publishing anyway"),
+        required=False,
+        widget=AdminTextareaWidget(attrs={"rows": 3}),
+        help_text=_("Kept on the version, with the problems it overrides."),
+    )
+
+    def __init__(self, *args, controllers: QuerySet[Controller] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if controllers is not None:
+            self.fields["controller"].queryset = controllers.order_by("code")
+        # With one controller to choose from there is nothing to choose: no "---------" first.
+        only = list(self.fields["controller"].queryset[:2])
+        if len(only) == 1:
+            self.fields["controller"].empty_label = None
+            self.fields["controller"].initial = only[0].code
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("override") and not (cleaned.get("override_reason") or "").strip():
+            self.add_error("override_reason", _("Write why the version is published despite its problems."))
+        if not cleaned.get("override"):
+            cleaned["override_reason"] = ""
+        return cleaned
+
+
+class SitePublishVersionForm(PublishVersionForm):
+    """The same form on the site's publish page, with the browser's own date and text widgets."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("updated_on", "effective_on"):
+            self.fields[name].widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        for name in ("notes", "override_reason"):
+            self.fields[name].widget = forms.Textarea(attrs={"rows": 3})
+
+
+class WithdrawVersionForm(forms.Form):
+    """Why a published version is withdrawn (kept on it)."""
+
+    reason = forms.CharField(label=_("Reason for withdrawal"), widget=forms.Textarea(attrs={"rows": 3}))
+
+
+# --- Admin model forms ----------------------------------------------------------------------------
+
+
+class DerivedKeyUniqueForm(forms.ModelForm):
+    """Reports a clash of a derived, unique match key as a form error on the field it comes from.
+
+    Keys are computed in ``Model.clean()`` and are not form fields, so Django's own unique check skips
+    them and a duplicate would only surface as an IntegrityError.
+    """
+
+    key_field = "key"
+    source_fields: tuple[str, ...] = ("text",)
+
+    def clean(self):
+        cleaned = super().clean()
+        source = next((name for name in self.source_fields if cleaned.get(name)), None)
+        if source is None:
+            return cleaned
+        key = normalize_key(cleaned[source])
+        clash = self._meta.model._default_manager.filter(**{self.key_field: key}).exclude(pk=self.instance.pk)
+        if clash.exists():
+            self.add_error(source, _("“%(text)s” is already registered.") % {"text": cleaned[source]})
+        return cleaned
+
+
+class VersionCheckedForm(forms.ModelForm):
+    """A change form that carries the version it was opened at and refuses a save over a newer one.
+
+    The refusal names who saved and when (the newest history row) and, for each field both changed, shows
+    their value beside yours; reopening the form shows the new state, so nobody reverts it unseen.
+    """
+
+    opened_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["opened_version"].initial = self.instance.version
+
+    def clean(self):
+        cleaned = super().clean()
+        opened = cleaned.get("opened_version")
+        if self.instance.pk is not None and opened is not None and opened != self.instance.version:
+            self.add_stale_errors(opened)
+        return cleaned
+
+    def add_stale_errors(self, opened: int) -> None:
+        """The form error for a save over a version newer than ``opened``, with both values per field."""
+        history = self.instance.history.order_by("-history_date", "-history_id")
+        newest = history.first()
+        when = date_format(localtime(newest.history_date), "DATETIME_FORMAT") if newest else "?"
+        self.add_error(
+            None,
+            _(
+                "Changed by %(user)s at %(time)s since you opened it; nothing was saved. Reopen the form "
+                "to see the new values."
+            )
+            % {"user": (newest and stored_username(newest)) or _("someone"), "time": when},
+        )
+        seen = history.filter(version=opened).first()
+        for name in self.changed_data:
+            try:
+                field = self.instance._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if not field.concrete or field.many_to_many or name not in self.cleaned_data:
+                continue
+            theirs, yours = getattr(self.instance, field.attname), self.cleaned_data[name]
+            if seen is not None:
+                before = getattr(seen, field.attname)
+                if _plain(before) in (_plain(theirs), _plain(yours)):
+                    continue  # only one of the two changed it
+            shown = getattr(self.instance, name)
+            self.add_error(
+                name,
+                _("Changed meanwhile to “%(theirs)s”; yours: “%(yours)s”.")
+                % {"theirs": "" if shown is None else shown, "yours": "" if yours is None else yours},
+            )
+
+    def changed_fields(self) -> dict[str, Any]:
+        """The model fields this save changes, with their new values, for the update service."""
+        names = {field.name for field in self.instance._meta.concrete_fields if not field.primary_key}
+        return {name: getattr(self.instance, name) for name in self.changed_data if name in names}
+
+
+def _plain(value: Any) -> str:
+    # Comparable across a model instance, its id, a Country and a code, None and "".
+    value = getattr(value, "pk", value)
+    return "" if value is None else str(value)
+
+
+class ProcessorForm(VersionCheckedForm, DerivedKeyUniqueForm):
+    key_field = "name_key"
+    source_fields = ("name_zh", "name_en")
+
+
+class AliasInlineFormSet(BaseInlineFormSet):
+    """Two rows of one formset must not fold to the same key either."""
+
+    def clean(self):
+        super().clean()
+        seen = set()
+        for form in self.forms:
+            if form in self.deleted_forms or not form.cleaned_data.get("text"):
+                continue
+            key = normalize_key(form.cleaned_data["text"])
+            if key in seen:
+                form.add_error("text", _("This alias appears twice."))
+            seen.add(key)
+
+
+class DataItemForm(forms.ModelForm):
+    """A category chosen or changed by hand is a manual match; clearing it leaves the item unmapped."""
+
+    class Meta:
+        model = DataItem
+        fields = ["operation", "position", "text", "category"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # An item stays where it was published; disabled (not read-only) fields still take part in
+        # the model's unique-constraint validation.
+        if self.instance.pk is not None:
+            for name in ("operation", "position"):
+                if name in self.fields:
+                    self.fields[name].disabled = True
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is None or "category" in self.changed_data:
+            self.instance.match = DataItem.Match.MANUAL if cleaned.get("category") else ""
+        return cleaned
+
+
+class DataItemInlineFormSet(BaseInlineFormSet):
+    """The rows of one composite item share a position, so each may carry a category only once."""
+
+    def clean(self):
+        super().clean()
+        seen = set()
+        for form in self.forms:
+            category = form.cleaned_data.get("category")
+            if form in self.deleted_forms or form.instance.pk is None or category is None:
+                continue
+            if (form.instance.position, category.pk) in seen:
+                form.add_error("category", _("This item already maps to this category."))
+            seen.add((form.instance.position, category.pk))
+
+
+class FindingDecisionForm(forms.Form):
+    """A DPO's decision on one stored finding: accept (with a reason), mark fixed, or reopen."""
+
+    ACTIONS = (("accept", _("accept")), ("fix", _("mark fixed")), ("reopen", _("reopen")))
+
+    finding = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    action = forms.ChoiceField(choices=ACTIONS, widget=forms.HiddenInput)
+    reason = forms.CharField(label=_("reason"), required=False, max_length=2000, widget=forms.Textarea)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("action") == "accept" and not (cleaned.get("reason") or "").strip():
+            self.add_error("reason", _("Say why the finding is accepted."))
+        return cleaned
+
+
+class FindingActionForm(ActionForm):
+    """The admin findings changelist's action bar, with the reason an acceptance needs."""
+
+    reason = forms.CharField(label=_("reason"), required=False, max_length=2000)

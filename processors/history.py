@@ -10,8 +10,9 @@ django-simple-history writes one historical row per save and delete of every reg
   ``ProcessorsConfig.ready``) copies them onto every historical row;
 - **bulk writers** (``history_bulk_create`` / ``history_bulk_update``): simple_history's bulk utilities send
   no signal, so these pass the current context explicitly;
-- **reads** (``history_for``, ``history_entries``, ``processor_history``, ``history_search``): entries with
-  the field-by-field changes, computed for a whole page in a constant number of queries.
+- **reads** (``history_for``, ``history_entries``, ``processor_history``, ``history_search``, and
+  ``history_rows`` for a paginated list such as the API's /history/): entries with the field-by-field
+  changes, computed for a whole page in a constant number of queries.
 
 Decisions:
 - Outside any context and outside a request the channel is ``command``: in production the only code that
@@ -47,6 +48,7 @@ from simple_history.utils import (
     get_m2m_reverse_field_name,
 )
 
+from processors import selectors
 from processors.models import (
     Channel,
     DataItem,
@@ -54,6 +56,7 @@ from processors.models import (
     Operation,
     Processor,
     ProcessorAlias,
+    PublishedVersion,
 )
 
 # Channel of a write that runs outside any context and any request (see the module docstring).
@@ -133,9 +136,11 @@ def history_attrs() -> dict[str, Any]:
     """The history columns the current context stamps (``custom_historical_attrs`` for bulk writers)."""
     state = _state.get()
     import_record = state.import_record if state is not None else None
+    user = _known_user(state.user) if state is not None else None
     return {
         "history_channel": _current_channel(state),
         "history_import_id": import_record.pk if import_record is not None else None,
+        "history_username": user.get_username() if user is not None else "",
     }
 
 
@@ -160,14 +165,24 @@ def stamp_historical_record(sender: type[models.Model], *, history_instance: Any
     state = _state.get()
     if not history_instance.history_channel:
         history_instance.history_channel = _current_channel(state)
-    if state is None:
-        return
-    if state.import_record is not None and history_instance.history_import_id is None:
-        history_instance.history_import_id = state.import_record.pk
-    # The request's user, set by simple_history, wins; a context's user covers commands and imports.
-    user = _known_user(state.user)
-    if history_instance.history_user_id is None and user is not None:
-        history_instance.history_user_id = user.pk
+    if state is not None:
+        if state.import_record is not None and history_instance.history_import_id is None:
+            history_instance.history_import_id = state.import_record.pk
+        # The request's user, set by simple_history, wins; a context's user covers commands and imports.
+        user = _known_user(state.user)
+        if history_instance.history_user_id is None and user is not None:
+            history_instance.history_user_id = user.pk
+    if not history_instance.history_username and history_instance.history_user_id is not None:
+        history_instance.history_username = history_instance.history_user.get_username()
+
+
+def stored_username(record: Any) -> str:
+    """Who wrote a history row: the name copied at write time, else the user's current name."""
+    name = getattr(record, "history_username", "")
+    if name or record.history_user_id is None:
+        return name
+    user = get_user_model()._default_manager.filter(pk=record.history_user_id).first()
+    return user.get_username() if user is not None else ""
 
 
 # --- Bulk writers ---------------------------------------------------------------------------------
@@ -291,7 +306,47 @@ def history_models() -> list[type[models.Model]]:
         model
         for model in apps.get_app_config("processors").get_models()
         if hasattr(model._meta, "simple_history_manager_attribute")
+        # A stored finding's history (each refresh's work, a DPO's decisions) is kept on the finding
+        # (the findings admin): the register's feed is about the register's own data.
+        and model._meta.model_name != "finding"
     ]
+
+
+def user_has_audit_trail(user: Any) -> bool:
+    """Whether the register names the user as the author of anything: a history row, an import, a version."""
+    if getattr(user, "pk", None) is None:
+        return False
+    if ImportRecord.objects.filter(user=user).exists():
+        return True
+    if PublishedVersion.objects.filter(published_by=user).exists():
+        return True
+    return any(model.history.filter(history_user_id=user.pk).exists() for model in history_models())
+
+
+class MergedHistory:
+    """Several history tables as one sequence of historical rows, newest first, to count and slice.
+
+    A slice ending at position n reads at most n rows from each table (one query per table), so a paginator
+    can page through the whole register's history; only the rows it keeps then get their changes worked
+    out, by ``history_entries``.
+    """
+
+    def __init__(self, querysets: Iterable[models.QuerySet]) -> None:
+        self.querysets = [queryset.order_by("-history_date", "-history_id") for queryset in querysets]
+
+    def count(self) -> int:
+        return sum(queryset.count() for queryset in self.querysets)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list[Any]:
+        stop = index.stop if isinstance(index, slice) else index + 1
+        rows: list[Any] = []
+        for queryset in self.querysets:
+            rows.extend(queryset[:stop])
+        rows.sort(key=lambda row: (row.history_date, row.history_id), reverse=True)
+        return rows[index]
 
 
 def history_for(obj: models.Model, *, limit: int | None = None) -> list[HistoryEntry]:
@@ -308,12 +363,17 @@ def history_for_queryset(queryset: Iterable[Any], *, limit: int | None = 200) ->
     model = getattr(queryset, "model", None)
     if model is not None and hasattr(model._meta, "simple_history_manager_attribute"):
         records = model.history.filter(id__in=queryset.order_by().values("pk"))
-        return history_entries(_newest([records], limit))
+        return history_entries(_newest(MergedHistory([records]), limit))
     return history_entries(queryset)
 
 
-def processor_history(processor: Processor, *, limit: int | None = 200) -> list[HistoryEntry]:
-    """The history of a processor, its aliases, the operations sending it data and their data items."""
+def processor_history(
+    processor: Processor, *, limit: int | None = 200, user: Any = None
+) -> list[HistoryEntry]:
+    """The history of a processor, its aliases, the operations sending it data and their data items.
+
+    Given a user, only the operations of the controllers the user may see (the processor is shared).
+    """
     operation_ids = Operation.history.filter(processor_id=processor.pk).values("id")
     querysets = [
         Processor.history.filter(id=processor.pk),
@@ -321,7 +381,33 @@ def processor_history(processor: Processor, *, limit: int | None = 200) -> list[
         Operation.history.filter(processor_id=processor.pk),
         DataItem.history.filter(operation_id__in=operation_ids),
     ]
-    return history_entries(_newest(querysets, limit))
+    if user is not None:
+        querysets = [selectors.history_visible_to(user, queryset) for queryset in querysets]
+    return history_entries(_newest(MergedHistory(querysets), limit))
+
+
+def history_rows(
+    *,
+    model_classes: Iterable[type[models.Model]] | None = None,
+    channel: str | None = None,
+    import_record: ImportRecord | int | None = None,
+    user: Any = None,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+) -> MergedHistory:
+    """Changes across the register as historical rows, newest first, for a paginator to count and slice."""
+    condition = Q()
+    if channel:
+        condition &= Q(history_channel=channel)
+    if import_record is not None:
+        condition &= Q(history_import_id=getattr(import_record, "pk", import_record))
+    if user is not None:
+        condition &= Q(history_user_id=getattr(user, "pk", user))
+    if since is not None:
+        condition &= Q(history_date__gte=since)
+    if until is not None:
+        condition &= Q(history_date__lt=until)
+    return MergedHistory(model.history.filter(condition) for model in (model_classes or history_models()))
 
 
 def history_search(
@@ -335,29 +421,20 @@ def history_search(
     limit: int | None = 200,
 ) -> list[HistoryEntry]:
     """Recent changes across the register, newest first, e.g. everything one import did."""
-    condition = Q()
-    if channel:
-        condition &= Q(history_channel=channel)
-    if import_record is not None:
-        condition &= Q(history_import_id=getattr(import_record, "pk", import_record))
-    if user is not None:
-        condition &= Q(history_user_id=getattr(user, "pk", user))
-    if since is not None:
-        condition &= Q(history_date__gte=since)
-    if until is not None:
-        condition &= Q(history_date__lt=until)
-    querysets = [model.history.filter(condition) for model in (model_classes or history_models())]
-    return history_entries(_newest(querysets, limit))
+    rows = history_rows(
+        model_classes=model_classes,
+        channel=channel,
+        import_record=import_record,
+        user=user,
+        since=since,
+        until=until,
+    )
+    return history_entries(_newest(rows, limit))
 
 
-def _newest(querysets: Iterable[models.QuerySet], limit: int | None) -> list[Any]:
-    """The newest ``limit`` rows of several history tables, merged (one query per table)."""
-    rows: list[Any] = []
-    for queryset in querysets:
-        ordered = queryset.order_by("-history_date", "-history_id")
-        rows.extend(ordered[:limit] if limit else ordered)
-    rows.sort(key=lambda row: (row.history_date, row.history_id), reverse=True)
-    return rows[:limit] if limit else rows
+def _newest(rows: MergedHistory, limit: int | None) -> list[Any]:
+    """The newest ``limit`` rows (all of them without a limit), in one query per table."""
+    return rows[:limit] if limit else rows[:]
 
 
 def history_entries(records: Iterable[Any]) -> list[HistoryEntry]:
@@ -399,7 +476,7 @@ def history_entries(records: Iterable[Any]) -> list[HistoryEntry]:
                 date=record.history_date,
                 type=HISTORY_TYPES[record.history_type],
                 user_id=record.history_user_id,
-                user=user.get_username() if user is not None else "",
+                user=getattr(record, "history_username", "") or (user.get_username() if user else ""),
                 channel=getattr(record, "history_channel", ""),
                 import_id=getattr(record, "history_import_id", None),
                 changes=tuple(change.render(labels) for change in changes),

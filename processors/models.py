@@ -4,6 +4,10 @@ One row of a published third-party table (第三方信息共享清单) is an ``O
 ``Service`` sends ``DataItem``s (free text, each mapped onto the ``DataCategory`` taxonomy) to a
 ``Processor`` for ``Purpose``s by ``ProcessingAction``s. Invariants are database constraints so that
 the admin, the importer and the API cannot disagree.
+
+Why one module: Django keeps an app's models in ``models.py``, the migrations and permission codenames
+name them there, and the models point at each other (operations, items, findings, versions, letters)
+so that a split would only move the foreign keys into string references across files.
 """
 
 from django.conf import settings
@@ -19,6 +23,7 @@ from processors.validators import (
     CATEGORY_CODE_PATTERN,
     SIMPLE_CODE_PATTERN,
     validate_category_code,
+    validate_single_line,
     validate_uscc,
 )
 
@@ -30,6 +35,11 @@ simple_code_validator = RegexValidator(
 class TimestampedModel(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # Optimistic concurrency: the update services bump it in the same transaction as the change (and
+    # refuse when the caller's expected version is stale); the API sends it as the ETag, forms carry it.
+    # A counter rather than updated_at: two saves within a clock tick, or clocks of two servers, cannot
+    # make two different states look the same.
+    version = models.PositiveIntegerField(_("version"), default=1, editable=False)
 
     class Meta:
         abstract = True
@@ -70,6 +80,8 @@ class HistoryContext(models.Model):
         blank=True,
         related_name="+",
     )
+    # Who, by name, copied at write time: the user row may be deleted later; the evidence must not be.
+    history_username = models.CharField(_("user name"), max_length=150, blank=True)
 
     class Meta:
         abstract = True
@@ -90,7 +102,7 @@ class DataCategory(BilingualNameMixin, models.Model):
         _("code"),
         max_length=100,
         unique=True,
-        validators=[validate_category_code],
+        validators=[validate_category_code, validate_single_line],
         help_text=_("Stable dotted code, e.g. basic.phone_number; a child extends its parent's code."),
     )
     parent = models.ForeignKey(
@@ -101,8 +113,12 @@ class DataCategory(BilingualNameMixin, models.Model):
         blank=True,
         related_name="children",
     )
-    name_zh = models.CharField(_("Chinese name"), max_length=100, unique=True)
-    name_en = models.CharField(_("English name"), max_length=100, unique=True)
+    name_zh = models.CharField(
+        _("Chinese name"), max_length=100, unique=True, validators=[validate_single_line]
+    )
+    name_en = models.CharField(
+        _("English name"), max_length=100, unique=True, validators=[validate_single_line]
+    )
     description_zh = models.TextField(_("Chinese description"), blank=True)
     description_en = models.TextField(_("English description"), blank=True)
     sensitive = models.BooleanField(
@@ -171,7 +187,7 @@ class DataCategory(BilingualNameMixin, models.Model):
 class AliasBase(models.Model):
     """A free-text name that real tables use; ``key`` is its width/case/space-folded form."""
 
-    text = models.CharField(_("alias"), max_length=200)
+    text = models.CharField(_("alias"), max_length=200, validators=[validate_single_line])
     key = models.CharField(_("match key"), max_length=200, unique=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -199,9 +215,15 @@ class CategoryAlias(AliasBase):
 
 
 class Purpose(BilingualNameMixin, models.Model):
-    code = models.CharField(_("code"), max_length=60, unique=True, validators=[simple_code_validator])
-    name_zh = models.CharField(_("Chinese name"), max_length=100, unique=True)
-    name_en = models.CharField(_("English name"), max_length=100, unique=True)
+    code = models.CharField(
+        _("code"), max_length=60, unique=True, validators=[simple_code_validator, validate_single_line]
+    )
+    name_zh = models.CharField(
+        _("Chinese name"), max_length=100, unique=True, validators=[validate_single_line]
+    )
+    name_en = models.CharField(
+        _("English name"), max_length=100, unique=True, validators=[validate_single_line]
+    )
     description_zh = models.TextField(_("Chinese description"), blank=True)
     description_en = models.TextField(_("English description"), blank=True)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
@@ -232,9 +254,15 @@ class PurposeAlias(AliasBase):
 class ProcessingAction(BilingualNameMixin, models.Model):
     """收集、存储、使用… PIPL Art. 4 lists eight; the extended ones come from practice."""
 
-    code = models.CharField(_("code"), max_length=40, unique=True, validators=[simple_code_validator])
-    name_zh = models.CharField(_("Chinese name"), max_length=40, unique=True)
-    name_en = models.CharField(_("English name"), max_length=60, unique=True)
+    code = models.CharField(
+        _("code"), max_length=40, unique=True, validators=[simple_code_validator, validate_single_line]
+    )
+    name_zh = models.CharField(
+        _("Chinese name"), max_length=40, unique=True, validators=[validate_single_line]
+    )
+    name_en = models.CharField(
+        _("English name"), max_length=60, unique=True, validators=[validate_single_line]
+    )
     pipl_article_4 = models.BooleanField(_("listed in PIPL Art. 4"), default=False)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
 
@@ -267,22 +295,43 @@ class TaxonomyRelease(models.Model):
 # --- Parties --------------------------------------------------------------------------------------
 
 
+class PublicVersions(models.TextChoices):
+    """How much of a controller's version history a public disclosure page shows."""
+
+    NONE = "none", _("none (only the table in effect)")
+    LATEST = "latest", _("the latest version only")
+    ALL = "all", _("every version and diff")
+
+
 class Controller(BilingualNameMixin, TimestampedModel):
     """The company or app that publishes a register (个人信息处理者); one installation keeps several."""
 
     code = models.SlugField(_("code"), max_length=60, unique=True)
-    name_zh = models.CharField(_("Chinese name"), max_length=200, blank=True)
-    name_en = models.CharField(_("English name"), max_length=200, blank=True)
+    name_zh = models.CharField(
+        _("Chinese name"), max_length=200, blank=True, validators=[validate_single_line]
+    )
+    name_en = models.CharField(
+        _("English name"), max_length=200, blank=True, validators=[validate_single_line]
+    )
     country = CountryField(_("country/region"), default="CN")
     website = models.URLField(_("website"), blank=True)
     privacy_policy_url = models.URLField(_("privacy policy URL"), blank=True)
     contact_email = models.EmailField(_("contact email"), blank=True)
-    contact_phone = models.CharField(_("contact phone"), max_length=60, blank=True)
-    address = models.CharField(_("address"), max_length=300, blank=True)
+    contact_phone = models.CharField(
+        _("contact phone"), max_length=60, blank=True, validators=[validate_single_line]
+    )
+    address = models.CharField(_("address"), max_length=300, blank=True, validators=[validate_single_line])
     disclosure_public = models.BooleanField(
         _("disclosure page is public"),
         default=False,
         help_text=_("Anyone may read this controller's published third-party table."),
+    )
+    public_versions = models.CharField(
+        _("versions shown to the public"),
+        max_length=10,
+        choices=PublicVersions,
+        default=PublicVersions.LATEST,
+        help_text=_("Which published versions and diffs visitors who are not members may see."),
     )
     extra_sensitive_categories = models.ManyToManyField(
         DataCategory,
@@ -306,6 +355,61 @@ class Controller(BilingualNameMixin, TimestampedModel):
         return self.display_name()
 
 
+class ControllerRole(models.IntegerChoices):
+    """What a member may do within one controller; each role includes the ones below it."""
+
+    VIEWER = 10, _("viewer")
+    EDITOR = 20, _("editor")
+    PUBLISHER = 30, _("publisher")
+    ADMIN = 40, _("admin")
+
+
+class ControllerMembership(models.Model):
+    """A user (or every user of a group) is a member of a controller with a role.
+
+    Model permissions say what kind of thing a user may do; membership says in which controllers.
+    Users with neither a membership nor superuser status see no controller at all (fail closed).
+    """
+
+    controller = models.ForeignKey(
+        Controller, verbose_name=_("controller"), on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="controller_memberships",
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        verbose_name=_("group"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="controller_memberships",
+    )
+    role = models.PositiveSmallIntegerField(_("role"), choices=ControllerRole, default=ControllerRole.VIEWER)
+
+    class Meta:
+        verbose_name = _("controller membership")
+        verbose_name_plural = _("controller memberships")
+        ordering = ["controller__code", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True)
+                | Q(user__isnull=True, group__isnull=False),
+                name="membership_names_a_user_or_a_group",
+            ),
+            models.UniqueConstraint(fields=["controller", "user"], name="membership_unique_user"),
+            models.UniqueConstraint(fields=["controller", "group"], name="membership_unique_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user or self.group} @ {self.controller.code}: {self.get_role_display()}"
+
+
 class Processor(BilingualNameMixin, TimestampedModel):
     """A recipient (受托方 / 第三方 / sub-processor), or a group of recipients named together."""
 
@@ -313,8 +417,12 @@ class Processor(BilingualNameMixin, TimestampedModel):
         ORGANISATION = "organisation", _("organisation")
         GROUP = "group", _("group of organisations")
 
-    name_zh = models.CharField(_("Chinese name"), max_length=200, blank=True)
-    name_en = models.CharField(_("English name"), max_length=200, blank=True)
+    name_zh = models.CharField(
+        _("Chinese name"), max_length=200, blank=True, validators=[validate_single_line]
+    )
+    name_en = models.CharField(
+        _("English name"), max_length=200, blank=True, validators=[validate_single_line]
+    )
     name_key = models.CharField(_("match key"), max_length=200, unique=True, editable=False)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind, default=Kind.ORGANISATION)
     member_of = models.ForeignKey(
@@ -326,17 +434,23 @@ class Processor(BilingualNameMixin, TimestampedModel):
         related_name="members",
         limit_choices_to={"kind": "group"},
     )
-    contact_phone = models.CharField(_("contact phone"), max_length=60, blank=True)
+    contact_phone = models.CharField(
+        _("contact phone"), max_length=60, blank=True, validators=[validate_single_line]
+    )
     contact_email = models.EmailField(_("contact email"), blank=True)
-    address = models.CharField(_("address"), max_length=300, blank=True)
+    address = models.CharField(_("address"), max_length=300, blank=True, validators=[validate_single_line])
     website = models.URLField(_("website"), blank=True)
     privacy_policy_url = models.URLField(_("privacy policy URL"), blank=True)
     country = CountryField(_("country/region of establishment"), blank=True)
     uscc = models.CharField(
         _("unified social credit code"), max_length=18, blank=True, validators=[validate_uscc]
     )
-    icp_filing = models.CharField(_("ICP filing number"), max_length=80, blank=True)
-    public_security_filing = models.CharField(_("public security filing number"), max_length=80, blank=True)
+    icp_filing = models.CharField(
+        _("ICP filing number"), max_length=80, blank=True, validators=[validate_single_line]
+    )
+    public_security_filing = models.CharField(
+        _("public security filing number"), max_length=80, blank=True, validators=[validate_single_line]
+    )
     notes = models.TextField(_("notes"), blank=True)
 
     history = register_history()
@@ -386,12 +500,18 @@ class Service(TimestampedModel):
     controller = models.ForeignKey(
         Controller, verbose_name=_("controller"), on_delete=models.PROTECT, related_name="services"
     )
-    name = models.CharField(_("name"), max_length=200)
-    name_en = models.CharField(_("English name"), max_length=200, blank=True)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
+    name_en = models.CharField(
+        _("English name"), max_length=200, blank=True, validators=[validate_single_line]
+    )
     description = models.TextField(_("description"), blank=True)
-    sdk_name = models.CharField(_("SDK name"), max_length=200, blank=True)
-    sdk_package = models.CharField(_("SDK package name"), max_length=200, blank=True)
-    sdk_version = models.CharField(_("SDK version"), max_length=60, blank=True)
+    sdk_name = models.CharField(_("SDK name"), max_length=200, blank=True, validators=[validate_single_line])
+    sdk_package = models.CharField(
+        _("SDK package name"), max_length=200, blank=True, validators=[validate_single_line]
+    )
+    sdk_version = models.CharField(
+        _("SDK version"), max_length=60, blank=True, validators=[validate_single_line]
+    )
     sdk_privacy_policy_url = models.URLField(_("SDK privacy policy URL"), blank=True)
     device_permissions = models.TextField(
         _("device permissions"), blank=True, help_text=_("One permission per line, as the SDK requests it.")
@@ -496,17 +616,22 @@ class Operation(TimestampedModel):
         _("recipient qualifier"),
         max_length=200,
         blank=True,
+        validators=[validate_single_line],
         help_text=_("Words the table adds to the recipient's name, e.g. 及其合作机构 or 微众链."),
     )
     data_items_text = models.TextField(_("data items as published"), blank=True)
     purposes = models.ManyToManyField(
         Purpose, verbose_name=_("purposes"), blank=True, related_name="operations"
     )
-    purpose_text = models.CharField(_("purpose as published"), max_length=500, blank=True)
+    purpose_text = models.CharField(
+        _("purpose as published"), max_length=500, blank=True, validators=[validate_single_line]
+    )
     actions = models.ManyToManyField(
         ProcessingAction, verbose_name=_("processing actions"), blank=True, related_name="operations"
     )
-    actions_text = models.CharField(_("processing actions as published"), max_length=300, blank=True)
+    actions_text = models.CharField(
+        _("processing actions as published"), max_length=300, blank=True, validators=[validate_single_line]
+    )
     actions_open_ended = models.BooleanField(
         _("action list ends with 等"), default=False, help_text=_("The published list is open-ended (…等).")
     )
@@ -516,7 +641,29 @@ class Operation(TimestampedModel):
     feature_necessary = models.BooleanField(_("necessary for the feature"), null=True, blank=True)
     legal_basis = models.CharField(_("legal basis"), max_length=30, choices=LegalBasis, blank=True)
     consent_type = models.CharField(_("consent type"), max_length=30, choices=ConsentType, blank=True)
-    retention_at_recipient = models.CharField(_("retention at the recipient"), max_length=300, blank=True)
+    retention_at_recipient = models.CharField(
+        _("retention at the recipient"), max_length=300, blank=True, validators=[validate_single_line]
+    )
+    recipient_role = models.CharField(
+        _("kind of recipient"),
+        max_length=200,
+        blank=True,
+        validators=[validate_single_line],
+        help_text=_("What the recipient is to this service as the table says, e.g. 物流服务商 or 支付机构."),
+    )
+    processing_locations = models.CharField(
+        _("locations of processing as published"),
+        max_length=500,
+        blank=True,
+        validators=[validate_single_line],
+        help_text=_("Where the table says the data is processed, as written (Global, EU (Amsterdam)…)."),
+    )
+    processing_countries = CountryField(
+        _("countries of processing"),
+        multiple=True,
+        blank=True,
+        help_text=_("The countries of the published locations of processing; a region is its member states."),
+    )
     cross_border = models.BooleanField(_("cross-border transfer"), default=False)
     destination_countries = CountryField(_("destination countries/regions"), multiple=True, blank=True)
     transfer_mechanism = models.CharField(
@@ -531,8 +678,12 @@ class Operation(TimestampedModel):
     annual_sensitive_subjects = models.PositiveIntegerField(
         _("people per year (sensitive data)"), null=True, blank=True
     )
-    contract_reference = models.CharField(_("DPA or contract reference"), max_length=200, blank=True)
-    pia_reference = models.CharField(_("PIA reference"), max_length=200, blank=True)
+    contract_reference = models.CharField(
+        _("DPA or contract reference"), max_length=200, blank=True, validators=[validate_single_line]
+    )
+    pia_reference = models.CharField(
+        _("PIA reference"), max_length=200, blank=True, validators=[validate_single_line]
+    )
     pia_date = models.DateField(_("PIA date"), null=True, blank=True)
     status = models.CharField(
         _("status"), max_length=20, choices=OperationStatus, default=OperationStatus.ACTIVE
@@ -588,13 +739,15 @@ class DataItem(models.Model):
         ALIAS = "alias", _("alias")
         OCR = "ocr", _("recognised document")
         COMPOSITE = "composite", _("part of a composite item")
+        # The item's words contain a known item (持卡人身份证号码, 崩溃日志上报): a guess a person confirms.
+        INFERRED = "inferred", _("inferred — needs review")
         MANUAL = "manual", _("set by hand")
 
     operation = models.ForeignKey(
         Operation, verbose_name=_("processing operation"), on_delete=models.CASCADE, related_name="data_items"
     )
     position = models.PositiveSmallIntegerField(_("position"), default=0)
-    text = models.CharField(_("item as published"), max_length=500)
+    text = models.CharField(_("item as published"), max_length=500, validators=[validate_single_line])
     category = models.ForeignKey(
         DataCategory,
         verbose_name=_("data category"),
@@ -663,6 +816,7 @@ class ImportRecord(models.Model):
         blank=True,
         related_name="+",
     )
+    username = models.CharField(_("user name"), max_length=150, blank=True)  # kept if the user is deleted
     channel = models.CharField(_("channel"), max_length=20, choices=Channel, default=Channel.COMMAND)
     file_name = models.CharField(_("file name"), max_length=255)
     sha256 = models.CharField(_("SHA-256"), max_length=64)
@@ -696,7 +850,7 @@ class PublishedVersion(models.Model):
     controller = models.ForeignKey(
         Controller, verbose_name=_("controller"), on_delete=models.PROTECT, related_name="versions"
     )
-    label = models.CharField(_("version label"), max_length=60)
+    label = models.CharField(_("version label"), max_length=60, validators=[validate_single_line])
     updated_on = models.DateField(_("version update date"))
     effective_on = models.DateField(_("version effective date"))
     notes = models.TextField(_("notes"), blank=True)
@@ -711,6 +865,23 @@ class PublishedVersion(models.Model):
         blank=True,
         related_name="+",
     )
+    published_by_name = models.CharField(_("published by (name)"), max_length=150, blank=True)
+    # Publishing over blocking problems needs a written reason; the problems overridden are kept with it.
+    override_reason = models.TextField(_("reason for publishing despite problems"), blank=True)
+    overridden_problems = models.JSONField(_("problems overridden"), default=list, blank=True, editable=False)
+    # Withdrawal hides a version from the public without changing its content (which stays immutable).
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True, editable=False)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("withdrawn by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+    withdrawn_by_name = models.CharField(_("withdrawn by (name)"), max_length=150, blank=True, editable=False)
+    withdrawal_reason = models.TextField(_("reason for withdrawal"), blank=True, editable=False)
 
     class Meta:
         verbose_name = _("published version")
@@ -727,3 +898,152 @@ class PublishedVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.controller} {self.label}"
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
+
+# --- Findings -------------------------------------------------------------------------------------
+
+
+class Severity(models.TextChoices):
+    HIGH = "high", _("high")
+    MEDIUM = "medium", _("medium")
+    LOW = "low", _("low")
+
+
+class FindingState(models.TextChoices):
+    OPEN = "open", _("open")
+    ACCEPTED = "accepted", _("accepted")
+    FIXED = "fixed", _("fixed")
+
+
+class Finding(models.Model):
+    """One rule broken by one subject, stored so pages count and page them, with what the DPO decided.
+
+    Kept current by ``findings.findings_refresh``; the message is stored as its parameters and worded in
+    the reader's language when shown. ``resolved_at`` is set when the rule no longer holds (the finding
+    is then fixed by itself); a finding that holds again is reopened.
+    """
+
+    rule = models.CharField(_("rule"), max_length=64)
+    severity = models.CharField(_("severity"), max_length=8, choices=Severity)
+    operation = models.ForeignKey(
+        Operation,
+        verbose_name=_("processing operation"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="findings",
+    )
+    processor = models.ForeignKey(
+        Processor,
+        verbose_name=_("processor"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="findings",
+    )
+    service = models.ForeignKey(
+        Service, verbose_name=_("service"), on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # The operation's controller, for filtering and per-controller access; empty for a processor's.
+    controller = models.ForeignKey(
+        Controller,
+        verbose_name=_("controller"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="findings",
+    )
+    subject_label = models.CharField(_("subject"), max_length=500)
+    params = models.JSONField(_("message parameters"), default=dict, blank=True)
+    fingerprint = models.CharField(_("fingerprint"), max_length=200, unique=True)
+    state = models.CharField(_("state"), max_length=10, choices=FindingState, default=FindingState.OPEN)
+    state_reason = models.TextField(_("reason"), blank=True)
+    state_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    state_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    first_seen = models.DateTimeField(_("first seen"))
+    last_seen = models.DateTimeField(_("last seen"))
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+
+    history = register_history()
+
+    class Meta:
+        verbose_name = _("finding")
+        verbose_name_plural = _("findings")
+        ordering = ["rule", "subject_label", "id"]
+        indexes = [
+            models.Index(fields=["state", "severity", "rule"], name="finding_state_severity_rule"),
+            models.Index(fields=["controller", "state"], name="finding_controller_state"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(operation__isnull=False) | Q(processor__isnull=False) | Q(service__isnull=False),
+                name="finding_has_a_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.subject_label}"
+
+
+# --- Deletion notices -----------------------------------------------------------------------------
+
+
+class DeletionNoticeLetter(models.Model):
+    """A deletion notice sent to one recipient for some categories, and when it acknowledged it.
+
+    Categories are stored as codes (a letter records what was asked, even if the taxonomy changes later);
+    the sender's user name is kept as text so the record survives the user's deletion.
+    """
+
+    # Empty for a register-wide notice (a superuser's, across controllers).
+    controller = models.ForeignKey(
+        Controller,
+        verbose_name=_("controller"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deletion_letters",
+    )
+    processor = models.ForeignKey(
+        Processor, verbose_name=_("recipient"), on_delete=models.PROTECT, related_name="deletion_letters"
+    )
+    categories = models.JSONField(_("data category codes"), default=list)
+    reply_by = models.DateField(_("reply by"))
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("sent by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    sent_by_name = models.CharField(_("sent by (name)"), max_length=150, blank=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    history = register_history()
+
+    class Meta:
+        verbose_name = _("deletion notice letter")
+        verbose_name_plural = _("deletion notice letters")
+        ordering = ["-sent_at", "-id"]
+        indexes = [models.Index(fields=["processor", "controller"], name="deletion_letter_recipient")]
+
+    def __str__(self) -> str:
+        return f"{self.processor} ({', '.join(self.categories)})"
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.acknowledged_at is not None

@@ -7,7 +7,8 @@ them, what they hold and through which services; ``deletion_notice_csv`` writes 
 
 Decisions:
 - Categories are named as people write them (a code, a Chinese or English name, or an alias) and
-  include their descendants (``identity`` is every identity document), as in the filters.
+  resolved by the one resolver (``taxonomy.categories_resolve``), so they include their descendants
+  (``identity`` is every identity document) and mean what they mean in the filters and the importer.
 - Retired operations count by default: a recipient that received data before a flow stopped may still
   hold it. ``include_retired=False`` limits the notice to active flows.
 - A group recipient is expanded to its members, each told separately; a group without recorded members
@@ -25,7 +26,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from processors import selectors
+from processors import selectors, taxonomy
 from processors.models import (
     Controller,
     DataCategory,
@@ -138,22 +139,13 @@ class DeletionNotice:
 
 def resolve_categories(values: Iterable[str | DataCategory]) -> list[DataCategory]:
     """Categories from codes, names or aliases (or categories); NoticeError names the unknown ones."""
-    from processors.taxonomy import Taxonomy
-
-    resolved: list[DataCategory] = []
-    unknown: dict[str, list[str]] = {}
-    for value in values:
-        category = value if isinstance(value, DataCategory) else selectors.category_resolve(value)
-        if category is None:
-            unknown[str(value)] = []
-        elif category not in resolved:
-            resolved.append(category)
-    if unknown:
-        taxonomy = Taxonomy.load()
-        unknown = {value: taxonomy.suggest_categories(value) for value in unknown}
+    try:
+        resolved = taxonomy.categories_resolve(values)
+    except taxonomy.UnknownCategory as unknown:
         raise NoticeError(
-            str(_("Unknown data category: %(values)s.")) % {"values": ", ".join(unknown)}, unknown
-        )
+            str(_("Unknown data category: %(values)s.")) % {"values": ", ".join(unknown.suggestions)},
+            unknown.suggestions,
+        ) from None
     if not resolved:
         raise NoticeError(str(_("Name at least one data category.")))
     return resolved

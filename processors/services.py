@@ -1,7 +1,8 @@
 """Writes: small typed functions that every caller (admin, importer, API, commands) ends in.
 
 Each validates with ``full_clean()`` so model constraints are reported as field errors before the
-database has to refuse them, and runs inside a transaction.
+database has to refuse them, and runs inside a transaction. Grouped by entity: controllers, processors,
+services, operations, data items, the taxonomy's aliases, published versions; one update per entity.
 """
 
 import datetime
@@ -10,14 +11,26 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, Model, QuerySet
+from django.db.models import F, Max, Model, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from processors.history import history_bulk_create
+from processors.findings import findings_refresh
+from processors.history import (
+    current_history_state,
+    history_bulk_create,
+    history_context,
+    user_has_audit_trail,
+)
 from processors.models import (
     CategoryAlias,
+    Channel,
     Controller,
+    ControllerMembership,
     DataItem,
+    DeletionNoticeLetter,
+    Finding,
+    FindingState,
     Operation,
     ProcessingAction,
     Processor,
@@ -30,18 +43,94 @@ from processors.taxonomy import ItemMapping, Taxonomy
 from processors.text import normalize_key
 
 
-def _validated_save(instance: Model, **fields: Any) -> Model:
+class StaleObject(ValidationError):
+    """The caller's expected version is no longer the stored one: someone saved the object meanwhile."""
+
+    def __init__(self, instance: Model, expected_version: int) -> None:
+        super().__init__(
+            _("%(object)s was changed by someone else since you read it.") % {"object": instance},
+            code="stale",
+        )
+        self.instance = instance
+        self.expected_version = expected_version
+
+
+def _has_version_counter(instance: Model) -> bool:
+    return any(field.name == "version" for field in instance._meta.concrete_fields)
+
+
+def _validated_save(instance: Model, *, expected_version: int | None = None, **fields: Any) -> Model:
+    if instance.pk is None or not _has_version_counter(instance):
+        many = {name: value for name, value in fields.items() if instance._meta.get_field(name).many_to_many}
+        for name, value in fields.items():
+            if name not in many:
+                setattr(instance, name, value)
+        instance.full_clean()
+        instance.save()
+        for name, value in many.items():
+            getattr(instance, name).set(value)
+        return instance
+    return _claimed_update(instance, expected_version=expected_version, fields=fields)
+
+
+def _claimed_update(instance: Model, *, expected_version: int | None, fields: dict[str, Any]) -> Model:
+    """Save only the given fields (and what clean() derives from them) over the newest stored row.
+
+    The row is claimed first by bumping its version in one UPDATE (conditional on the expected version
+    when given): that takes the row's write lock, so the fields nobody gave are then re-read as they
+    stand and no concurrent save is overwritten with the stale values this instance was loaded with.
+    """
+    model = type(instance)
+    claim = model._default_manager.filter(pk=instance.pk)
+    if expected_version is not None:
+        claim = claim.filter(version=expected_version)
+    if not claim.update(version=F("version") + 1):
+        if model._default_manager.filter(pk=instance.pk).exists():
+            raise StaleObject(instance, expected_version if expected_version is not None else 0)
+        raise model.DoesNotExist
+    many = {name: value for name, value in fields.items() if instance._meta.get_field(name).many_to_many}
+    given = {instance._meta.get_field(name).name for name in fields if name not in many}
+    untouched = [
+        field.name
+        for field in instance._meta.concrete_fields
+        if not field.primary_key and field.name not in given
+    ]
+    instance.refresh_from_db(fields=untouched)
     for name, value in fields.items():
-        setattr(instance, name, value)
+        if name not in many:
+            setattr(instance, name, value)
+    before = {name: getattr(instance, instance._meta.get_field(name).attname) for name in untouched}
     instance.full_clean()
-    instance.save()
+    # Fields clean() derives from the given ones (a processor's match key) are written with them.
+    derived = {
+        name
+        for name, value in before.items()
+        if getattr(instance, instance._meta.get_field(name).attname) != value
+    }
+    instance.save(update_fields=sorted((given | derived | {"updated_at"}) - {"version"}))
+    for name, value in many.items():
+        getattr(instance, name).set(value)
     return instance
+
+
+# --- Controllers ----------------------------------------------------------------------------------
 
 
 @transaction.atomic
 def controller_create(*, code: str, **fields: Any) -> Controller:
     """Create a controller (the company or app that publishes a register)."""
     return _validated_save(Controller(code=code), **fields)
+
+
+@transaction.atomic
+def controller_update(
+    *, controller: Controller, expected_version: int | None = None, **fields: Any
+) -> Controller:
+    """Change the given fields of a controller (refused with StaleObject if its version moved on)."""
+    return _validated_save(controller, expected_version=expected_version, **fields)
+
+
+# --- Processors -----------------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -52,19 +141,153 @@ def processor_create(
     processor = _validated_save(Processor(name_zh=name_zh, name_en=name_en), **fields)
     for alias in aliases:
         _validated_save(ProcessorAlias(processor=processor, text=alias))
+    findings_refresh(processors=[processor])
     return processor
 
 
 @transaction.atomic
-def processor_update(*, processor: Processor, **fields: Any) -> Processor:
-    """Change a processor's fields."""
-    return _validated_save(processor, **fields)
+def processor_update(
+    *,
+    processor: Processor,
+    aliases: Iterable[str] | None = None,
+    expected_version: int | None = None,
+    **fields: Any,
+) -> Processor:
+    """Change the given fields of a processor and, when aliases are given, make them its exact set of
+    other names (refused with StaleObject if its version moved on)."""
+    processor = _validated_save(processor, expected_version=expected_version, **fields)
+    if aliases is not None:
+        wanted = {normalize_key(text): text for text in aliases if normalize_key(text)}
+        processor.aliases.exclude(key__in=wanted).delete()
+        known = set(processor.aliases.values_list("key", flat=True))
+        for key, text in wanted.items():
+            if key not in known:
+                processor_alias_create(processor=processor, text=text)
+    findings_refresh(processors=[processor])
+    return processor
+
+
+@transaction.atomic
+def processor_alias_create(*, processor: Processor, text: str) -> ProcessorAlias:
+    """Record another name a processor is known by."""
+    return _validated_save(ProcessorAlias(processor=processor, text=text))
+
+
+# --- Services -------------------------------------------------------------------------------------
 
 
 @transaction.atomic
 def service_create(*, controller: Controller, name: str, **fields: Any) -> Service:
     """Create a service (feature) of a controller."""
     return _validated_save(Service(controller=controller, name=name), **fields)
+
+
+@transaction.atomic
+def service_update(*, service: Service, expected_version: int | None = None, **fields: Any) -> Service:
+    """Change the given fields of a service (refused with StaleObject if its version moved on)."""
+    service = _validated_save(service, expected_version=expected_version, **fields)
+    findings_refresh(operations=service.operations.values_list("pk", flat=True))
+    return service
+
+
+# --- Operations -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def operation_create(
+    *,
+    service: Service,
+    processor: Processor,
+    data_items: Sequence[str] = (),
+    purposes: Iterable[Purpose] = (),
+    actions: Iterable[ProcessingAction] = (),
+    taxonomy: Taxonomy | None = None,
+    **fields: Any,
+) -> Operation:
+    """Create one processing operation (a row of a disclosure table) with its data items."""
+    fields.setdefault("data_items_text", "、".join(data_items))
+    operation = _validated_save(Operation(service=service, processor=processor), **fields)
+    operation.purposes.set(purposes)
+    operation.actions.set(actions)
+    operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy, refresh=False)
+    findings_refresh(operations=[operation])
+    return operation
+
+
+@transaction.atomic
+def operation_update(
+    *,
+    operation: Operation,
+    data_items: Sequence[str] | None = None,
+    purposes: Iterable[Purpose] | None = None,
+    actions: Iterable[ProcessingAction] | None = None,
+    taxonomy: Taxonomy | None = None,
+    expected_version: int | None = None,
+    **fields: Any,
+) -> Operation:
+    """Change the given fields of an operation and, where given, replace its data items, purposes and
+    actions (refused with StaleObject if its version moved on)."""
+    operation = _validated_save(operation, expected_version=expected_version, **fields)
+    operation_set_terms(operation=operation, purposes=purposes, actions=actions, refresh=False)
+    if data_items is not None:
+        operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy, refresh=False)
+    findings_refresh(operations=[operation])
+    return operation
+
+
+@transaction.atomic
+def operation_set_terms(
+    *,
+    operation: Operation,
+    purposes: Iterable[Purpose | int] | None = None,
+    actions: Iterable[ProcessingAction | int] | None = None,
+    refresh: bool = True,
+) -> Operation:
+    """Replace an operation's purposes and/or actions (None leaves that side as it is)."""
+    if purposes is not None:
+        operation.purposes.set(purposes)
+    if actions is not None:
+        operation.actions.set(actions)
+    if refresh:
+        findings_refresh(operations=[operation])
+    return operation
+
+
+@transaction.atomic
+def operation_set_data_items(
+    *, operation: Operation, items: Sequence[str], taxonomy: Taxonomy | None = None, refresh: bool = True
+) -> list[DataItem]:
+    """Replace an operation's data items, mapping each onto the taxonomy (unmapped ones are kept)."""
+    taxonomy = taxonomy or Taxonomy.load()
+    operation.data_items.all().delete()
+    rows = [
+        row
+        for position, mapping in enumerate(taxonomy.map_items(items))
+        for row in data_item_rows(
+            operation_id=operation.pk, position=position, mapping=mapping, taxonomy=taxonomy
+        )
+    ]
+    created = history_bulk_create(DataItem, rows)
+    if refresh:
+        findings_refresh(operations=[operation])
+    return created
+
+
+@transaction.atomic
+def operation_delete(*, operation: Operation, expected_version: int | None = None) -> None:
+    """Remove an operation with its data items (retiring it, status=retired, keeps the history instead)."""
+    if expected_version is not None:
+        # Claimed like an update, so a delete never removes a state its caller has not seen.
+        claimed = Operation.objects.filter(pk=operation.pk, version=expected_version)
+        if not claimed.update(version=F("version") + 1):
+            raise StaleObject(operation, expected_version)
+    processor_id = operation.processor_id
+    operation.delete()
+    # Its findings went with it; its recipient's (a contact owed for its flows) may have gone too.
+    findings_refresh(processors=[processor_id])
+
+
+# --- Data items -----------------------------------------------------------------------------------
 
 
 def data_item_rows(
@@ -86,46 +309,20 @@ def data_item_rows(
 
 
 @transaction.atomic
-def operation_set_data_items(
-    *, operation: Operation, items: Sequence[str], taxonomy: Taxonomy | None = None
-) -> list[DataItem]:
-    """Replace an operation's data items, mapping each onto the taxonomy (unmapped ones are kept)."""
-    taxonomy = taxonomy or Taxonomy.load()
-    operation.data_items.all().delete()
-    rows = [
-        row
-        for position, mapping in enumerate(taxonomy.map_items(items))
-        for row in data_item_rows(
-            operation_id=operation.pk, position=position, mapping=mapping, taxonomy=taxonomy
-        )
-    ]
-    return history_bulk_create(DataItem, rows)
-
-
-@transaction.atomic
-def operation_create(
-    *,
-    service: Service,
-    processor: Processor,
-    data_items: Sequence[str] = (),
-    purposes: Iterable[Purpose] = (),
-    actions: Iterable[ProcessingAction] = (),
-    taxonomy: Taxonomy | None = None,
-    **fields: Any,
-) -> Operation:
-    """Create one processing operation (a row of a disclosure table) with its data items."""
-    fields.setdefault("data_items_text", "、".join(data_items))
-    operation = _validated_save(Operation(service=service, processor=processor), **fields)
-    operation.purposes.set(purposes)
-    operation.actions.set(actions)
-    operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy)
-    return operation
-
-
-@transaction.atomic
-def operation_update(*, operation: Operation, **fields: Any) -> Operation:
-    """Change an operation's own fields."""
-    return _validated_save(operation, **fields)
+def data_items_save(
+    *, operation: Operation, saved: Sequence[DataItem], deleted: Sequence[DataItem] = ()
+) -> None:
+    """Apply hand edits to an operation's data items; new items go after the published ones."""
+    for item in deleted:
+        item.delete()
+    # Composite rows share their published position, so a new item takes the next free one.
+    position = (operation.data_items.aggregate(last=Max("position"))["last"] or 0) + 1
+    for item in saved:
+        if item.pk is None:
+            item.operation = operation
+            item.position, position = position, position + 1
+        _validated_save(item)
+    findings_refresh(operations=[operation])
 
 
 @transaction.atomic
@@ -146,100 +343,12 @@ def data_items_remap(*, items: QuerySet[DataItem], taxonomy: Taxonomy | None = N
     ]
     DataItem.objects.filter(pk__in=[item.pk for item in newly_mapped]).delete()
     history_bulk_create(DataItem, replacements, ignore_conflicts=True)
+    if newly_mapped:
+        findings_refresh(operations={item.operation_id for item in newly_mapped})
     return len(newly_mapped)
 
 
-# --- Added for the spreadsheet import and the demo loader ----------------------------------------
-
-
-@transaction.atomic
-def controller_update(*, controller: Controller, **fields: Any) -> Controller:
-    """Change a controller's fields."""
-    return _validated_save(controller, **fields)
-
-
-@transaction.atomic
-def processor_alias_create(*, processor: Processor, text: str) -> ProcessorAlias:
-    """Record another name a processor is known by."""
-    return _validated_save(ProcessorAlias(processor=processor, text=text))
-
-
-@transaction.atomic
-def service_update(*, service: Service, **fields: Any) -> Service:
-    """Change a service's fields."""
-    return _validated_save(service, **fields)
-
-
-@transaction.atomic
-def operation_set_terms(
-    *,
-    operation: Operation,
-    purposes: Iterable[Purpose | int] | None = None,
-    actions: Iterable[ProcessingAction | int] | None = None,
-) -> Operation:
-    """Replace an operation's purposes and/or actions (None leaves that side as it is)."""
-    if purposes is not None:
-        operation.purposes.set(purposes)
-    if actions is not None:
-        operation.actions.set(actions)
-    return operation
-
-
-# --- Added for the REST API ----------------------------------------------------------------------
-
-
-@transaction.atomic
-def processor_edit(*, processor: Processor, aliases: Iterable[str] | None = None, **fields: Any) -> Processor:
-    """Change a processor's fields and, when aliases are given, make them its exact set of other names."""
-    processor = processor_update(processor=processor, **fields)
-    if aliases is not None:
-        wanted = {normalize_key(text): text for text in aliases if normalize_key(text)}
-        processor.aliases.exclude(key__in=wanted).delete()
-        known = set(processor.aliases.values_list("key", flat=True))
-        for key, text in wanted.items():
-            if key not in known:
-                processor_alias_create(processor=processor, text=text)
-    return processor
-
-
-@transaction.atomic
-def operation_edit(
-    *,
-    operation: Operation,
-    data_items: Sequence[str] | None = None,
-    purposes: Iterable[Purpose] | None = None,
-    actions: Iterable[ProcessingAction] | None = None,
-    taxonomy: Taxonomy | None = None,
-    **fields: Any,
-) -> Operation:
-    """Change an operation's fields and, where given, replace its data items, purposes and actions."""
-    operation = operation_update(operation=operation, **fields)
-    operation_set_terms(operation=operation, purposes=purposes, actions=actions)
-    if data_items is not None:
-        operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy)
-    return operation
-
-
-@transaction.atomic
-def operation_delete(*, operation: Operation) -> None:
-    """Remove an operation with its data items (retiring it, status=retired, keeps the history instead)."""
-    operation.delete()
-
-
-@transaction.atomic
-def data_items_save(
-    *, operation: Operation, saved: Sequence[DataItem], deleted: Sequence[DataItem] = ()
-) -> None:
-    """Apply hand edits to an operation's data items; new items go after the published ones."""
-    for item in deleted:
-        item.delete()
-    # Composite rows share their published position, so a new item takes the next free one.
-    position = (operation.data_items.aggregate(last=Max("position"))["last"] or 0) + 1
-    for item in saved:
-        if item.pk is None:
-            item.operation = operation
-            item.position, position = position, position + 1
-        _validated_save(item)
+# --- The taxonomy's aliases -----------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -248,7 +357,7 @@ def category_aliases_add_from_items(*, items: Iterable[DataItem], taxonomy: Taxo
 
     Wording the taxonomy already resolves (a code, a name or an alias of any category) is skipped.
     """
-    taxonomy = taxonomy or Taxonomy.load()
+    taxonomy = taxonomy or Taxonomy.load_categories()
     new_aliases: dict[str, CategoryAlias] = {}
     for item in items:
         if item.category_id is None:
@@ -261,7 +370,37 @@ def category_aliases_add_from_items(*, items: Iterable[DataItem], taxonomy: Taxo
     return len(new_aliases)
 
 
-# --- Added for published versions ------------------------------------------------------------------
+# --- Users ----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_delete(*, user: Any) -> None:
+    """Delete an account that never changed the register; one that did is refused: deactivate it instead.
+
+    History rows, import records and versions keep the name they copied, but a deleted account can no
+    longer be asked about, reactivated or told apart from a new one with the same name.
+    """
+    if user_has_audit_trail(user):
+        raise ValidationError(
+            _(
+                "%(user)s has changed the register (history, imports or published versions); deleting the "
+                "account would leave that evidence without its author. Deactivate the account instead."
+            )
+            % {"user": user.get_username()},
+            code="has_audit_trail",
+        )
+    user.delete()
+
+
+@transaction.atomic
+def user_deactivate(*, user: Any) -> Any:
+    """Stop an account from signing in, keeping it as the author of what it did."""
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    return user
+
+
+# --- Published versions ---------------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -273,10 +412,17 @@ def version_publish(
     effective_on: datetime.date,
     user: Any = None,
     notes: str = "",
+    checked: bool = False,
+    override_reason: str = "",
 ) -> PublishedVersion:
-    """Freeze the controller's active operations into a published version (immutable: no update service)."""
-    # Imported here: versions renders through the exporters, which writers should not have to load.
-    from processors.versions import snapshot_live, snapshot_sha256
+    """Freeze the controller's active operations into a published version (immutable: no update service).
+
+    With ``checked``, blocking problems (``disclosure.page.publish_checks``) refuse the publication unless
+    an ``override_reason`` is written; the reason and the problems it overrode are kept on the version.
+    """
+    # Imported here: snapshots render through the disclosure rows, which writers should not have to load.
+    from processors.disclosure.page import publish_checks
+    from processors.disclosure.snapshots import snapshot_live, snapshot_sha256
 
     label = (label or "").strip()
     errors: dict[str, list[str]] = {}
@@ -289,6 +435,15 @@ def version_publish(
         ]
     if updated_on and effective_on and effective_on < updated_on:
         errors["effective_on"] = [_("A version cannot take effect before the date it was updated.")]
+    override_reason = (override_reason or "").strip()
+    overridden: list[dict[str, Any]] = []
+    if checked:
+        overridden = publish_checks(controller).blocking
+        if overridden and not override_reason:
+            errors["override_reason"] = [
+                _("%(count)d blocking problem(s): fix them, or publish anyway with a written reason.")
+                % {"count": len(overridden)}
+            ] + [f"{problem['title']}: {problem['subject']}" for problem in overridden]
     if errors:
         raise ValidationError(errors)
     snapshot = snapshot_live(controller)
@@ -301,5 +456,127 @@ def version_publish(
         snapshot=snapshot,
         snapshot_sha256=snapshot_sha256(snapshot),
         published_by=user if getattr(user, "pk", None) is not None else None,
+        published_by_name=user.get_username() if getattr(user, "pk", None) is not None else "",
+        override_reason=override_reason if overridden or not checked else "",
+        overridden_problems=overridden,
     )
     return _validated_save(version)
+
+
+@transaction.atomic
+def version_withdraw(*, version: PublishedVersion, user: Any, reason: str) -> PublishedVersion:
+    """Withdraw a published version: kept unchanged, marked withdrawn with who, when and why."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": [_("Say why the version is withdrawn.")]})
+    # Locked so two withdrawals do not both record themselves.
+    version = PublishedVersion.objects.select_for_update().get(pk=version.pk)
+    if version.withdrawn_at is not None:
+        raise ValidationError({"reason": [_("This version was already withdrawn.")]})
+    known = getattr(user, "pk", None) is not None
+    version.withdrawn_at = timezone.now()
+    version.withdrawn_by = user if known else None
+    version.withdrawn_by_name = user.get_username() if known else ""
+    version.withdrawal_reason = reason
+    # Only the withdrawal fields are written: the snapshot and its hash never change.
+    version.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawn_by_name", "withdrawal_reason"])
+    return version
+
+
+# --- Access ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def controller_membership_grant(*, controller: Controller, user: Any, role: int) -> ControllerMembership:
+    """Make the user a member of the controller with at least the role (a creator becomes its admin)."""
+    membership, _created = ControllerMembership.objects.get_or_create(
+        controller=controller, user=user, defaults={"role": role}
+    )
+    if membership.role < role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+# --- Findings -------------------------------------------------------------------------------------
+# A DPO's decision on a stored finding; the refresh keeps it while the rule holds (see findings.py).
+
+
+def _finding_decide(*, finding: Finding, user: Any, state: str, reason: str) -> Finding:
+    finding.state, finding.state_reason = state, reason
+    finding.state_by = user if getattr(user, "pk", None) is not None else None
+    finding.state_at = timezone.now()
+    outer = current_history_state()
+    channel = outer.channel if outer is not None else Channel.SYSTEM
+    with history_context(channel, user=finding.state_by):
+        finding.save(update_fields=["state", "state_reason", "state_by", "state_at"])
+    return finding
+
+
+@transaction.atomic
+def finding_accept(*, finding: Finding, user: Any, reason: str) -> Finding:
+    """Accept a finding as a known, justified exception (the reason is required and kept in history)."""
+    if not reason.strip():
+        raise ValidationError({"reason": _("Say why the finding is accepted.")}, code="required")
+    return _finding_decide(finding=finding, user=user, state=FindingState.ACCEPTED, reason=reason.strip())
+
+
+@transaction.atomic
+def finding_fix(*, finding: Finding, user: Any, note: str = "") -> Finding:
+    """Mark a finding fixed (by a change outside the register, say); the next refresh reopens it only if
+    the rule, after having stopped holding, holds again."""
+    return _finding_decide(finding=finding, user=user, state=FindingState.FIXED, reason=note.strip())
+
+
+@transaction.atomic
+def finding_reopen(*, finding: Finding, user: Any, note: str = "") -> Finding:
+    """Put an accepted or fixed finding back on the open list."""
+    return _finding_decide(finding=finding, user=user, state=FindingState.OPEN, reason=note.strip())
+
+
+# --- Deletion notices -----------------------------------------------------------------------------
+# The letters themselves are worded by notice_letters.py; here only the record of sending and reply.
+
+
+@transaction.atomic
+def notice_letter_record_sent(
+    *,
+    processor: Processor,
+    controller: Controller | None,
+    categories: Sequence[str],
+    reply_by: datetime.date,
+    user: Any,
+    note: str = "",
+) -> DeletionNoticeLetter:
+    """Record that a deletion notice for these category codes was sent to the recipient now."""
+    sender = user if getattr(user, "pk", None) is not None else None
+    letter = DeletionNoticeLetter(
+        controller=controller,
+        processor=processor,
+        categories=sorted(set(categories)),
+        reply_by=reply_by,
+        sent_at=timezone.now(),
+        sent_by=sender,
+        sent_by_name=sender.get_username() if sender is not None else "",
+        note=note.strip(),
+    )
+    outer = current_history_state()
+    with history_context(outer.channel if outer is not None else Channel.SYSTEM, user=sender):
+        return _validated_save(letter)
+
+
+@transaction.atomic
+def notice_letter_acknowledge(
+    *, letter: DeletionNoticeLetter, user: Any, note: str = ""
+) -> DeletionNoticeLetter:
+    """Record that the recipient confirmed the deletion (now); a note is appended to the letter's."""
+    if letter.sent_at is None:
+        raise ValidationError(_("A notice that was not sent cannot be acknowledged."), code="not_sent")
+    letter.acknowledged_at = timezone.now()
+    if note.strip():
+        letter.note = "\n".join(part for part in (letter.note, note.strip()) if part)
+    outer = current_history_state()
+    actor = user if getattr(user, "pk", None) is not None else None
+    with history_context(outer.channel if outer is not None else Channel.SYSTEM, user=actor):
+        letter.save(update_fields=["acknowledged_at", "note"])
+    return letter

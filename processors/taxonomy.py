@@ -1,14 +1,38 @@
-"""Alias normalisation: free-text data items, purposes and actions onto the taxonomy's codes.
+"""The one category resolver: text onto the taxonomy's categories, purposes and actions.
 
 ``Taxonomy`` is a read-only snapshot (built once from the database or from plain data) that maps
 the text real tables publish — 手机号码, 识别身份证信息, 钉钉审批流，包含姓名手机 — onto category,
 purpose and action codes. Every comparison goes through ``normalize_key``, the one definition of
-"the same text". ``taxonomy_sync`` is the only write: it loads the built-in taxonomy fixture.
+"the same text".
+
+Whoever names a category — the API and browser filters, the admin's list filters, deletion notices,
+the category pages and the importer — resolves it here, so they all give the same answer for the same
+text: ``categories_resolve`` (raises ``UnknownCategory`` with "did you mean" suggestions) and
+``category_find`` (None instead) over ``Taxonomy.resolve_category``, which the importer's item mapping
+uses too; ``purposes_resolve`` does the same for purposes. ``taxonomy_sync`` is the only write: it
+loads the built-in taxonomy fixture.
+
+A data item maps, in this order: (1) exactly, by code, name or alias, also once the words that change
+nothing are taken off (您的外部存储信息, IMEI信息, 设备资料 → 设备信息), so a generic item such as 设备信息
+or 联系方式 maps to its *group*; (2) without a trailing 等; (3) as an OCR phrase (识别身份证信息); (4) part
+by part, split on brackets and 包含/和/及; (5) by the known items inside a part, leftmost and longest first
+(手机型号 beats 手机; 手机 and 电话 count only as the head noun, so 读取手机状态 never is a phone number).
+A group is dropped when one of its own leaves is found too (设备信息（IMEI）→ the IMEI leaf). An item that
+is only known items and filler words (姓名手机) is "composite"; one whose words merely *contain* a known
+item (持卡人身份证号码) is "inferred — needs review". Permissions (存储权限, READ_PHONE_STATE) belong to the
+``permission`` group, not to personal data. ``infer_items_from_text`` finds the items a purpose or
+scenario names only by an act (刷脸登录). Purposes are matched by keyword in one text, never split on 、.
+
+Why one module, over 700 lines: the snapshot and the sync read one document the same way
+(``load_fixture``, aliases as text or ``{"text", "since"}``), and the sync, in the last section, is the
+only code that writes the vocabulary the snapshot reads. The mapping rules above grew with the SDK
+vocabulary (issue 11); the sync section is the one to move out next, as a whole.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -17,7 +41,8 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
+from django.utils.translation import gettext as _
 
 from processors.models import (
     CategoryAlias,
@@ -34,6 +59,47 @@ FIXTURE_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "taxonomy.j
 
 # Shorter keys (手, 卡) would match inside almost anything, so the scan (rule 5) ignores them.
 MIN_SCAN_KEY_LENGTH = 2
+
+# Rule 5 again: these keys name a thing only as the head noun, the last word of an item. Chinese puts
+# the head last, so 姓名手机 names a phone but 手机型号, 手机厂商名 and 您手机当前的任务 name a model, a maker
+# and running tasks; 设备蓝牙地址 is no postal address.
+HEAD_ONLY_KEYS = frozenset({"手机", "电话", "地址", "phone", "mobile", "address"})
+
+# Rule 6: words around an item that change nothing: 您的外部存储信息 is 外部存储, IMEI信息 is IMEI.
+_FILLER_PREFIX = re.compile(r"^(?:例如|比如|包括|如|您的|您|你的|读取|获取|收集|采集|当前的?|设备的?)")
+_GENERIC_SUFFIX = re.compile(r"(?:中的|的)?(?:相关)?(?:信息|数据|资料|详情|information|info|data|details)$")
+# What may be left of an item once the known items inside it are taken out, for it still to be just
+# those items run together (姓名手机) rather than a longer phrase that contains one (持卡人身份证号码).
+_FILLER_LEFTOVER = re.compile(r"[\s的之和及与或等、,;:.()\[\]/+-]|信息|数据|以及|包括|包含|您|如")
+_BRACKETS = re.compile(r"[()\[\]]")
+_ENGLISH_SEPARATORS = re.compile(r"\s*(?:,|;|/|\band\b|\bor\b|&)\s*", re.IGNORECASE)
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+
+# Purpose prose names its purposes in passing (提供更安全、高效、准确的域名解析服务 is one purpose text):
+# it is scanned for keywords, never split. Keys this generic would find a purpose in any sentence.
+PURPOSE_SCAN_EXCLUDED = frozenset({"安全", "信息化", "support", "hr", "oa", "推荐", "security"})
+
+# Data items named only in a purpose or scenario (刷脸登录): acts that cannot happen without the data.
+# Kept short on purpose: 根据IP识别用户手机号 says how a number is found, not that it is shared.
+SCENARIO_ITEMS = (
+    ("刷脸", "biometric.face"),
+    ("人脸识别", "biometric.face"),
+    ("人脸验证", "biometric.face"),
+    ("人脸核身", "biometric.face"),
+    ("人脸核验", "biometric.face"),
+    ("活体检测", "biometric.face"),
+    ("面部识别", "biometric.face"),
+    ("face id", "biometric.face"),
+    ("facial recognition", "biometric.face"),
+    ("指纹登录", "biometric.fingerprint"),
+    ("指纹解锁", "biometric.fingerprint"),
+    ("指纹支付", "biometric.fingerprint"),
+    ("指纹识别", "biometric.fingerprint"),
+    ("touch id", "biometric.fingerprint"),
+    ("声纹识别", "biometric.voiceprint"),
+    ("声纹验证", "biometric.voiceprint"),
+    ("虹膜识别", "biometric.iris"),
+)
 
 # Rule 2: a trailing 等 / 等等 / etc. says "and more", it is not an item. On the text as typed the
 # spaces still tell "phone etc." from a word ending in etc; on a normalized key only the rest can.
@@ -111,10 +177,25 @@ class TaxonomySyncResult:
 
 
 class _TermIndex:
-    """Exact lookup of purpose or action codes by code, name or alias."""
+    """Lookup of purpose or action codes by code, name or alias.
 
-    def __init__(self, terms: Iterable[Sequence], aliases: Iterable[Sequence[str]] = ()) -> None:
+    A list of terms (收集、存储、使用…等) is split and each part looked up; with ``scan``, a text is one
+    text, searched for the names and aliases it contains (prose is never cut into fragments).
+    """
+
+    def __init__(
+        self,
+        terms: Iterable[Sequence],
+        aliases: Iterable[Sequence[str]] = (),
+        *,
+        scan: bool = False,
+        scan_excluded: frozenset[str] = frozenset(),
+    ) -> None:
+        self.scan = scan
+        self.scan_excluded = scan_excluded
         self.keys: dict[str, str] = {}
+        # The same texts with their word breaks kept, for the scan: "cloud hosting" inside a sentence.
+        self._spaced: dict[str, str] = {}
         self.ids: dict[str, int] = {}
         terms = list(terms)
         for term in terms:
@@ -123,10 +204,12 @@ class _TermIndex:
                 self.ids[code] = term[3]
             for text in (code, name_zh, name_en):
                 self.keys.setdefault(normalize_key(text), code)
+                self._spaced.setdefault(spaced_key(text.replace("_", " ")), code)
         known = {term[0] for term in terms}
         for text, code in aliases:
             if code in known:
                 self.keys.setdefault(normalize_key(text), code)
+                self._spaced.setdefault(spaced_key(text), code)
 
     def map(self, text: str) -> TermMapping:
         stripped, open_ended = _strip_open_ended_text(text)
@@ -136,19 +219,43 @@ class _TermIndex:
         )
         if whole:
             return TermMapping((whole,), (), open_ended)
+        if self.scan:
+            # A list of names (信息化/售后) is still a list; anything else is prose, searched whole.
+            parts = [part for part in _TERM_SEPARATORS.split(stripped) if normalize_key(part)]
+            listed = [self.keys.get(normalize_key(_strip_open_ended_text(part)[0])) for part in parts]
+            if listed and all(listed):
+                return TermMapping(tuple(dict.fromkeys(listed)), (), open_ended)
+            codes = (
+                dict.fromkeys(
+                    self._spaced[found.group()] for found in self._pattern.finditer(spaced_key(stripped))
+                )
+                if self._pattern
+                else {}
+            )
+            unmapped = () if codes or not normalize_key(stripped) else (stripped,)
+            return TermMapping(tuple(codes), unmapped, open_ended)
         codes: dict[str, None] = {}
         unmapped: list[str] = []
         for part in _TERM_SEPARATORS.split(stripped):
             part = part.strip()
             if not normalize_key(part):
                 continue
-            part, _ = _strip_open_ended_text(part)
+            part, _open_ended = _strip_open_ended_text(part)
             code = self.keys.get(normalize_key(part))
             if code:
                 codes[code] = None
             elif part:
                 unmapped.append(part)
         return TermMapping(tuple(codes), tuple(unmapped), open_ended)
+
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        keys = (
+            key
+            for key in self._spaced
+            if len(key) >= MIN_SCAN_KEY_LENGTH and normalize_key(key) not in self.scan_excluded
+        )
+        return _scan_pattern(keys)
 
 
 class Taxonomy:
@@ -186,9 +293,11 @@ class Taxonomy:
                 ranked[key] = (rank, code)
             if text != code:
                 self._display.setdefault(key, text)
-        self._categories: dict[str, str] = {key: code for key, (_, code) in ranked.items()}
-        self._scan = _scan_pattern(key for key in self._categories if len(key) >= MIN_SCAN_KEY_LENGTH)
-        self._purposes = _TermIndex(purposes, purpose_aliases)
+        self._categories: dict[str, str] = {key: code for key, (_rank, code) in ranked.items()}
+        # Full rows, when the snapshot was built by ``load_categories`` or ``load_purposes``.
+        self._category_rows: dict[str, DataCategory] = {}
+        self._purpose_rows: dict[str, Purpose] = {}
+        self._purposes = _TermIndex(purposes, purpose_aliases, scan=True, scan_excluded=PURPOSE_SCAN_EXCLUDED)
         self._actions = _TermIndex(actions)
         self._by_key: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
         self._by_text: dict[str, ItemMapping] = {}
@@ -203,6 +312,26 @@ class Taxonomy:
             PurposeAlias.objects.values_list("text", "purpose__code"),
             ProcessingAction.objects.values_list("code", "name_zh", "name_en", "id"),
         )
+
+    @classmethod
+    def load_categories(cls) -> Taxonomy:
+        """Only the categories and their aliases, in one query, with the full category rows.
+
+        Enough to resolve and suggest categories (a filter, a notice, a category page); the purposes,
+        actions and the scan for composite items are left out.
+        """
+        categories, aliases = _rows_with_aliases(DataCategory)
+        taxonomy = cls(_terms(categories), aliases)
+        taxonomy._category_rows = categories
+        return taxonomy
+
+    @classmethod
+    def load_purposes(cls) -> Taxonomy:
+        """Only the purposes and their aliases, in one query, with the full purpose rows (for filters)."""
+        purposes, aliases = _rows_with_aliases(Purpose)
+        taxonomy = cls((), (), _terms(purposes), aliases)
+        taxonomy._purpose_rows = purposes
+        return taxonomy
 
     @classmethod
     def from_data(
@@ -246,7 +375,7 @@ class Taxonomy:
             keys = (key, normalize_key(stripped) if open_ended else key)
             found = self._by_key.get(keys)
             if found is None:
-                found = self._by_key[keys] = self._map_key(*keys)
+                found = self._by_key[keys] = self._map_key(*keys) or self._map_english(stripped)
             mapping = self._by_text[text] = ItemMapping(text, *found)
         return mapping
 
@@ -254,32 +383,82 @@ class Taxonomy:
         """Map many items; each distinct text is worked out once."""
         return [self.map_item(text) for text in texts]
 
-    def _map_key(self, key: str, stripped: str) -> tuple[tuple[str, ...], str]:
+    def infer_items(self, text: str) -> list[ItemMapping]:
+        """Data items a purpose or scenario text names only by an act (刷脸登录: a face), as inferred items.
+
+        One item per category, in the order of the text, its ``text`` the phrase found (English in lower
+        case); codes this taxonomy does not have are left out.
+        """
+        spaced = spaced_key(text)
+        found: dict[str, ItemMapping] = {}
+        for phrase, code in SCENARIO_ITEMS:
+            at = spaced.find(phrase)
+            if at < 0 or code not in self._known_codes or code in found:
+                continue
+            found[code] = ItemMapping(phrase, (code,), DataItem.Match.INFERRED.value)
+        return sorted(found.values(), key=lambda mapping: spaced.find(mapping.text))
+
+    def _map_key(self, key: str, stripped: str) -> tuple[tuple[str, ...], str] | None:
         whole = self._exact_or_ocr(key)
         if whole:
             return whole
         stripped = _strip_open_ended(stripped)
         if not stripped:
             return (), ""
-        whole = self._exact_or_ocr(stripped)
+        whole = self._exact_or_ocr(stripped) or self._exact_or_ocr(_BRACKETS.sub("", stripped))
         if whole:
+            # 网卡（MAC)地址: brackets around a word inside a name do not split it.
             return whole
         codes: dict[str, None] = {}
+        inferred = False
         for part in _COMPOSITE_SEPARATORS.split(stripped):
             part = _strip_open_ended(part)
             if not part:
                 continue
             found = self._exact_or_ocr(part)
-            codes.update(dict.fromkeys(found[0] if found else self._scan_codes(part)))
+            if found:
+                codes.update(dict.fromkeys(found[0]))
+                continue
+            scanned, covered = self._scan_codes(part)
+            codes.update(dict.fromkeys(scanned))
+            inferred = inferred or (bool(scanned) and not covered)
         if not codes:
             # A separator word inside an alias (交易和消费记录…) must not hide it.
-            codes.update(dict.fromkeys(self._scan_codes(stripped)))
+            scanned, covered = self._scan_codes(stripped)
+            codes.update(dict.fromkeys(scanned))
+            inferred = not covered
+        if not codes:
+            return None
+        match = DataItem.Match.INFERRED if inferred else DataItem.Match.COMPOSITE
+        return self._most_specific(codes), match.value
+
+    def _map_english(self, text: str) -> tuple[tuple[str, ...], str]:
+        """An English item by its head: the known words it ends with (Recipient email address)."""
+        if not _ASCII_LETTER.search(text):
+            return (), ""
+        codes: dict[str, None] = {}
+        for part in _ENGLISH_SEPARATORS.split(text):
+            words = part.split()
+            # The longest known ending wins: "billing contact details" before "details".
+            for start in range(1, len(words)):
+                found = self._exact_or_ocr(normalize_key(" ".join(words[start:])))
+                if found:
+                    codes.update(dict.fromkeys(found[0]))
+                    break
+            else:
+                found = self._exact_or_ocr(normalize_key(part))
+                codes.update(dict.fromkeys(found[0] if found else ()))
         if not codes:
             return (), ""
-        return tuple(codes), DataItem.Match.COMPOSITE.value
+        return self._most_specific(codes), DataItem.Match.INFERRED.value
+
+    def _most_specific(self, codes: dict[str, None]) -> tuple[str, ...]:
+        # 设备信息（IMEI、设备型号）: the group says nothing its own leaves do not say more precisely.
+        groups = {code.partition(".")[0] for code in codes if "." in code}
+        return tuple(code for code in codes if "." in code or code not in groups)
 
     def _exact_or_ocr(self, key: str) -> tuple[tuple[str, ...], str] | None:
-        code = self._categories.get(key)
+        code = self._categories.get(key) or self._without_filler(key)
         if code:
             return (code,), DataItem.Match.ALIAS.value
         for pattern in _OCR_PATTERNS:
@@ -293,10 +472,38 @@ class Taxonomy:
                     return (code,), DataItem.Match.OCR.value
         return None
 
-    def _scan_codes(self, key: str) -> list[str]:
+    def _without_filler(self, key: str) -> str | None:
+        """The code of a key once 您的 / 读取 before it and 信息 / 数据 after it are taken off."""
+        bare = _GENERIC_SUFFIX.sub("", key)
+        # 设备资料, 交易详情, payment info: another generic word for the one a name or alias uses.
+        respelt = (bare + "信息", bare + "information", bare + "data") if bare != key else ()
+        for candidate in (bare, _FILLER_PREFIX.sub("", key), _FILLER_PREFIX.sub("", bare), *respelt):
+            if candidate and candidate != key and candidate in self._categories:
+                return self._categories[candidate]
+        return None
+
+    @functools.cached_property
+    def _known_codes(self) -> frozenset[str]:
+        return frozenset(self._categories.values())
+
+    @functools.cached_property
+    def _scan(self) -> re.Pattern[str] | None:
+        # Built on first use: resolving a category (a filter, a page) never needs it.
+        return _scan_pattern(key for key in self._categories if len(key) >= MIN_SCAN_KEY_LENGTH)
+
+    def _scan_codes(self, key: str) -> tuple[list[str], bool]:
+        """The codes of the known items inside a key, and whether they cover it (姓名手机) or not."""
         if self._scan is None:
-            return []
-        return [self._categories[found.group()] for found in self._scan.finditer(key)]
+            return [], False
+        end = len(_GENERIC_SUFFIX.sub("", key))
+        codes: list[str] = []
+        leftover = key
+        for found in self._scan.finditer(key):
+            if found.group() in HEAD_ONLY_KEYS and found.end() < end:
+                continue
+            codes.append(self._categories[found.group()])
+            leftover = leftover.replace(found.group(), " ", 1)
+        return codes, bool(codes) and not _FILLER_LEFTOVER.sub("", leftover)
 
     # --- purposes and actions -----------------------------------------------------------------------
 
@@ -308,6 +515,14 @@ class Taxonomy:
         """Map a published action list such as 收集、存储、使用…等 onto action codes."""
         return self._actions.map(text or "")
 
+    def resolve_purpose(self, value: str) -> str | None:
+        """The code of the one purpose whose code, name or alias equals the value (no splitting)."""
+        return self._purposes.keys.get(normalize_key(value or ""))
+
+    def purposes(self, codes: Sequence[str]) -> list[Purpose]:
+        """The purpose rows of codes, in their order (one query unless built by ``load_purposes``)."""
+        return _rows_by_code(Purpose, self._purpose_rows, codes)
+
     # --- lookups ------------------------------------------------------------------------------------
 
     def resolve_category(self, value: str) -> str | None:
@@ -315,13 +530,41 @@ class Taxonomy:
         return self._categories.get(normalize_key(value or ""))
 
     def suggest_categories(self, value: str, limit: int = 3) -> list[str]:
-        """Names or aliases close to a value that matched nothing, at most one per category."""
+        """Names or aliases close in meaning to a value, at most one per category, the closest first.
+
+        Compared by head: the generic 信息 / 数据 / data / information are taken off both sides first, so
+        交易信息 is compared as 交易 (→ 交易记录, 交易订单) and never offered 部门信息 for sharing 信息. A
+        candidate containing the head, or contained in it, beats one that is only spelt alike; among
+        equals, the group of the best one comes first (交易 → transactions, orders, payment account).
+        """
         key = normalize_key(value or "")
-        if not key or limit <= 0:
+        head = _head(key)
+        if not head or limit <= 0:
             return []
+        matcher = difflib.SequenceMatcher(autojunk=False)
+        matcher.set_seq2(head)
+        scored: list[tuple[float, str]] = []
+        for candidate in self._display:
+            other = _head(candidate)
+            if not other or candidate == key:
+                continue
+            matcher.set_seq1(other)
+            if head in other or other in head:
+                score = 1.0 + matcher.ratio()
+            elif matcher.real_quick_ratio() >= 0.5 and matcher.quick_ratio() >= 0.5:
+                score = matcher.ratio()
+            else:
+                continue
+            if score >= 0.5:
+                scored.append((round(score, 3), candidate))
+        if not scored:
+            return []
+        scored.sort(key=lambda pair: -pair[0])
+        group = self._categories[scored[0][1]].partition(".")[0]
+        scored.sort(key=lambda pair: (-pair[0], self._categories[pair[1]].partition(".")[0] != group))
         suggestions: list[str] = []
         seen: set[str] = set()
-        for candidate in difflib.get_close_matches(key, self._display, n=limit * 5, cutoff=0.5):
+        for _score, candidate in scored:
             code = self._categories[candidate]
             if code not in seen:
                 seen.add(code)
@@ -329,6 +572,10 @@ class Taxonomy:
             if len(suggestions) == limit:
                 break
         return suggestions
+
+    def categories(self, codes: Sequence[str]) -> list[DataCategory]:
+        """The category rows of codes, in their order (one query unless built by ``load_categories``)."""
+        return _rows_by_code(DataCategory, self._category_rows, codes)
 
     def category_id(self, code: str) -> int:
         """The database id of a category code (only for a taxonomy built by ``load``)."""
@@ -344,6 +591,141 @@ class Taxonomy:
     def action_id(self, code: str) -> int:
         """The database id of an action code (only for a taxonomy built by ``load``)."""
         return self._actions.ids[code]
+
+
+def _rows_with_aliases(model) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A model's rows by code, in its own order, and its alias texts, in one query."""
+    rows: dict[str, Any] = {}
+    aliases: list[tuple[str, str]] = []
+    # One row per alias (LEFT JOIN): every row is the whole term, plus one alias text or None.
+    for row in model.objects.annotate(alias_text=F("aliases__text")):
+        rows.setdefault(row.code, row)
+        if row.alias_text is not None:
+            aliases.append((row.alias_text, row.code))
+    return rows, aliases
+
+
+def _terms(rows: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    return [(row.code, row.name_zh, row.name_en, row.pk) for row in rows.values()]
+
+
+def _rows_by_code(model, rows: dict[str, Any], codes: Sequence[str]) -> list[Any]:
+    missing = [code for code in codes if code not in rows]
+    if missing:
+        rows = {**rows, **model.objects.in_bulk(missing, field_name="code")}
+    return [rows[code] for code in codes]
+
+
+# --- resolving what a person names ----------------------------------------------------------------
+
+
+class UnknownCategory(LookupError):
+    """Values that name no data category; ``suggestions`` maps each to close names or aliases."""
+
+    def __init__(self, suggestions: dict[str, list[str]]) -> None:
+        super().__init__(", ".join(suggestions))
+        self.suggestions = suggestions
+
+    def messages(self) -> list[str]:
+        """One sentence per unknown value, with its "did you mean" when there is one."""
+        messages = []
+        for value, suggestions in self.suggestions.items():
+            message = _("Unknown data category '%(value)s'.") % {"value": value}
+            if suggestions:
+                message += " " + _("Did you mean %(suggestions)s?") % {"suggestions": ", ".join(suggestions)}
+            messages.append(message)
+        return messages
+
+
+def categories_resolve(
+    values: Iterable[str | DataCategory], *, taxonomy: Taxonomy | None = None
+) -> list[DataCategory]:
+    """The categories named by codes, Chinese or English names or aliases (any width, case or spacing).
+
+    Each category comes once, in the order named; categories pass through. ``UnknownCategory`` lists
+    every value that names nothing, with suggestions. Costs one query, none when nothing needs resolving.
+    """
+    codes: dict[str, None] = {}
+    given: dict[str, DataCategory] = {}
+    unknown: list[str] = []
+    for value in values:
+        if isinstance(value, DataCategory):
+            given.setdefault(value.code, value)
+            codes.setdefault(value.code)
+            continue
+        taxonomy = taxonomy or Taxonomy.load_categories()
+        code = taxonomy.resolve_category(value)
+        if code is None:
+            unknown.append(value)
+        else:
+            codes.setdefault(code)
+    if unknown:
+        raise UnknownCategory({value: taxonomy.suggest_categories(value) for value in unknown})
+    wanted = [code for code in codes if code not in given]
+    found = dict(zip(wanted, taxonomy.categories(wanted), strict=True)) if wanted else {}
+    return [given.get(code) or found[code] for code in codes]
+
+
+class UnknownPurpose(LookupError):
+    """Values that name no purpose."""
+
+    def __init__(self, values: list[str]) -> None:
+        super().__init__(", ".join(values))
+        self.values = values
+
+    def messages(self) -> list[str]:
+        """One sentence per unknown value."""
+        return [_("Unknown purpose '%(value)s'.") % {"value": value} for value in self.values]
+
+
+def purposes_resolve(values: Iterable[str], *, taxonomy: Taxonomy | None = None) -> list[Purpose]:
+    """The purposes named by codes, names or aliases (any width, case or spacing), each once, in order.
+
+    ``UnknownPurpose`` lists the values that name nothing. Costs one query.
+    """
+    taxonomy = taxonomy or Taxonomy.load_purposes()
+    codes: dict[str, None] = {}
+    unknown: list[str] = []
+    for value in values:
+        code = taxonomy.resolve_purpose(value)
+        if code is None:
+            unknown.append(value)
+        else:
+            codes.setdefault(code)
+    if unknown:
+        raise UnknownPurpose(unknown)
+    return taxonomy.purposes(list(codes))
+
+
+def infer_items_from_text(text: str, *, taxonomy: Taxonomy | None = None) -> list[ItemMapping]:
+    """Data items a purpose or scenario text names only by an act (刷脸登录 → face data), match "inferred".
+
+    For the importer: call it on a row's purpose and scenario cells and record each result as a data
+    item of the row (its ``text`` is the phrase found, e.g. 刷脸) unless the row's own items already
+    have that category. Costs one query without a taxonomy.
+    """
+    taxonomy = taxonomy or Taxonomy.load_categories()
+    return taxonomy.infer_items(text or "")
+
+
+def category_find(value: str, *, taxonomy: Taxonomy | None = None) -> DataCategory | None:
+    """The category a code, a name or an alias names, or None (``categories_resolve`` without the error)."""
+    taxonomy = taxonomy or Taxonomy.load_categories()
+    code = taxonomy.resolve_category(value)
+    return taxonomy.categories([code])[0] if code is not None else None
+
+
+# --- the mapping rules' helpers -------------------------------------------------------------------
+
+
+def _head(key: str) -> str:
+    """A normalized key without the generic words around its head noun (交易信息 → 交易)."""
+    return _FILLER_PREFIX.sub("", _GENERIC_SUFFIX.sub("", key)) or _GENERIC_SUFFIX.sub("", key)
+
+
+def spaced_key(text: str) -> str:
+    """``normalize_key`` word by word, the words kept apart by one space (for scanning English)."""
+    return " ".join(key for key in (normalize_key(word) for word in (text or "").split()) if key)
 
 
 def _strip_open_ended(key: str) -> str:
@@ -448,9 +830,9 @@ def taxonomy_sync(*, data: dict[str, Any] | None = None, stdout: TextIO | None =
 def _new_nodes(items: list[dict], model, applied: int, result: TaxonomySyncResult) -> list[dict]:
     """Items newer than ``applied`` whose code and names are all still free."""
     existing = model.objects.values_list("code", "name_zh", "name_en")
-    codes = {code for code, _, _ in existing}
-    names_zh = {name for _, name, _ in existing}
-    names_en = {name for _, _, name in existing}
+    codes = {code for code, _zh, _en in existing}
+    names_zh = {name for _code, name, _en in existing}
+    names_en = {name for _code, _zh, name in existing}
     fresh = []
     for item in items:
         if _since(item) <= applied or item["code"] in codes:

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from processors import views
+from processors import import_flow, views
+from processors.disclosure import views as disclosure
 
 app_name = "processors"
 
@@ -14,24 +15,32 @@ urlpatterns = [
     path("processors/<int:pk>/", views.ProcessorView.as_view(), name="processor"),
     path("categories/", views.CategoryIndexView.as_view(), name="categories"),
     path("categories/<str:code>/", views.CategoryView.as_view(), name="category"),
-    path("disclosure/<slug:code>/", views.DisclosureView.as_view(), name="disclosure"),
-    path("disclosure/<slug:code>/embed/", views.disclosure_embed, name="disclosure-embed"),
+    path("disclosure/<slug:code>/", disclosure.DisclosureView.as_view(), name="disclosure"),
+    path("disclosure/<slug:code>/embed/", disclosure.disclosure_embed, name="disclosure-embed"),
     path(
-        "disclosure/<slug:code>/download/", views.DisclosureDownloadView.as_view(), name="disclosure-download"
+        "disclosure/<slug:code>/download/",
+        disclosure.DisclosureDownloadView.as_view(),
+        name="disclosure-download",
     ),
-    path("disclosure/<slug:code>/versions/", views.VersionListView.as_view(), name="versions"),
-    path("disclosure/<slug:code>/versions/<str:ref>/", views.DisclosureView.as_view(), name="version"),
+    path("disclosure/<slug:code>/versions/", disclosure.VersionListView.as_view(), name="versions"),
+    path("disclosure/<slug:code>/versions/<str:ref>/", disclosure.DisclosureView.as_view(), name="version"),
     path(
         "disclosure/<slug:code>/versions/<str:ref>/download/",
-        views.DisclosureDownloadView.as_view(),
+        disclosure.DisclosureDownloadView.as_view(),
         name="version-download",
     ),
-    path("disclosure/<slug:code>/diff/", views.DisclosureDiffView.as_view(), name="diff"),
+    path("disclosure/<slug:code>/diff/", disclosure.DisclosureDiffView.as_view(), name="diff"),
+    path("disclosure/<slug:code>/publish/", disclosure.PublishView.as_view(), name="publish"),
+    path(
+        "disclosure/<slug:code>/versions/<str:ref>/withdraw/",
+        disclosure.WithdrawView.as_view(),
+        name="version-withdraw",
+    ),
     path("findings/", views.FindingsView.as_view(), name="findings"),
     path("deletion-notice/", views.DeletionNoticeView.as_view(), name="deletion-notice"),
-    path("import/", views.ImportUploadView.as_view(), name="import"),
-    path("import/done/", views.ImportResultView.as_view(), name="import-result"),
-    path("import/<str:token>/", views.ImportPreviewView.as_view(), name="import-preview"),
-    path("import/<str:token>/confirm/", views.ImportConfirmView.as_view(), name="import-confirm"),
-    path("import/<str:token>/discard/", views.ImportDiscardView.as_view(), name="import-discard"),
+    path("import/", import_flow.ImportUploadView.as_view(), name="import"),
+    path("import/done/", import_flow.ImportResultView.as_view(), name="import-result"),
+    path("import/<str:token>/", import_flow.ImportPreviewView.as_view(), name="import-preview"),
+    path("import/<str:token>/confirm/", import_flow.ImportConfirmView.as_view(), name="import-confirm"),
+    path("import/<str:token>/discard/", import_flow.ImportDiscardView.as_view(), name="import-discard"),
 ]

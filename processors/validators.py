@@ -1,4 +1,4 @@
-"""Field validators for identifiers that carry their own check digits or syntax."""
+"""Field validators: identifiers that carry their own check digits or syntax, and one-line text."""
 
 import re
 
@@ -42,4 +42,30 @@ def validate_category_code(value: str) -> None:
     if not re.match(CATEGORY_CODE_PATTERN, value or ""):
         raise ValidationError(
             _("Use lower-case dotted segments such as basic.phone_number."), code="category_code"
+        )
+
+
+# One-line text (names, labels, codes) is printed in tables, file names, HTTP headers and diffs, so it
+# carries no control character (C0, DEL, C1: a CR/LF label once broke its diff downloads for ever) and no
+# bidirectional embedding, override or isolate, which can make "abc\u202edef" display as "abcfed" and
+# disguise one name as another ("Trojan Source").
+UNSAFE_LINE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def remove_unsafe_line_characters(text: str) -> str:
+    """Text without the control and bidirectional-override characters that one-line text refuses."""
+    return UNSAFE_LINE_CHARACTERS.sub("", text)
+
+
+def validate_single_line(value: str) -> None:
+    """Refuse one-line text with a control character or a bidirectional override."""
+    match = UNSAFE_LINE_CHARACTERS.search(value or "")
+    if match:
+        raise ValidationError(
+            _(
+                "Remove the invisible control character U+%(codepoint)s: a name or label is one line "
+                "of plain text."
+            ),
+            code="unsafe_character",
+            params={"codepoint": f"{ord(match.group()):04X}"},
         )

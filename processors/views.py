@@ -1,51 +1,56 @@
 """Browser pages: thin views that translate a request, call selectors, FilterSets or the spreadsheet core.
 
-Two audiences: the public reads a controller's disclosure table (when the controller publishes it);
-staff with the model's view permission (the same rule as the admin and the API) explore the register.
+Two audiences: the public reads a controller's disclosure table (when the controller publishes it; those
+pages are ``disclosure.views``); staff with the model's view permission (the same rule as the admin and the
+API) explore the register.
 """
 
-import contextlib
 import datetime
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
+from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
-from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views import View
-from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.generic import TemplateView
 from django_filters.views import FilterView
 
-from processors import selectors, versions
-from processors.filters import OperationFilterSet
-from processors.findings import Severity, findings
-from processors.forms import DeletionNoticeForm, FindingsFilterForm, HeaderMapForm, UploadForm
+from processors import notice_letters, selectors, services, taxonomy
+from processors.filters import FindingFilterSet, OperationFilterSet
+from processors.findings import (
+    RULES,
+    Severity,
+    findings_visible_to,
+    open_unless_asked,
+    stored_findings_for_display,
+    stored_findings_ordered,
+    stored_findings_summary,
+    stored_findings_visible_to,
+)
+from processors.forms import DeletionNoticeForm, FindingDecisionForm
 from processors.history import processor_history
 from processors.models import (
     Controller,
     DataCategory,
+    FindingState,
     Operation,
     OperationStatus,
     Processor,
-    PublishedVersion,
     Purpose,
     Relationship,
     Service,
 )
 from processors.notices import NoticeError, deletion_notice, deletion_notice_csv
-from processors.spreadsheets import export, uploads
-from processors.taxonomy import Taxonomy
+from processors.spreadsheets import export
 
 # Query parameters that steer a page rather than filter the register.
 PAGE_PARAMETERS = ("page", "format", "lang")
@@ -53,6 +58,7 @@ EXPORT_FORMATS = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv; charset=utf-8",
 }
+LETTER_DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 class RegisterReaderMixin(PermissionRequiredMixin):
@@ -99,26 +105,43 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return render(request, "processors/landing.html", {"public_controllers": public})
     if not request.user.has_perm("processors.view_operation"):
         raise PermissionDenied
-    found = findings()
+    user = request.user
+    open_findings = stored_findings_visible_to(user).filter(state=FindingState.OPEN)
+    counts = stored_findings_summary(open_findings)
+    top = stored_findings_ordered(open_findings)[:DASHBOARD_FINDINGS]
+    operations = selectors.operations_visible_to(user)
+    controllers = selectors.controllers_for(user)
+    imports = selectors.imports_visible_to(user)
     return render(
         request,
         "processors/dashboard.html",
         {
-            "summary": selectors.register_summary(),
-            "top_categories": selectors.categories_most_received(),
+            "summary": selectors.register_summary(operations, controllers),
+            "top_categories": selectors.categories_most_received(operations=operations),
             "category_groups": DataCategory.objects.filter(parent__isnull=True).order_by("position", "code"),
-            "controllers": Controller.objects.order_by("code"),
-            "recent_operations": selectors.operation_list().order_by("-updated_at", "-pk")[:8],
+            "controllers": controllers.order_by("code"),
+            "recent_operations": selectors.operation_list(operations).order_by("-updated_at", "-pk")[:8],
             "recent_processors": Processor.objects.order_by("-updated_at", "-pk")[:6],
-            "recent_imports": list(selectors.import_records_recent()),
-            "findings_total": len(found),
-            "findings_by_severity": findings_by_severity(found),
-            "top_findings": found[:DASHBOARD_FINDINGS],
+            "recent_imports": list(selectors.import_records_recent(records=imports)),
+            "findings_total": counts["total"],
+            "findings_by_severity": severity_counts(counts),
+            "findings_by_rule": rule_counts(counts),
+            "top_findings": stored_findings_for_display(top),
         },
     )
 
 
 DASHBOARD_FINDINGS = 6
+
+
+def severity_counts(summary: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(severity, label, count) for every severity, the worst first, from a stored-findings summary."""
+    return [(severity.value, severity.label, summary.get(severity.value, 0)) for severity in Severity]
+
+
+def rule_counts(summary: dict[str, Any]) -> list[tuple[Any, int]]:
+    """(rule, count) for the rules with findings, in the rules' order, from a stored-findings summary."""
+    return [(rule, summary["by_rule"][rule.code]) for rule in RULES if summary["by_rule"].get(rule.code)]
 
 
 def findings_by_severity(found: list[Any]) -> list[tuple[str, str, int]]:
@@ -129,228 +152,7 @@ def findings_by_severity(found: list[Any]) -> list[tuple[str, str, int]]:
     return [(severity.value, severity.label, counts[severity.value]) for severity in Severity]
 
 
-# --- Disclosure -----------------------------------------------------------------------------------
-
-
-def disclosure_controller(request: HttpRequest, code: str) -> Controller | None:
-    """The controller whose table the request may read; None when the visitor has to sign in first."""
-    controller = get_object_or_404(Controller, code=code)
-    if controller.disclosure_public:
-        return controller
-    if not request.user.is_authenticated:
-        return None
-    if not request.user.has_perm("processors.view_operation"):
-        raise PermissionDenied
-    return controller
-
-
-@dataclass
-class DisclosureEntry:
-    """One row of the table: the exporters' texts and the snapshot entry they were made from."""
-
-    row: export.DisclosureRow
-    entry: dict[str, Any]
-    country: str = ""
-    abroad: bool = False
-    members: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def processor(self) -> dict[str, Any]:
-        return self.entry["processor"]
-
-
-@dataclass
-class DisclosureGroup:
-    """The rows of one service."""
-
-    service: str
-    rows: list[DisclosureEntry]
-
-
-@dataclass
-class DisclosureTable:
-    """A controller's table from a snapshot: a published version's, or the live register's."""
-
-    controller: Controller
-    lang: str
-    groups: list[DisclosureGroup]
-    last_updated: datetime.datetime | None = None
-    effective_from: datetime.date | None = None
-    version: PublishedVersion | None = None
-
-    @property
-    def row_count(self) -> int:
-        return sum(len(group.rows) for group in self.groups)
-
-    @property
-    def headers(self) -> tuple[str, ...]:
-        return export.DISCLOSURE_HEADERS[self.lang]
-
-    @property
-    def abroad(self) -> list[tuple[dict[str, Any], list[str]]]:
-        """Recipients established abroad (group members one by one), with the services sending to them."""
-        found: dict[Any, tuple[dict[str, Any], list[str]]] = {}
-        for group in self.groups:
-            for row in group.rows:
-                parties = row.members or [
-                    {**row.processor, "country_name": row.country, "abroad": row.abroad}
-                ]
-                for party in parties:
-                    if party["abroad"]:
-                        services = found.setdefault(party["id"], (party, []))[1]
-                        if group.service not in services:
-                            services.append(group.service)
-        return list(found.values())
-
-
-def disclosure_table(
-    controller: Controller, snapshot: versions.Snapshot, *, lang: str, version: PublishedVersion | None = None
-) -> DisclosureTable:
-    """The controller's table grouped by service, with the very texts the downloads carry."""
-    home = (snapshot.get("controller") or {}).get("country") or controller.country.code or "CN"
-
-    def place(party: dict[str, Any]) -> tuple[str, bool]:
-        code = party.get("country") or ""
-        return (versions.country_name(code, lang) if code else ""), bool(code) and code != home
-
-    groups: list[DisclosureGroup] = []
-    # One row builder for the page and the files, so they cannot disagree.
-    for entry, row in zip(snapshot["operations"], versions.disclosure_rows(snapshot, lang), strict=True):
-        country, abroad = place(entry["processor"])
-        members = [
-            {**member, "name": versions._name(member, lang), "country_name": name, "abroad": member_abroad}
-            for member in entry["processor"]["members"]
-            for name, member_abroad in [place(member)]
-        ]
-        if not groups or groups[-1].rows[0].row.service_id != row.service_id:
-            groups.append(DisclosureGroup(row.service, []))
-        groups[-1].rows.append(DisclosureEntry(row, entry, country, abroad, members))
-    dates = {} if version is not None else selectors.disclosure_dates(controller)
-    return DisclosureTable(controller, lang, groups, **dates, version=version)
-
-
-def can_read_register(request: HttpRequest) -> bool:
-    return request.user.has_perm("processors.view_operation")
-
-
-def version_find(controller: Controller, ref: str, candidates: Any = None) -> PublishedVersion:
-    """A controller's version by label, else by id (404 when there is none)."""
-    candidates = list(candidates) if candidates is not None else None
-    if candidates is None:
-        version = selectors.version_list(controller).filter(label=ref).first()
-        if version is None and ref.isdigit():
-            version = selectors.version_list(controller).filter(pk=int(ref)).first()
-    else:
-        version = next((item for item in candidates if item.label == ref), None)
-        if version is None and ref.isdigit():
-            version = next((item for item in candidates if item.pk == int(ref)), None)
-    if version is None:
-        raise Http404(_("No such version."))
-    return version
-
-
-class DisclosureView(View):
-    """A controller's third-party table as its privacy policy shows it (public if the controller says so).
-
-    The table is the version in effect; before the first one takes effect, the live register (which staff
-    see marked as a draft).
-    """
-
-    template_name = "processors/disclosure.html"
-
-    def get_version(self) -> PublishedVersion | None:
-        if "ref" in self.kwargs:
-            return version_find(self.controller, self.kwargs["ref"])
-        return selectors.version_current(self.controller)
-
-    def get(self, request: HttpRequest, code: str, **kwargs: Any) -> HttpResponse:
-        self.controller = controller = disclosure_controller(request, code)
-        if controller is None:
-            return redirect_to_login(request.get_full_path())
-        lang = table_language(request)
-        version = self.get_version()
-        snapshot = version.snapshot if version is not None else versions.snapshot_live(controller)
-        # The table may be asked for in another language than the page's (?lang= for an embed).
-        with translation.override(language_code(lang)):
-            table = disclosure_table(controller, snapshot, lang=lang, version=version)
-            response = render(request, self.template_name, self.get_context_data(table=table))
-        response.headers["Content-Language"] = language_code(lang)
-        return response
-
-    def get_context_data(self, **context: Any) -> dict[str, Any]:
-        table = context["table"]
-        code = table.controller.code
-        embed_path = reverse("processors:disclosure-embed", args=[code])
-        if table.version is not None and "ref" in self.kwargs:
-            download = reverse("processors:version-download", args=[code, version_key(table.version)])
-        else:
-            download = reverse("processors:disclosure-download", args=[code])
-        return {
-            **context,
-            "lang": table.lang,
-            "download_url": download,
-            "embed_url": self.request.build_absolute_uri(f"{embed_path}?lang={table.lang}"),
-            "staff_view": can_read_register(self.request),
-            "archived": "ref" in self.kwargs,
-        }
-
-
-class DisclosureEmbedView(DisclosureView):
-    """The table alone, without the site's header and footer, for an iframe on a privacy-policy page.
-
-    Framing: a public table is a read-only document with no controls, so clickjacking has nothing to
-    hijack; it may be framed by the origins in settings.REGISTER_EMBED_FRAME_ANCESTORS (a list of CSP
-    sources, default ["*"]: anyone). A table that is not public may only be framed by this site itself.
-    """
-
-    template_name = "processors/disclosure_embed.html"
-
-    def get(self, request: HttpRequest, code: str, **kwargs: Any) -> HttpResponse:
-        response = super().get(request, code, **kwargs)
-        if self.controller is not None and self.controller.disclosure_public:
-            ancestors = getattr(settings, "REGISTER_EMBED_FRAME_ANCESTORS", None) or ["*"]
-            response.headers["Content-Security-Policy"] = "frame-ancestors " + " ".join(ancestors)
-        else:
-            response.headers["X-Frame-Options"] = "SAMEORIGIN"
-            response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"
-        return response
-
-
-disclosure_embed = xframe_options_exempt(DisclosureEmbedView.as_view())
-
-
-class DisclosureDownloadView(DisclosureView):
-    """The same table as a spreadsheet (xlsx or csv), in the table's language."""
-
-    def get(self, request: HttpRequest, code: str, **kwargs: Any) -> HttpResponse:
-        self.controller = controller = disclosure_controller(request, code)
-        if controller is None:
-            return redirect_to_login(request.get_full_path())
-        fmt = request.GET.get("format", "xlsx")
-        if fmt not in EXPORT_FORMATS:
-            raise Http404(_("Unknown download format."))
-        lang = table_language(request)
-        version = self.get_version()
-        if version is None:
-            operations = selectors.disclosure_operations(controller)
-            return _spreadsheet_response(operations, fmt=fmt, lang=lang, name=f"{controller.code}-disclosure")
-        response = HttpResponse(content_type=EXPORT_FORMATS[fmt])
-        name = slugify(f"{controller.code}-disclosure-{version.label}") or f"{controller.code}-{version.pk}"
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}-{lang}.{fmt}"'
-        rows = versions.disclosure_rows(version.snapshot, lang)
-        # The exporters' own writers, so a published version's file looks like the live table's.
-        if fmt == "csv":
-            export._write_disclosure_csv(
-                rows,
-                stream=response,
-                lang=lang,
-                encoding=export.DEFAULT_CSV_ENCODING,
-                marks=False,
-                progress=None,
-            )
-        else:
-            export._write_disclosure_xlsx(rows, stream=response, lang=lang, progress=None)
-        return response
+# --- Explorer -------------------------------------------------------------------------------------
 
 
 def _spreadsheet_response(operations: QuerySet[Operation], *, fmt: str, lang: str, name: str) -> HttpResponse:
@@ -358,173 +160,6 @@ def _spreadsheet_response(operations: QuerySet[Operation], *, fmt: str, lang: st
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-{lang}.{fmt}"'
     export.export_disclosure(operations, fmt=fmt, lang=lang, stream=response)
     return response
-
-
-def version_key(version: PublishedVersion) -> str:
-    """How a version's address names it: its label, or its id when the label cannot be a path segment."""
-    label = version.label
-    return (
-        label
-        if label and "/" not in label and not label.isdigit() and label not in (".", "..")
-        else str(version.pk)
-    )
-
-
-class VersionListView(View):
-    """A controller's published versions, latest first, each viewable, downloadable and comparable."""
-
-    def get(self, request: HttpRequest, code: str) -> HttpResponse:
-        controller = disclosure_controller(request, code)
-        if controller is None:
-            return redirect_to_login(request.get_full_path())
-        published = list(selectors.version_list(controller))
-        current = selectors.version_current(controller)
-        rows = [
-            {
-                "version": version,
-                "key": version_key(version),
-                "previous": version_key(published[index + 1]) if index + 1 < len(published) else None,
-                "current": current is not None and version.pk == current.pk,
-            }
-            for index, version in enumerate(published)
-        ]
-        return render(
-            request,
-            "processors/versions.html",
-            {
-                "controller": controller,
-                "rows": rows,
-                "current": current,
-                "staff_view": can_read_register(request),
-                "lang": table_language(request),
-            },
-        )
-
-
-@dataclass
-class ChangeLine:
-    """A change as the diff page shows it, in the table's language."""
-
-    change: versions.Change
-    items: list[tuple[str, bool]]
-    party: str = ""
-    old: str = ""
-    new: str = ""
-
-
-DIFF_FORMATS = {"md": "text/markdown; charset=utf-8", "xlsx": EXPORT_FORMATS["xlsx"]}
-LIVE = "live"
-
-
-def _change_line(change: versions.Change, lang: str) -> ChangeLine:
-    line = ChangeLine(change, [])
-    if change.items and change.kind not in ("contact_changed", "name_changed"):
-        line.items = [(versions._item_text(item, lang), bool(item.get("sensitive"))) for item in change.items]
-    elif change.field:
-        name = change.field.split(".")[-1]
-        line.old = versions._value_text(name, change.old, lang)
-        line.new = versions._value_text(name, change.new, lang)
-        if change.items:
-            line.party = versions._item_text(change.items[0], lang)
-    return line
-
-
-def _by_recipient(changes: list[versions.Change], lang: str) -> list[dict[str, Any]]:
-    groups: dict[str, dict[str, Any]] = {}
-    for change in changes:
-        group = groups.setdefault(
-            change.key,
-            {
-                "service": (change.service_en or change.service) if lang == "en" else change.service,
-                "recipient": (change.recipient_en or change.recipient) if lang == "en" else change.recipient,
-                "lines": [],
-                "reconsent": False,
-                "sensitive": False,
-            },
-        )
-        group["lines"].append(_change_line(change, lang))
-        group["reconsent"] = group["reconsent"] or change.reconsent
-        group["sensitive"] = group["sensitive"] or change.sensitive
-    return list(groups.values())
-
-
-class DisclosureDiffView(View):
-    """What changed between two versions, or since a version (``to=live``: staff only), with downloads."""
-
-    def get(self, request: HttpRequest, code: str) -> HttpResponse:
-        controller = disclosure_controller(request, code)
-        if controller is None:
-            return redirect_to_login(request.get_full_path())
-        staff = can_read_register(request)
-        published = list(selectors.version_list(controller))
-        lang = table_language(request)
-        context: dict[str, Any] = {"controller": controller, "lang": lang, "staff_view": staff}
-        if not published:
-            return render(request, "processors/diff.html", {**context, "diff": None})
-        to_ref = request.GET.get("to") or (LIVE if staff else version_key(published[0]))
-        if to_ref == LIVE:
-            if not staff:
-                raise PermissionDenied
-            new: Any = None
-            newer_index = -1
-        else:
-            new = version_find(controller, to_ref, published)
-            newer_index = published.index(new)
-        from_ref = request.GET.get("from")
-        if from_ref:
-            old = version_find(controller, from_ref, published)
-        elif newer_index + 1 < len(published):
-            old = published[newer_index + 1]
-        else:
-            old = new  # the first version has nothing before it: compare it with itself
-        diff = versions.version_diff(old, new if new is not None else versions.snapshot_live(controller))
-        fmt = request.GET.get("format")
-        if fmt:
-            return _diff_response(diff, controller=controller, fmt=fmt, lang=lang)
-        material = diff.material
-        context.update(
-            diff=diff,
-            old=old,
-            new=new,
-            from_key=version_key(old),
-            to_key=version_key(new) if new is not None else LIVE,
-            versions=[(version_key(version), version) for version in published],
-            recipients_added=_by_recipient(
-                sorted(diff.recipients_added, key=lambda change: not change.sensitive), lang
-            ),
-            recipients_removed=_by_recipient(diff.recipients_removed, lang),
-            material=_by_recipient([change for change in material if change.kind != "recipient_added"], lang),
-            reductions=_by_recipient(
-                [change for change in diff.reductions if change.kind != "recipient_removed"], lang
-            ),
-            minor=_by_recipient(diff.minor, lang),
-            counts={
-                impact: sum(change.impact == impact for change in diff.changes) for impact in versions.IMPACTS
-            },
-        )
-        return render(request, "processors/diff.html", context)
-
-
-def _diff_response(
-    diff: versions.VersionDiff, *, controller: Controller, fmt: str, lang: str
-) -> HttpResponse:
-    if fmt not in DIFF_FORMATS:
-        raise Http404(_("Unknown download format."))
-    response = HttpResponse(content_type=DIFF_FORMATS[fmt])
-    sides = "-".join(
-        slugify(ref.label if not ref.live else LIVE) or "version" for ref in (diff.old, diff.new)
-    )
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{controller.code}-changes-{sides}-{lang}.{fmt}"'
-    )
-    if fmt == "md":
-        response.write(versions.diff_markdown(diff, lang).encode("utf-8"))
-    else:
-        versions.diff_xlsx(diff, response, lang)
-    return response
-
-
-# --- Explorer -------------------------------------------------------------------------------------
 
 
 class ExplorerView(RegisterReaderMixin, FilterView):
@@ -535,7 +170,7 @@ class ExplorerView(RegisterReaderMixin, FilterView):
     paginate_by = 25
 
     def get_queryset(self):
-        return selectors.operation_list()
+        return selectors.operation_list(selectors.operations_visible_to(self.request.user))
 
     def get_filterset_kwargs(self, filterset_class: type[OperationFilterSet]) -> dict[str, Any]:
         return {**super().get_filterset_kwargs(filterset_class), "data": filter_data(self.request)}
@@ -563,8 +198,10 @@ def filter_form_context(request: HttpRequest, filterset: OperationFilterSet) -> 
         "selected_purposes": selected_purposes,
         "purposes": Purpose.objects.order_by("position", "code"),
         "processor_choices": Processor.objects.order_by("name_key").only("pk", "name_zh", "name_en"),
-        "service_choices": Service.objects.select_related("controller").order_by("controller__code", "name"),
-        "controller_choices": Controller.objects.order_by("code"),
+        "service_choices": selectors.services_visible_to(request.user)
+        .select_related("controller")
+        .order_by("controller__code", "name"),
+        "controller_choices": selectors.controllers_for(request.user).order_by("code"),
         "relationship_choices": Relationship.choices,
         "status_choices": OperationStatus.choices,
         "values": {name: request.GET.getlist(name) for name in shown},
@@ -607,7 +244,7 @@ class ExplorerExportView(RegisterReaderMixin, View):
         for name, value in filter_parameters(request):
             params.setdefault(name, []).append(value)
         try:
-            operations = export.operations_for_export(params)
+            operations = selectors.visible_to(request.user, export.operations_for_export(params))
         except export.ExportFilterError as error:
             for errors in error.errors.values():
                 for message in errors:
@@ -630,18 +267,19 @@ class ProcessorView(RegisterReaderMixin, TemplateView):
             processor = selectors.processor_profile(self.kwargs["pk"])
         except Processor.DoesNotExist:
             raise Http404(_("No such processor.")) from None
-        operations = list(selectors.processor_operations(processor))
+        user = self.request.user
+        operations = list(selectors.visible_to(user, selectors.processor_operations(processor)))
         services: dict[int, Service] = {}
         for operation in operations:
             services.setdefault(operation.service_id, operation.service)
-        history = processor_history(processor, limit=PROCESSOR_HISTORY)
+        history = processor_history(processor, limit=PROCESSOR_HISTORY, user=user)
         return {
             **super().get_context_data(**kwargs),
             "processor": processor,
             "operations": operations,
             "receipts": selectors.receipts_by_purpose(operations),
             "services": list(services.values()),
-            "findings": findings(processor=processor),
+            "findings": findings_visible_to(user, processor=processor),
             "history": history,
             "history_truncated": len(history) >= PROCESSOR_HISTORY,
         }
@@ -661,7 +299,7 @@ class CategoryView(RegisterReaderMixin, TemplateView):
         category = DataCategory.objects.filter(code=kwargs["code"]).prefetch_related("aliases").first()
         if category is None:
             # A name or an alias (/categories/身份证号/) leads to the category's canonical address.
-            resolved = selectors.category_resolve(kwargs["code"])
+            resolved = taxonomy.category_find(kwargs["code"])
             if resolved is None:
                 raise Http404(_("No such data category."))
             return redirect("processors:category", code=resolved.code)
@@ -670,7 +308,9 @@ class CategoryView(RegisterReaderMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         category = self.category
-        recipients = selectors.category_recipients(category)
+        recipients = selectors.category_recipients(
+            category, selectors.operations_visible_to(self.request.user)
+        )
         return {
             **super().get_context_data(**kwargs),
             "category": category,
@@ -688,25 +328,28 @@ class CategoryIndexView(RegisterReaderMixin, TemplateView):
     template_name = "processors/category_index.html"
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        query = request.GET.get("q", "").strip()
-        if query:
-            category = selectors.category_resolve(query)
-            if category is not None:
+        self.query = request.GET.get("q", "").strip()
+        self.suggestions: list[str] = []
+        if self.query:
+            try:
+                [category] = taxonomy.categories_resolve([self.query])
+            except taxonomy.UnknownCategory as unknown:
+                self.suggestions = unknown.suggestions[self.query]
+            else:
                 return redirect("processors:category", code=category.code)
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        query = self.request.GET.get("q", "").strip()
-        suggestions: list[str] = []
-        if query:
-            suggestions = Taxonomy.load().suggest_categories(query)
         counts = {
-            row["category__code"]: row["operations"] for row in selectors.categories_most_received(limit=None)
+            row["category__code"]: row["operations"]
+            for row in selectors.categories_most_received(
+                limit=None, operations=selectors.operations_visible_to(self.request.user)
+            )
         }
         return {
             **super().get_context_data(**kwargs),
-            "query": query,
-            "suggestions": suggestions,
+            "query": self.query,
+            "suggestions": self.suggestions,
             "category_tree": _category_tree(set(), counts),
         }
 
@@ -718,13 +361,15 @@ class MatrixView(RegisterReaderMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         filterset = OperationFilterSet(
-            filter_data(self.request), queryset=Operation.objects.all(), request=self.request
+            filter_data(self.request),
+            queryset=selectors.operations_visible_to(self.request.user),
+            request=self.request,
         )
         valid = not filterset.is_bound or filterset.is_valid()
         return {
             **super().get_context_data(**kwargs),
             **filter_form_context(self.request, filterset),
-            "grid": selectors.matrix_grid(filterset.qs) if valid else None,
+            "grid": selectors.category_matrix(filterset.qs).grid() if valid else None,
         }
 
 
@@ -732,156 +377,188 @@ class MatrixView(RegisterReaderMixin, TemplateView):
 
 
 class FindingsView(RegisterReaderMixin, TemplateView):
-    """What breaks the rules, worst first, filtered by severity and controller."""
+    """The stored findings grouped by rule with counts, filtered (FindingFilterSet), 50 a page; a user
+    with ``change_finding`` accepts one with a reason, marks it fixed or reopens it (POST)."""
 
     template_name = "processors/findings.html"
+    paginate_by = 50
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        form = FindingsFilterForm(filter_data(self.request))
-        cleaned = form.cleaned_data if form.is_valid() else {}
-        found = findings(controller=cleaned.get("controller"))
-        severity = cleaned.get("severity")
+        user = self.request.user
+        visible = stored_findings_visible_to(user)
+        data = filter_data(self.request)
+        filterset = FindingFilterSet(data, queryset=open_unless_asked(visible, data))
+        filterset.form.fields["controller"].queryset = selectors.controllers_for(user).order_by("code")
+        # An unbound FilterSet (no filters asked) lists everything open; an invalid one nothing.
+        rows = filterset.qs if not filterset.is_bound or filterset.is_valid() else visible.none()
+        summary = stored_findings_summary(rows)
+        page = Paginator(stored_findings_ordered(rows), self.paginate_by).get_page(
+            self.request.GET.get("page")
+        )
         return {
             **super().get_context_data(**kwargs),
-            "form": form,
-            "by_severity": findings_by_severity(found),
-            "total": len(found),
-            "findings": [finding for finding in found if finding.severity == severity] if severity else found,
-            "severity": severity,
-            "controllers": form.fields["controller"].queryset,
+            "filterset": filterset,
+            "form": filterset.form,
+            "total": summary["total"],
+            "by_severity": severity_counts(summary),
+            "by_rule": rule_counts(summary),
+            "page_obj": page,
+            "findings": stored_findings_for_display(page.object_list),
+            "page_range": page.paginator.get_elided_page_range(page.number),
+            "can_decide": user.has_perm("processors.change_finding"),
         }
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.has_perm("processors.change_finding"):
+            raise PermissionDenied
+        form = FindingDecisionForm(request.POST)
+        visible = stored_findings_visible_to(request.user)
+        if not form.is_valid():
+            messages.error(request, " ".join(error for errors in form.errors.values() for error in errors))
+            return redirect(request.get_full_path())
+        finding = visible.filter(pk=form.cleaned_data["finding"]).first()
+        if finding is None:
+            raise Http404(_("No such finding."))
+        action, note = form.cleaned_data["action"], form.cleaned_data["reason"]
+        try:
+            if action == "accept":
+                services.finding_accept(finding=finding, user=request.user, reason=note)
+            elif action == "fix":
+                services.finding_fix(finding=finding, user=request.user, note=note)
+            else:
+                services.finding_reopen(finding=finding, user=request.user, note=note)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, _("Finding updated: %(finding)s") % {"finding": finding.subject_label})
+        return redirect(request.get_full_path())
+
+
+LETTER_PERMISSION = "processors.change_deletionnoticeletter"
+
+
+def reply_by_date(request: HttpRequest) -> datetime.date:
+    """The reply-by date asked (?reply_by=YYYY-MM-DD), else today + 15 days."""
+    try:
+        asked = django_forms.DateField(required=False).clean(request.GET.get("reply_by", ""))
+    except ValidationError:
+        asked = None
+    return asked or notice_letters.default_reply_by()
 
 
 class DeletionNoticeView(RegisterReaderMixin, TemplateView):
-    """Who holds these categories of data and must be told to delete them; as CSV for a mailing."""
+    """Who holds these categories of data and must be told to delete them; as CSV for a mailing; a letter
+    per recipient (.docx or e-mail text); a user with ``change_deletionnoticeletter`` records it sent or
+    acknowledged (POST)."""
 
     template_name = "processors/deletion_notice.html"
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def notice(self, request: HttpRequest) -> tuple[DeletionNoticeForm, Any, NoticeError | None]:
         form = DeletionNoticeForm(filter_data(request))
+        form.fields["controller"].queryset = selectors.controllers_for(request.user).order_by("code")
         notice = error = None
         if form.is_bound and form.is_valid():
             try:
                 notice = deletion_notice(
                     form.cleaned_data["categories"],
-                    form.cleaned_data["controller"],
+                    selectors.controller_scope(request.user, form.cleaned_data["controller"]),
                     include_retired=not form.cleaned_data["active_only"],
                 )
             except NoticeError as failure:
                 error = failure
+            except selectors.ControllerScopeRequired:
+                form.add_error("controller", _("Choose the controller whose recipients to list."))
+        return form, notice, error
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        form, notice, error = self.notice(request)
         lang = table_language(request)
-        if notice is not None and request.GET.get("format") == "csv":
+        reply_by = reply_by_date(request)
+        output = request.GET.get("format")
+        if notice is not None and output == "csv":
             response = HttpResponse(content_type=EXPORT_FORMATS["csv"])
             response.headers["Content-Disposition"] = f'attachment; filename="deletion-notice-{lang}.csv"'
             deletion_notice_csv(notice, response, lang)
             return response
-        context = self.get_context_data(form=form, notice=notice, error=error, lang=lang, **kwargs)
+        if notice is not None and output in ("docx", "txt"):
+            return self.letter(request, notice, lang=lang, reply_by=reply_by, output=output)
+        rows = []
+        if notice is not None:
+            latest = notice_letters.notice_letters_latest(notice)
+            for recipient in notice.recipients:
+                text = notice_letters.notice_letter_text(
+                    recipient, lang=lang, reply_by=reply_by, controller=notice.controller
+                )
+                rows.append(
+                    {"recipient": recipient, "letter": latest.get(recipient.processor.pk), "email_text": text}
+                )
+        context = self.get_context_data(
+            form=form,
+            notice=notice,
+            error=error,
+            lang=lang,
+            reply_by=reply_by,
+            rows=rows,
+            open_rows=[row for row in rows if row["letter"] is None or not row["letter"].acknowledged],
+            can_record=request.user.has_perm(LETTER_PERMISSION),
+            **kwargs,
+        )
         return self.render_to_response(context, status=400 if error is not None else 200)
 
+    def letter(
+        self, request: HttpRequest, notice: Any, *, lang: str, reply_by: datetime.date, output: str
+    ) -> HttpResponse:
+        recipient = self.recipient(request.GET.get("recipient", ""), notice)
+        name = f"deletion-notice-{recipient.processor.pk}-{lang}"
+        if output == "txt":
+            text = notice_letters.notice_letter_text(
+                recipient, lang=lang, reply_by=reply_by, controller=notice.controller
+            )
+            response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+            response.headers["Content-Disposition"] = f'attachment; filename="{name}.txt"'
+            return response
+        response = HttpResponse(content_type=LETTER_DOCX)
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}.docx"'
+        notice_letters.notice_letter_docx(
+            recipient, lang=lang, reply_by=reply_by, stream=response, controller=notice.controller
+        )
+        return response
 
-# --- Import ---------------------------------------------------------------------------------------
+    @staticmethod
+    def recipient(value: str, notice: Any) -> Any:
+        for recipient in notice.recipients:
+            if str(recipient.processor.pk) == value:
+                return recipient
+        raise Http404(_("No such recipient in this notice."))
 
-
-class ImportMixin(PermissionRequiredMixin):
-    permission_required: Any = "processors.add_operation"
-
-
-class ImportUploadView(ImportMixin, View):
-    """Step 1: a file or pasted text, and the controller it belongs to."""
-
-    template_name = "processors/import_upload.html"
-
-    def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, self.template_name, {"form": UploadForm()})
-
-    def post(self, request: HttpRequest) -> HttpResponse:
-        form = UploadForm(request.POST, request.FILES)
-        if form.is_valid():
-            try:
-                upload = form.store(request.user)
-            except uploads.UploadError as error:
-                form.add_error(None, error.message)
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.has_perm(LETTER_PERMISSION):
+            raise PermissionDenied
+        form, notice, error = self.notice(request)
+        if notice is None:
+            messages.error(request, _("The notice could not be computed; check the categories."))
+            return redirect(request.get_full_path())
+        recipient = self.recipient(request.POST.get("recipient", ""), notice)
+        note = request.POST.get("note", "")
+        try:
+            if request.POST.get("action") == "acknowledge":
+                letter = notice_letters.notice_letters_latest(notice).get(recipient.processor.pk)
+                if letter is None:
+                    raise ValidationError(_("A notice that was not sent cannot be acknowledged."))
+                services.notice_letter_acknowledge(letter=letter, user=request.user, note=note)
+                done = _("Acknowledgement recorded: %(recipient)s")
             else:
-                url = reverse("processors:import-preview", args=[upload.token])
-                # The upload script follows with its own navigation, so the preview runs once.
-                if request.headers.get("Accept") == "application/json":
-                    return JsonResponse({"next": url})
-                return redirect(url)
-        return render(request, self.template_name, {"form": form}, status=400)
-
-
-class ImportPreviewView(ImportMixin, View):
-    """Step 2: a dry run — counts, located problems, unmapped items; unknown headers get mapped here."""
-
-    template_name = "processors/import_preview.html"
-
-    def get(self, request: HttpRequest, token: str) -> HttpResponse:
-        try:
-            preview = uploads.upload_preview(token, request.user)
-        except uploads.UploadError as error:
-            messages.error(request, error.message)
-            return redirect("processors:import")
-        return render(request, self.template_name, _preview_context(preview))
-
-    def post(self, request: HttpRequest, token: str) -> HttpResponse:
-        try:
-            preview = uploads.upload_preview(token, request.user)
-            form = HeaderMapForm(
-                request.POST, headers=preview.unknown_headers, initial=preview.upload.header_map
-            )
-            if not form.is_valid():
-                return render(request, self.template_name, _preview_context(preview, form), status=400)
-            uploads.upload_set_header_map(
-                token, request.user, header_map={**preview.upload.header_map, **form.header_map()}
-            )
-        except uploads.UploadError as error:
-            messages.error(request, error.message)
-            return redirect("processors:import")
-        return redirect("processors:import-preview", token=token)
-
-
-def _preview_context(preview: uploads.UploadPreview, form: HeaderMapForm | None = None) -> dict[str, Any]:
-    report = preview.report
-    return {
-        "preview": preview,
-        "report": report,
-        "upload": preview.upload,
-        "header_form": form
-        or HeaderMapForm(headers=preview.unknown_headers, initial=preview.upload.header_map),
-        "problems": [problem for problem in report.problems if problem.code != "item_unmapped"],
-        "unmapped_items": report.unmapped_items,
-        "controller": Controller.objects.filter(code=preview.upload.controller_code).first(),
-    }
-
-
-class ImportConfirmView(ImportMixin, View):
-    """Step 3: the real import; on success the result page, on new errors the preview again."""
-
-    def post(self, request: HttpRequest, token: str) -> HttpResponse:
-        try:
-            report = uploads.upload_confirm(token, request.user)
-        except uploads.UploadError as error:
-            messages.error(request, error.message)
-            return redirect("processors:import")
-        if not report.committed:
-            messages.error(request, _("The import found errors and saved nothing; see below."))
-            return redirect("processors:import-preview", token=token)
-        request.session["import_result"] = report.to_dict()
-        return redirect("processors:import-result")
-
-
-class ImportDiscardView(ImportMixin, View):
-    def post(self, request: HttpRequest, token: str) -> HttpResponse:
-        with contextlib.suppress(uploads.UploadError):  # a malformed token: nothing to discard
-            uploads.upload_discard(token, request.user)
-        messages.info(request, _("The upload was discarded; nothing was imported."))
-        return redirect("processors:import")
-
-
-class ImportResultView(ImportMixin, TemplateView):
-    template_name = "processors/import_result.html"
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        result = self.request.session.get("import_result")
-        controller = Controller.objects.filter(code=result["controller"]).first() if result else None
-        return {**super().get_context_data(**kwargs), "result": result, "controller": controller}
+                services.notice_letter_record_sent(
+                    processor=recipient.processor,
+                    controller=notice.controller,
+                    categories=notice_letters.recipient_category_codes(recipient),
+                    reply_by=reply_by_date(request),
+                    user=request.user,
+                    note=note,
+                )
+                done = _("Notice recorded as sent: %(recipient)s")
+        except ValidationError as failure:
+            messages.error(request, " ".join(failure.messages))
+        else:
+            messages.success(request, done % {"recipient": recipient.processor.display_name})
+        return redirect(request.get_full_path())

@@ -7,13 +7,19 @@ and a production start without DJANGO_SECRET_KEY refuses to run.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_HASHES, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# lxml is installed for the HTML and Word readers; openpyxl would then switch its own XML reading and
+# writing to lxml. Keep openpyxl on defusedxml, which our workbook defences and export byte layout assume.
+os.environ.setdefault("OPENPYXL_LXML", "False")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -61,14 +67,20 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
+    "axes",
     "processors",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Outside everything that may answer, so refusals and error pages carry the policy too.
+    "processors.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # After the language is known (its refusal page is translated), before anything reads the request.
+    "processors.middleware.HostileInputMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -77,6 +89,8 @@ MIDDLEWARE = [
     # After simple_history's: the channel (admin, API, browser) every history row of the request carries.
     "processors.history.HistoryChannelMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused for too many failures into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -110,7 +124,33 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent requests wait for each other instead of failing with "database is locked": WAL lets
+    # readers go on beside the one writer; IMMEDIATE takes the write lock when a transaction begins, since
+    # a transaction that reads first and writes later cannot wait for the lock, it fails at once; and
+    # timeout is how many seconds a writer waits. PostgreSQL needs none of this.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": int(os.environ.get("DJANGO_SQLITE_TIMEOUT", "20")),
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------------
+# API throttles count in this cache, so with several workers it must be one they share:
+# REDIS_URL=redis://host:6379/0 in production (`check --deploy` warns otherwise, processors/checks.py).
+# Without it each process counts on its own, which is only right for a single process.
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # --- Authentication -------------------------------------------------------------------------------
 
@@ -120,7 +160,39 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# Everyone signs in on the site's login (processors/accounts.py); the admin keeps its own for staff.
+LOGIN_URL = os.environ.get("DJANGO_LOGIN_URL", "accounts:login")
+LOGIN_REDIRECT_URL = os.environ.get("DJANGO_LOGIN_REDIRECT_URL", "processors:dashboard")
+LOGOUT_REDIRECT_URL = os.environ.get("DJANGO_LOGOUT_REDIRECT_URL", "accounts:login")
+# Password-reset links go by e-mail. Without DJANGO_EMAIL_BACKEND they are printed on the console, which
+# suits a laptop; a deployment sets django.core.mail.backends.smtp.EmailBackend and the DJANGO_EMAIL_* below.
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "register@localhost")
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS")
+
+# Login throttling (django-axes) on every door that takes a password: the admin login and the browsable
+# API's (/api/v1/auth/login/); API tokens are not guessed. After AXES_FAILURE_LIMIT wrong passwords for
+# one username from one address, that pair is refused (429) until the cool-off has passed, or for good
+# with DJANGO_AXES_COOLOFF_MINUTES=0 until an administrator deletes the attempts in the admin. Failures
+# are counted in the database, which every worker shares. Per username *and* address: by username alone
+# anyone could lock the administrators out; by address alone an office behind one NAT shares a budget.
+# Behind a proxy every request comes from the proxy's address, so the budget is per username there.
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out pair is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_AXES_FAILURE_LIMIT", "25"))
+_axes_cooloff_minutes = int(os.environ.get("DJANGO_AXES_COOLOFF_MINUTES", "30"))
+AXES_COOLOFF_TIME = timedelta(minutes=_axes_cooloff_minutes) if _axes_cooloff_minutes else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A successful login forgets that pair's earlier typos, so an occasional mistake never adds up to a lockout.
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "processors.middleware.login_lockout_response"
 
 # --- Internationalisation -------------------------------------------------------------------------
 # The register is bilingual: every label exists in Simplified Chinese and English.
@@ -160,6 +232,27 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (django-csp): scripts only from our own static files, no
+# plugins, forms and <base> only to this site, and no framing (the disclosure embed sets its own
+# frame-ancestors from REGISTER_EMBED_FRAME_ANCESTORS below). No template has an inline script, so none
+# needs a nonce; the one inline handler is the browsable API's "Log out" link (DRF's optional_logout
+# tag), allowed by its hash alone. Styles may be inline: Django's admin, the browsable API and our admin
+# templates write <style> blocks and style="" attributes, and a style cannot run code. Images may be
+# data: URIs (Swagger UI's icons).
+DRF_LOGOUT_ONCLICK_HASH = "'sha256-tHTC1YgZ5UbAs8E2Ib4NjuSS8R05d1nfPHtbmXq05WA='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "script-src-attr": [UNSAFE_HASHES, DRF_LOGOUT_ONCLICK_HASH],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -183,6 +276,8 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 # add/change/delete permission and is throttled per user.
 
 REGISTER_PUBLIC_READ = env_bool("DJANGO_REGISTER_PUBLIC_READ", default=False)
+# API writes without If-Match are answered 428 when this is on; a stale If-Match is a 412 either way.
+REGISTER_API_REQUIRE_IF_MATCH = env_bool("DJANGO_REGISTER_API_REQUIRE_IF_MATCH", default=False)
 
 REST_FRAMEWORK = {
     # Token first, so an anonymous request is told how to authenticate (401) rather than refused (403).
@@ -190,19 +285,21 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    # The register's own policy classes (processors.api.RegisterAPIMixin) are set on its views, because
+    # The register's own policy classes (processors.api.policy.RegisterAPIMixin) are set on its views, because
     # DRF imports these defaults while defining APIView, before processors.api can be imported; these
     # defaults only keep any other DRF view closed and paginated.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    # Imports (previews included) parse whole files, so they have their own, lower rate.
+    # Imports (previews included) parse whole files, so they have their own, lower rate. Reads are
+    # counted per user, or per address when anonymous (DJANGO_REGISTER_PUBLIC_READ=1).
     "DEFAULT_THROTTLE_RATES": {
+        "reads": os.environ.get("DJANGO_API_READ_RATE", "600/min"),
         "writes": os.environ.get("DJANGO_API_WRITE_RATE", "60/min"),
         "imports": os.environ.get("DJANGO_API_IMPORT_RATE", "30/hour"),
     },
-    "EXCEPTION_HANDLER": "processors.api.exception_handler",
+    "EXCEPTION_HANDLER": "processors.api.policy.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -224,7 +321,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"CountryEnum": "django_countries.countries"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "processors.api.document_errors",
+        "processors.api.policy.document_errors",
     ],
 }
 
@@ -244,6 +341,9 @@ REGISTER_IMPORT_MAX_COMPRESSION_RATIO = int(
 )
 # Data rows per sheet, below the header.
 REGISTER_IMPORT_MAX_ROWS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_ROWS", 20_000))
+# A second import into the same register waits this many seconds for the first, then is refused with
+# "another import into this register is running" (never a 500).
+REGISTER_IMPORT_LOCK_TIMEOUT = float(os.environ.get("DJANGO_REGISTER_IMPORT_LOCK_TIMEOUT", 60))
 REGISTER_IMPORT_MAX_COLUMNS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_COLUMNS", 100))
 # Excel's own limit for one cell, so nothing typed in Excel is refused.
 REGISTER_IMPORT_MAX_CELL_CHARS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_CELL_CHARS", 32_767))

@@ -4,7 +4,16 @@ import itertools
 from collections.abc import Sequence
 
 from processors import services
-from processors.models import Controller, Operation, ProcessingAction, Processor, Purpose, Service
+from processors.models import (
+    Controller,
+    ControllerMembership,
+    ControllerRole,
+    Operation,
+    ProcessingAction,
+    Processor,
+    Purpose,
+    Service,
+)
 
 _counter = itertools.count(1)
 
@@ -44,3 +53,14 @@ def make_operation(
         actions=list(ProcessingAction.objects.filter(code__in=actions)),
         **fields,
     )
+
+
+def make_member(user, *controllers: Controller, role: int = ControllerRole.ADMIN) -> None:
+    """Make a (non-superuser) test user a member of the controllers, by default of every one so far."""
+    for controller in controllers or Controller.objects.all():
+        services.controller_membership_grant(controller=controller, user=user, role=role)
+
+
+def make_membership(controller: Controller, *, user=None, group=None, role: int) -> ControllerMembership:
+    """A membership of a user or a group."""
+    return ControllerMembership.objects.create(controller=controller, user=user, group=group, role=role)

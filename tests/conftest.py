@@ -29,3 +29,17 @@ def api_client(admin_user) -> APIClient:
     client = APIClient()
     client.force_authenticate(admin_user)
     return client
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """Threads need a database they can share: SQLite's in-memory test database cannot wait for a lock.
+
+    The whole SQLite run uses one file database, so the threaded tests of tests/test_concurrency.py run
+    in the default `make test` instead of skipping.
+    """
+    from django.conf import settings
+
+    default = settings.DATABASES["default"]
+    if default["ENGINE"] == "django.db.backends.sqlite3":
+        default.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "concurrency.sqlite3")

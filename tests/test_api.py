@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from processors import api
+from processors.api import policy
 from processors.models import DataItem, Operation, Processor
 from tests.builders import make_controller, make_operation, make_processor, make_service
 
@@ -232,7 +232,7 @@ def test_purposes_and_actions_are_read_by_code(api_client):
 
 
 def test_page_size_is_a_parameter_capped_at_the_maximum(api_client, register, monkeypatch):
-    monkeypatch.setattr(api.RegisterPagination, "max_page_size", 3)
+    monkeypatch.setattr(policy.RegisterPagination, "max_page_size", 3)
     body = api_client.get("/api/v1/operations/?page_size=100").json()
     assert body["count"] == 4 and len(body["results"]) == 3 and body["next"]
 

@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from processors import api
+from processors.api import policy
 from tests.builders import make_operation, make_processor, make_service
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +99,7 @@ def test_public_read_does_not_open_writing(settings):
 
 
 def test_writes_are_throttled_per_user(admin_user, monkeypatch):
-    monkeypatch.setattr(api.WriteRateThrottle, "THROTTLE_RATES", {"writes": "2/min"})
+    monkeypatch.setattr(policy.WriteRateThrottle, "THROTTLE_RATES", {"writes": "2/min"})
     client = as_user(admin_user)
     service = make_service()
     statuses = [
@@ -113,7 +113,7 @@ def test_writes_are_throttled_per_user(admin_user, monkeypatch):
 
 
 def test_a_throttled_write_answers_in_the_error_shape(admin_user, monkeypatch):
-    monkeypatch.setattr(api.WriteRateThrottle, "THROTTLE_RATES", {"writes": "1/min"})
+    monkeypatch.setattr(policy.WriteRateThrottle, "THROTTLE_RATES", {"writes": "1/min"})
     client = as_user(admin_user)
     client.post("/api/v1/processors/", {"name_zh": "甲公司"}, format="json")
     response = client.post("/api/v1/processors/", {"name_zh": "乙公司"}, format="json")

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from processors import api
+from processors.api import policy
 from processors.models import Processor
 from tests.builders import make_controller, make_operation, make_processor, make_service
 
@@ -69,8 +69,8 @@ def api_schema(demo_register, settings, monkeypatch):
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     # Generated writes come fast; the throttle is tested elsewhere.
-    monkeypatch.setattr(api.WriteRateThrottle, "THROTTLE_RATES", {"writes": "100000/min"})
-    monkeypatch.setattr(api.ImportRateThrottle, "THROTTLE_RATES", {"imports": "100000/min"})
+    monkeypatch.setattr(policy.WriteRateThrottle, "THROTTLE_RATES", {"writes": "100000/min"})
+    monkeypatch.setattr(policy.ImportRateThrottle, "THROTTLE_RATES", {"imports": "100000/min"})
     cache.clear()
     yield schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
     request_started.connect(close_old_connections)

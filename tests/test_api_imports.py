@@ -8,8 +8,8 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from processors.models import ImportRecord, Operation, Processor, Service
-from tests.builders import make_controller
+from processors.models import ControllerRole, ImportRecord, Operation, Processor, Service
+from tests.builders import make_controller, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -148,6 +148,7 @@ def test_an_anonymous_import_is_refused_with_401(controller):
 
 def test_importing_needs_the_add_operation_permission(controller, django_user_model):
     user = django_user_model.objects.create_user("clerk", "clerk@example.com", "clerk-password-for-tests")
+    make_member(user, controller, role=ControllerRole.EDITOR)
     client = APIClient()
     client.force_authenticate(user)
     assert post_import(client, file=upload(ITRUS_TABLE), controller="newapp").status_code == 403
@@ -158,9 +159,9 @@ def test_importing_needs_the_add_operation_permission(controller, django_user_mo
 
 
 def test_imports_have_their_own_throttle(api_client, controller, monkeypatch):
-    from processors import api
+    from processors.api import policy
 
-    monkeypatch.setattr(api.ImportRateThrottle, "THROTTLE_RATES", {"imports": "2/hour"})
+    monkeypatch.setattr(policy.ImportRateThrottle, "THROTTLE_RATES", {"imports": "2/hour"})
     text = (DATA / "unmapped-item.tsv").read_text(encoding="utf-8")
 
     statuses = [post_import(api_client, text=text, controller="newapp").status_code for _ in range(3)]

@@ -105,7 +105,6 @@ BAD_FILES = [
     # Tables the import core refuses.
     Refusal("header-only.xlsx", "no rows to import below its header"),
     Refusal("unknown-headers.csv", "Unknown column header “合作伙伴”", row=1, column="B"),
-    Refusal("duplicate-rows.tsv", "Same service and recipient as row 2", row=4, column="B"),
 ]
 
 
@@ -124,6 +123,17 @@ def test_a_bad_file_is_refused_with_a_clear_located_message_and_nothing_is_writt
     assert case.phrase in first.message, first.message
     assert (first.sheet, first.row, first.column) == (case.sheet, case.row, case.column)
     assert row_counts() == before
+
+
+def test_a_row_repeated_exactly_is_imported_once_with_a_located_warning(controller):
+    # Real published tables repeat a row by copy and paste; the repeat means nothing new, so it is not
+    # worth refusing the file, but the user is told where it was.
+    report = run_import(BAD / "duplicate-rows.tsv", controller)
+
+    assert report.ok and report.committed
+    warning = next(problem for problem in report.warnings if problem.code == "row_duplicate")
+    assert warning.row == 4
+    assert Operation.objects.count() == 2
 
 
 def test_the_offset_reported_for_broken_utf8_is_where_the_bad_byte_is():

@@ -12,25 +12,39 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_manage(*args, **env_overrides):
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("DJANGO_") and key != "REDIS_URL"
+    }
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
 
 
+def check_deploy(**env_overrides):
+    env = {
+        "DJANGO_SETTINGS_MODULE": "registry.settings",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "registry.example.com",
+        **env_overrides,
+    }
+    return run_manage("check", "--deploy", "--fail-level", "WARNING", **env)
+
+
 def test_check_deploy_is_clean_under_production_settings():
-    result = run_manage(
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        DJANGO_SETTINGS_MODULE="registry.settings",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_ALLOWED_HOSTS="registry.example.com",
-    )
+    # Nothing connects to Redis during the checks: the address only has to be configured.
+    result = check_deploy(REDIS_URL="redis://localhost:6379/0")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_throttles_count_per_process():
+    result = check_deploy()
+    assert result.returncode != 0
+    assert "processors.W001" in result.stdout + result.stderr
+    assert "REDIS_URL" in result.stdout + result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():

@@ -6,6 +6,7 @@ import pytest
 
 from processors.filters import OperationFilterSet, ProcessorFilterSet
 from processors.models import Operation, Processor
+from processors.taxonomy import Taxonomy
 from tests.builders import make_operation, make_processor
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +32,22 @@ def register():
     "value", ["basic.phone_number", "手机号码", "phone number", "Phone Number", "手机号"]
 )
 def test_operations_can_be_filtered_by_category_code_name_or_alias(register, value):
+    assert filtered_operations(category=value) == {register["sms"]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Ｐｈｏｎｅ\u3000ｎｕｍｂｅｒ",
+        "PHONENUMBER",
+        "ＢＡＳＩＣ．ＰＨＯＮＥ＿ＮＵＭＢＥＲ",
+        " phone  number ",
+    ],
+)
+def test_a_width_case_or_spacing_variant_filters_as_the_importer_maps_it(register, value):
+    # The filters once looked names up exactly in the database and refused these as unknown, while the
+    # importer (which folds width, case and spacing) mapped the same text onto the phone number.
+    assert Taxonomy.load().map_item(value).category_codes == ("basic.phone_number",)
     assert filtered_operations(category=value) == {register["sms"]}
 
 
@@ -60,6 +77,24 @@ def test_an_unknown_category_is_an_error_that_suggests_the_nearest_alias(registe
     assert not filterset.is_valid()
     message = str(filterset.errors["category"])
     assert "身份正号" in message and "身份证号" in message
+
+
+@pytest.mark.parametrize(
+    "value", ["esign", "电子签名与签署", "电子签约", "ＥＬＥＣＴＲＯＮＩＣ　ｓｉｇｎｉｎｇ", "ESIGN"]
+)
+def test_a_purpose_is_named_by_code_name_or_alias_in_any_width_or_case_as_the_importer_maps_it(value):
+    signing = make_operation(purposes=("esign",))
+    make_operation(purposes=("identity_verification",))
+
+    assert Taxonomy.load().map_purposes(value).codes == ("esign",)
+    assert filtered_operations(purpose=value) == {signing}
+
+
+def test_an_unknown_purpose_is_an_error():
+    filterset = OperationFilterSet({"purpose": "火星探测"}, queryset=Operation.objects.all())
+
+    assert not filterset.is_valid()
+    assert "火星探测" in str(filterset.errors["purpose"])
 
 
 def test_sensitive_filter_finds_operations_with_any_sensitive_category(register):

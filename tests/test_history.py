@@ -13,6 +13,7 @@ from processors.history import (
     history_context,
     history_for,
     history_for_queryset,
+    history_rows,
     history_search,
     processor_history,
 )
@@ -89,7 +90,7 @@ def test_data_items_created_through_services_have_history():
     operation = make_operation(data_items=("姓名", "手机号"))
 
     with history_context(Channel.API):
-        services.operation_edit(operation=operation, data_items=["身份证号"])
+        services.operation_update(operation=operation, data_items=["身份证号"])
 
     rows = DataItem.history.filter(operation_id=operation.pk)
     assert rows.filter(history_type="+").count() == 3
@@ -212,3 +213,20 @@ def test_processor_history_takes_the_same_queries_however_long_it_is():
 
 def test_history_cannot_be_reverted():
     assert settings.SIMPLE_HISTORY_REVERT_DISABLED is True
+
+
+def test_history_rows_count_and_slice_several_tables_as_one_list_newest_first():
+    processor = make_processor()
+    make_operation(processor=processor)
+    services.processor_update(processor=processor, contact_phone="010-33333333")
+
+    rows = history_rows(model_classes=[Operation, Processor])
+    total = Processor.history.count() + Operation.history.count()
+    merged = rows[:total]
+
+    assert rows.count() == len(merged) == total
+    assert {row.instance_type for row in merged} == {Operation, Processor}
+    keys = [(row.history_date, row.history_id) for row in merged]
+    assert keys == sorted(keys, reverse=True)
+    assert (merged[0].instance_type, merged[0].contact_phone) == (Processor, "010-33333333")
+    assert rows[1:3] == merged[1:3]

@@ -93,10 +93,15 @@ def test_the_same_flow_may_recur_in_a_later_period():
     operation = make_operation(
         effective_from=datetime.date(2023, 1, 1), effective_to=datetime.date(2023, 12, 31)
     )
-    later = make_operation(
+    make_operation(
         service=operation.service, processor=operation.processor, effective_from=datetime.date(2024, 1, 1)
     )
-    assert later.pk != operation.pk
+
+    periods = Operation.objects.filter(service=operation.service, processor=operation.processor)
+    assert sorted(periods.values_list("effective_from", "effective_to")) == [
+        (datetime.date(2023, 1, 1), datetime.date(2023, 12, 31)),
+        (datetime.date(2024, 1, 1), None),
+    ]
 
 
 def test_an_operation_cannot_end_before_it_starts():

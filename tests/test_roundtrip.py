@@ -21,8 +21,9 @@ from processors.models import (
     Purpose,
     Service,
 )
-from processors.spreadsheets.export import WORKBOOK_SHEETS, export_workbook
+from processors.spreadsheets.export import export_workbook
 from processors.spreadsheets.importer import import_register
+from processors.spreadsheets.workbook_spec import WORKBOOK_SHEETS
 
 pytestmark = pytest.mark.django_db
 
@@ -73,8 +74,11 @@ def test_the_demo_register_round_trips_cell_for_cell():
 # --- Random registers -------------------------------------------------------------------------------
 
 ALPHABET = list("ab Z=+-@'\t;、中文名Ｆ１")
-texts = st.text(alphabet=st.sampled_from(ALPHABET), max_size=8)
-PREFIXES = ("", "=", "+", "-", "@", "'", "Ｆ", "\t")
+# Names and other one-line fields refuse control characters; the tab goes only into free text.
+texts = st.text(alphabet=st.sampled_from([c for c in ALPHABET if c != "\t"]), max_size=8)
+free_texts = st.text(alphabet=st.sampled_from(ALPHABET), max_size=8)
+# No tab: names refuse control characters (a leading tab in free text is covered by free_texts).
+PREFIXES = ("", "=", "+", "-", "@", "'", "Ｆ", "＝")
 ITEMS = ("姓名", "手机号码", "设备标识符", "身份证号", "奇怪的东西", "=公式", "")
 COUNTRIES = ("US", "GB", "SG", "JP")
 PURPOSES = ("identity_verification", "esign")
@@ -115,9 +119,9 @@ def registers(draw):
                 "actions": draw(st.sets(st.sampled_from(ACTIONS))),
                 "fields": {
                     "recipient_qualifier": draw(texts),
-                    "usage_scenario": draw(texts),
-                    "notes": draw(texts),
-                    "source_text": draw(texts),
+                    "usage_scenario": draw(free_texts),
+                    "notes": draw(free_texts),
+                    "source_text": draw(free_texts),
                     "purpose_text": draw(texts),
                     "actions_open_ended": draw(st.booleans()),
                     "feature_necessary": draw(st.none() | st.booleans()),

@@ -1,4 +1,4 @@
-"""Unit tests of processors/spreadsheets/readers.py: encodings, pasted text, workbooks, merges, limits."""
+"""Unit tests of the readers (readers.py, xlsx.py, limits.py): encodings, pasted text, workbooks, limits."""
 
 import datetime
 import importlib.util
@@ -12,15 +12,15 @@ import openpyxl
 import pytest
 from django.utils import translation
 
-from processors.spreadsheets import readers
+from processors.spreadsheets import xlsx
+from processors.spreadsheets.limits import SpreadsheetError
 from processors.spreadsheets.readers import (
-    SpreadsheetError,
-    cell_text,
     detect_encoding,
     read_bytes,
     read_pasted_text,
     read_rows,
 )
+from processors.spreadsheets.xlsx import cell_text
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 HEADER = "服务/功能名称\t服务主体\t处理个人信息范围\n"
@@ -369,7 +369,7 @@ def test_the_row_limit_refuses_a_workbook_before_a_reader_opens_it(settings, mon
     settings.REGISTER_IMPORT_MAX_ROWS = 3
     data = workbook(lambda sheet: [sheet.append([f"服务{n}", "主体"]) for n in range(10)])
     monkeypatch.setattr(openpyxl, "load_workbook", lambda *args, **kw: pytest.fail("openpyxl was reached"))
-    monkeypatch.setattr(readers, "CalamineWorkbook", None)  # any use of calamine would fail
+    monkeypatch.setattr(xlsx, "CalamineWorkbook", None)  # any use of calamine would fail
 
     error = refusal(data, "t.xlsx")
 
@@ -450,7 +450,7 @@ def test_a_billion_laughs_workbook_is_refused_before_it_is_parsed():
 
 def test_openpyxl_parses_with_defusedxml_so_entities_are_refused_even_past_our_scan(monkeypatch):
     assert openpyxl.xml.DEFUSEDXML
-    monkeypatch.setattr(readers, "_DTD_MARKERS", ())
+    monkeypatch.setattr(xlsx, "_DTD_MARKERS", ())
 
     error = refusal((BAD / "billion-laughs-strings.xlsx").read_bytes(), "t.xlsx")
 
@@ -470,7 +470,7 @@ def test_more_shared_strings_than_the_limits_can_use_are_refused(settings):
 
 
 def test_too_many_merged_ranges_are_refused(monkeypatch):
-    monkeypatch.setattr(readers, "MAX_MERGED_RANGES", 2)
+    monkeypatch.setattr(xlsx, "MAX_MERGED_RANGES", 2)
     merges = "".join(f'<mergeCell ref="A{n}:A{n + 1}"/>' for n in range(1, 8, 2))
 
     error = refusal(
@@ -482,7 +482,7 @@ def test_too_many_merged_ranges_are_refused(monkeypatch):
 
 
 def test_a_zip_with_too_many_members_is_refused_without_listing_them(monkeypatch):
-    monkeypatch.setattr(readers, "MAX_ZIP_MEMBERS", 3)
+    monkeypatch.setattr(xlsx, "MAX_ZIP_MEMBERS", 3)
 
     assert refusal(workbook(lambda sheet: sheet.append(["a", "b"])), "t.xlsx").code == "zip_members"
 

@@ -56,11 +56,12 @@ def test_an_id_card_number_is_not_taken_for_a_document_number(taxonomy):
     assert taxonomy.map_item("身份证号码").category_codes == ("identity.id_card_number",)
 
 
-def test_the_longest_alias_inside_a_longer_text_wins(taxonomy):
+def test_the_longest_alias_inside_a_longer_text_wins_and_is_inferred(taxonomy):
+    # The item says more than the alias it contains (持卡人), so a person confirms it (issue 11).
     mapping = taxonomy.map_item("持卡人身份证号码")
 
     assert mapping.category_codes == ("identity.id_card_number",)
-    assert mapping.match == "composite"
+    assert mapping.match == "inferred"
 
 
 @pytest.mark.parametrize("item", ["ＩＰ地址", "ip 地址", "IP地址"])
@@ -199,11 +200,19 @@ def test_a_purpose_name_spelt_with_and_stays_one_purpose(taxonomy):
     assert taxonomy.map_purposes("Maps and location").codes == ("maps_location",)
 
 
-def test_an_unknown_purpose_part_is_reported_verbatim(taxonomy):
+def test_a_purpose_text_is_not_split_into_fragments(taxonomy):
+    # A purpose cell is one text mapped by the keywords in it (issue 11): no "火星探测" fragment.
     mapping = taxonomy.map_purposes("实名认证、火星探测")
 
     assert mapping.codes == ("identity_verification",)
-    assert mapping.unmapped == ("火星探测",)
+    assert mapping.unmapped == ()
+
+
+def test_a_purpose_text_with_no_known_keyword_is_reported_whole(taxonomy):
+    mapping = taxonomy.map_purposes("火星探测、星际旅行")
+
+    assert mapping.codes == ()
+    assert mapping.unmapped == ("火星探测、星际旅行",)
 
 
 # --- lookups --------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from processors.taxonomy import load_fixture, taxonomy_sync
 from processors.text import normalize_key
 
 FIXTURE = load_fixture()
-BLOOD_TYPE = {"code": "health.blood_type", "zh": "血型", "en": "Blood type", "sensitive": True, "since": 2}
+NEXT = FIXTURE["version"] + 1
+BLOOD_TYPE = {"code": "health.blood_type", "zh": "血型", "en": "Blood type", "sensitive": True, "since": NEXT}
 
 
 def empty_taxonomy() -> None:
@@ -33,9 +34,9 @@ def empty_taxonomy() -> None:
     TaxonomyRelease.objects.all().delete()
 
 
-def version_2(*new_categories: dict) -> dict:
+def next_version(*new_categories: dict) -> dict:
     data = copy.deepcopy(FIXTURE)
-    data["version"] = 2
+    data["version"] = NEXT
     data["categories"].extend(copy.deepcopy(new_categories))
     return data
 
@@ -44,12 +45,45 @@ def alias_texts(item: dict) -> list[str]:
     return [alias if isinstance(alias, str) else alias["text"] for alias in item.get("aliases", ())]
 
 
+def fixture_counts() -> dict[str, int]:
+    """How many rows of each kind the fixture describes."""
+    nodes = FIXTURE["groups"] + FIXTURE["categories"]
+    return {
+        "groups": len(FIXTURE["groups"]),
+        "categories": len(FIXTURE["categories"]),
+        "category_aliases": sum(len(alias_texts(item)) for item in nodes),
+        "purposes": len(FIXTURE["purposes"]),
+        "purpose_aliases": sum(len(alias_texts(item)) for item in FIXTURE["purposes"]),
+        "actions": len(FIXTURE["actions"]),
+    }
+
+
+def created(result) -> dict[str, int]:
+    return {kind: getattr(result, kind) for kind in result.KINDS}
+
+
+def database_counts() -> dict[str, int]:
+    return {
+        "groups": DataCategory.objects.filter(parent__isnull=True).count(),
+        "categories": DataCategory.objects.filter(parent__isnull=False).count(),
+        "category_aliases": CategoryAlias.objects.count(),
+        "purposes": Purpose.objects.count(),
+        "purpose_aliases": PurposeAlias.objects.count(),
+        "actions": ProcessingAction.objects.count(),
+    }
+
+
 # --- the fixture ----------------------------------------------------------------------------------
 
 
-def test_the_fixture_has_at_least_16_groups_and_85_leaves():
-    assert len(FIXTURE["groups"]) >= 16
-    assert len(FIXTURE["categories"]) >= 85
+def test_the_fixture_has_the_17_groups_and_107_leaves_of_the_published_taxonomy():
+    # Version 2 (issue 11) added the device-permissions group and 20 leaves of the app and SDK vocabulary.
+    assert [group["code"] for group in FIXTURE["groups"]] == [
+        "basic", "identity", "biometric", "online_id", "auth", "health", "edu_work", "financial",
+        "comms", "contacts", "activity", "device", "location", "vehicle", "content", "other_sensitive",
+        "permission",
+    ]  # fmt: skip
+    assert len(FIXTURE["categories"]) == 107
 
 
 @pytest.mark.parametrize("kind", ["groups", "categories", "purposes", "actions"])
@@ -135,10 +169,9 @@ def test_an_empty_database_gets_every_item_and_alias_of_the_fixture():
 
     result = taxonomy_sync()
 
-    assert result.groups == len(FIXTURE["groups"])
-    assert result.categories == len(FIXTURE["categories"])
-    assert result.category_aliases == sum(len(alias_texts(item)) for item in FIXTURE["categories"])
-    assert result.purpose_aliases == PurposeAlias.objects.count()
+    assert created(result) == fixture_counts()
+    assert result.skipped == []
+    assert database_counts() == fixture_counts()
     assert CategoryAlias.objects.get(text="数据包hash").key == "数据包hash"
 
 
@@ -158,7 +191,7 @@ def test_a_second_sync_creates_nothing():
 def test_a_user_deleted_builtin_alias_is_not_recreated_by_a_later_version():
     CategoryAlias.objects.filter(text="几类卡").delete()
 
-    taxonomy_sync(data=version_2(BLOOD_TYPE))
+    taxonomy_sync(data=next_version(BLOOD_TYPE))
 
     assert not CategoryAlias.objects.filter(text="几类卡").exists()
 
@@ -167,28 +200,28 @@ def test_a_user_deleted_builtin_alias_is_not_recreated_by_a_later_version():
 def test_a_later_version_adds_only_its_new_items():
     leaf = {**BLOOD_TYPE, "aliases": ["ABO血型"]}
 
-    result = taxonomy_sync(data=version_2(leaf))
+    result = taxonomy_sync(data=next_version(leaf))
 
     assert (result.groups, result.categories, result.category_aliases) == (0, 1, 1)
     assert (result.purposes, result.purpose_aliases, result.actions) == (0, 0, 0)
     assert DataCategory.objects.get(code="health.blood_type").parent.code == "health"
-    assert TaxonomyRelease.objects.filter(version=2).exists()
+    assert TaxonomyRelease.objects.filter(version=NEXT).exists()
 
 
 @pytest.mark.django_db
 def test_a_later_version_leaves_a_user_edited_category_name_untouched():
     DataCategory.objects.filter(code="basic.name").update(name_zh="姓名（全称）")
 
-    taxonomy_sync(data=version_2(BLOOD_TYPE))
+    taxonomy_sync(data=next_version(BLOOD_TYPE))
 
     assert DataCategory.objects.get(code="basic.name").name_zh == "姓名（全称）"
 
 
 @pytest.mark.django_db
 def test_a_new_alias_whose_key_is_taken_is_skipped():
-    data = version_2()
+    data = next_version()
     nationality = next(item for item in data["categories"] if item["code"] == "basic.nationality")
-    nationality["aliases"].append({"text": "手 机 号", "since": 2})
+    nationality["aliases"].append({"text": "手 机 号", "since": NEXT})
 
     result = taxonomy_sync(data=data)
 
@@ -200,7 +233,7 @@ def test_a_new_alias_whose_key_is_taken_is_skipped():
 def test_a_new_category_whose_name_a_user_took_is_skipped_not_fatal():
     DataCategory.objects.filter(code="health.metrics").update(name_zh="血型")
 
-    result = taxonomy_sync(data=version_2(BLOOD_TYPE))
+    result = taxonomy_sync(data=next_version(BLOOD_TYPE))
 
     assert result.categories == 0
     assert result.skipped == ["DataCategory health.blood_type: its name is taken"]
@@ -214,7 +247,22 @@ def test_the_sync_taxonomy_command_prints_what_it_created():
 
     call_command("sync_taxonomy", stdout=out)
 
-    assert f"created {len(FIXTURE['groups'])} groups" in out.getvalue()
+    counts = fixture_counts()
+    assert out.getvalue() == (
+        f"Applied taxonomy version {FIXTURE['version']}: created {counts['groups']} groups, "
+        f"{counts['categories']} categories, {counts['category_aliases']} category aliases, "
+        f"{counts['purposes']} purposes, {counts['purpose_aliases']} purpose aliases, "
+        f"{counts['actions']} actions.\n"
+    )
+
+
+@pytest.mark.django_db
+def test_the_sync_taxonomy_command_says_when_there_is_nothing_to_do():
+    out = StringIO()
+
+    call_command("sync_taxonomy", stdout=out)
+
+    assert out.getvalue() == f"Taxonomy version {FIXTURE['version']} is already applied; nothing to do.\n"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -223,3 +271,62 @@ def test_flushing_the_database_reloads_the_taxonomy():
 
     assert DataCategory.objects.filter(code="basic.phone_number").exists()
     assert TaxonomyRelease.objects.get().version == FIXTURE["version"]
+
+
+def as_of(version: int) -> dict:
+    """The fixture as it was at an earlier version: only the items and aliases introduced by then."""
+
+    def since(item: dict, default: int = 1) -> int:
+        return item.get("since", default) if isinstance(item, dict) else default
+
+    data = copy.deepcopy(FIXTURE)
+    data["version"] = version
+    for kind in ("groups", "categories", "purposes", "actions"):
+        data[kind] = [item for item in data[kind] if since(item) <= version]
+        for item in data[kind]:
+            if "aliases" in item:
+                item["aliases"] = [a for a in item["aliases"] if since(a, since(item)) <= version]
+    return data
+
+
+def newer_than(version: int) -> dict[str, int]:
+    old = as_of(version)
+    return {
+        kind: count - len_old
+        for (kind, count), len_old in zip(
+            fixture_counts().items(),
+            [
+                len(old["groups"]),
+                len(old["categories"]),
+                sum(len(alias_texts(item)) for item in old["groups"] + old["categories"]),
+                len(old["purposes"]),
+                sum(len(alias_texts(item)) for item in old["purposes"]),
+                len(old["actions"]),
+            ],
+            strict=True,
+        )
+    }
+
+
+@pytest.mark.django_db
+def test_upgrading_a_version_1_register_adds_only_what_version_2_introduced():
+    empty_taxonomy()
+    taxonomy_sync(data=as_of(1))
+    DataCategory.objects.filter(code="basic.name").update(name_zh="姓名（全称）")
+
+    result = taxonomy_sync()
+
+    assert result.skipped == []
+    assert created(result) == newer_than(1)
+    assert database_counts() == fixture_counts()
+    assert DataCategory.objects.get(code="basic.name").name_zh == "姓名（全称）"
+    assert DataCategory.objects.get(code="permission.phone_state").parent.code == "permission"
+    assert CategoryAlias.objects.get(text="设备信息").category.code == "device"
+
+
+def test_version_2_adds_the_sdk_vocabulary():
+    added = newer_than(1)
+
+    assert FIXTURE["version"] == 2
+    assert (added["groups"], added["categories"]) == (1, 20)
+    assert added["category_aliases"] > 400

@@ -7,25 +7,29 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from processors import selectors, services
 from processors.demo import demo_load
-from processors.models import Controller, Operation, OperationStatus, PublishedVersion
-from processors.spreadsheets import export
-from processors.versions import (
-    diff_markdown,
-    diff_xlsx,
-    disclosure_groups,
-    disclosure_rows,
+from processors.disclosure.diff import version_diff, version_diff_live
+from processors.disclosure.documents import diff_markdown, diff_xlsx
+from processors.disclosure.rows import disclosure_groups, rows_from_operations, rows_from_snapshot
+from processors.disclosure.snapshots import (
     operations_as_of,
     register_state_at,
     snapshot_live,
     snapshot_sha256,
-    version_diff,
-    version_diff_live,
 )
-from tests.builders import make_controller, make_operation, make_processor, make_service
+from processors.models import (
+    Controller,
+    ControllerRole,
+    Operation,
+    OperationStatus,
+    PublicVersions,
+    PublishedVersion,
+)
+from tests.builders import make_controller, make_member, make_operation, make_processor, make_service
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +102,7 @@ def test_a_contact_change_is_minor(controller):
 
 def test_a_new_category_for_an_existing_recipient_is_material(controller):
     first = publish(controller, "v1")
-    services.operation_edit(operation=Operation.objects.get(), data_items=["手机号", "银行卡号"])
+    services.operation_update(operation=Operation.objects.get(), data_items=["手机号", "银行卡号"])
 
     diff = version_diff_live(first)
 
@@ -167,7 +171,11 @@ def test_no_service_changes_or_deletes_a_published_version():
         name for name, _ in inspect.getmembers(services, inspect.isfunction) if "version" in name
     ]
 
-    assert version_services == ["version_publish"]
+    # Withdrawing writes only the withdrawal fields (see the withdrawal tests); nothing edits the content.
+    assert [name for name in version_services if not name.startswith("_")] == [
+        "version_publish",
+        "version_withdraw",
+    ]
 
 
 def test_a_label_already_used_is_refused(controller):
@@ -203,14 +211,14 @@ def test_a_published_version_renders_exactly_like_the_live_table():
     version = publish(controller, "demo")
 
     for lang in ("zh", "en"):
-        live = list(export.disclosure_rows(selectors.disclosure_operations(controller), lang=lang))
-        assert disclosure_rows(version.snapshot, lang) == live
+        live = list(rows_from_operations(selectors.disclosure_operations(controller), lang=lang))
+        assert rows_from_snapshot(version.snapshot, lang) == live
 
 
 def test_rows_are_grouped_service_by_service(controller):
     make_operation(service=controller.services.get(), data_items=("邮箱",))
 
-    groups = disclosure_groups(disclosure_rows(snapshot_live(controller)))
+    groups = disclosure_groups(rows_from_snapshot(snapshot_live(controller)))
 
     assert [(service, len(rows)) for service, rows in groups] == [("短信服务", 2)]
 
@@ -290,7 +298,7 @@ def test_the_register_at_an_instant_shows_the_values_of_that_instant(controller)
     operation = Operation.objects.get()
     before = timezone.now()
     services.processor_update(processor=operation.processor, contact_phone="010-99999999")
-    services.operation_edit(operation=operation, data_items=["手机号", "邮箱"])
+    services.operation_update(operation=operation, data_items=["手机号", "邮箱"])
 
     [entry] = register_state_at(before, controller=controller)["operations"]
 
@@ -300,3 +308,218 @@ def test_the_register_at_an_instant_shows_the_values_of_that_instant(controller)
     assert version_diff(
         register_state_at(before, controller=controller), snapshot_live(controller)
     ).has_changes
+
+
+# --- Publishing with checks, withdrawal, who sees versions ------------------------------------------
+
+
+def add_row_without_purpose(controller: Controller) -> Operation:
+    return make_operation(
+        service=make_service(controller, name="客服"),
+        processor=make_processor(name_zh="客服外包有限公司", contact_phone="010-33333333"),
+        data_items=("手机号",),
+        purposes=(),
+        relationship="entrusted",
+        legal_basis="consent",
+        consent_type="ordinary",
+    )
+
+
+def publish_form(controller: Controller, label: str, **fields) -> dict:
+    return {
+        "controller": controller.code,
+        "label": label,
+        "updated_on": "2024-05-01",
+        "effective_on": "2024-05-01",
+        **fields,
+    }
+
+
+def test_a_blocking_problem_refuses_the_publish_and_lists_the_problems(client, admin_user, controller):
+    add_row_without_purpose(controller)
+    client.force_login(admin_user)
+    url = reverse("processors:publish", args=[controller.code])
+
+    response = client.post(url, publish_form(controller, "v1"))
+
+    assert response.status_code == 400
+    assert not PublishedVersion.objects.exists()
+    page = response.content.decode()
+    blocking = page.split('class="notice notice-blocking"')[1]
+    assert "客服外包有限公司" in blocking
+
+
+def test_a_blocking_problem_overridden_with_a_reason_publishes_and_keeps_the_reason(
+    client, admin_user, controller
+):
+    add_row_without_purpose(controller)
+    client.force_login(admin_user)
+    url = reverse("processors:publish", args=[controller.code])
+
+    response = client.post(
+        url, publish_form(controller, "v1", override="on", override_reason="客服目的本周补录")
+    )
+
+    assert response.status_code == 302
+    version = PublishedVersion.objects.get()
+    assert version.override_reason == "客服目的本周补录"
+    assert [problem["rule"] for problem in version.overridden_problems] == ["purpose_missing"]
+
+
+def test_an_override_without_a_reason_is_refused(client, admin_user, controller):
+    add_row_without_purpose(controller)
+    client.force_login(admin_user)
+
+    response = client.post(
+        reverse("processors:publish", args=[controller.code]), publish_form(controller, "v1", override="on")
+    )
+
+    assert response.status_code == 400 and not PublishedVersion.objects.exists()
+
+
+def test_the_publish_page_shows_the_diff_against_the_last_published_version(client, admin_user, controller):
+    publish(controller, "v1")
+    services.operation_update(operation=Operation.objects.get(), data_items=["手机号", "银行卡号"])
+    client.force_login(admin_user)
+
+    response = client.get(reverse("processors:publish", args=[controller.code]))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "v1" in page and "material-flag" in page
+
+
+def test_the_only_controller_is_preselected(client, admin_user, controller):
+    from processors.forms import PublishVersionForm
+
+    form = PublishVersionForm(controllers=Controller.objects.all())
+
+    assert form.fields["controller"].empty_label is None
+    assert form["controller"].value() == controller.code
+    assert "---------" not in str(form["controller"])
+
+
+def test_with_several_controllers_the_choice_starts_empty(controller):
+    from processors.forms import PublishVersionForm
+
+    make_controller()
+
+    assert "---------" in str(PublishVersionForm(controllers=Controller.objects.all())["controller"])
+
+
+def test_a_withdrawn_version_gives_way_to_the_previous_one_on_the_public_page(client, admin_user, controller):
+    Controller.objects.filter(pk=controller.pk).update(disclosure_public=True)
+    publish(controller, "v1")
+    services.operation_update(operation=Operation.objects.get(), data_items=["手机号", "银行卡号"])
+    second = publish(controller, "v2", JUNE)
+    frozen = dict(second.snapshot)
+
+    services.version_withdraw(version=second, user=admin_user, reason="误发布")
+
+    second.refresh_from_db()
+    assert second.withdrawn and second.withdrawal_reason == "误发布" and second.withdrawn_by == admin_user
+    assert second.snapshot == frozen and snapshot_sha256(second.snapshot) == second.snapshot_sha256
+    page = client.get(reverse("processors:disclosure", args=[controller.code])).content.decode()
+    assert "银行卡号" not in page and "手机号" in page
+
+
+def test_a_withdrawal_needs_a_reason(admin_user, controller):
+    version = publish(controller, "v1")
+
+    with pytest.raises(ValidationError):
+        services.version_withdraw(version=version, user=admin_user, reason="  ")
+
+
+def test_withdrawing_in_the_browser_marks_the_version_in_the_list(client, admin_user, controller):
+    publish(controller, "v1")
+    client.force_login(admin_user)
+
+    response = client.post(
+        reverse("processors:version-withdraw", args=[controller.code, "v1"]), {"reason": "数据有误"}
+    )
+
+    assert response.status_code == 302
+    page = client.get(reverse("processors:versions", args=[controller.code])).content.decode()
+    assert "version-withdrawn" in page and "数据有误" in page
+    version_page = client.get(reverse("processors:version", args=[controller.code, "v1"])).content.decode()
+    assert "notice-withdrawn" in version_page
+
+
+def test_the_api_withdraws_a_version_and_marks_it(api_client, controller):
+    version = publish(controller, "v1")
+
+    refused = api_client.post(f"/api/v1/versions/{version.pk}/withdraw/", {}, format="json")
+    response = api_client.post(
+        f"/api/v1/versions/{version.pk}/withdraw/", {"reason": "wrong table"}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert response.status_code == 200 and response.json()["withdrawn"] is True
+    listed = api_client.get(f"/api/v1/versions/{version.pk}/").json()
+    assert listed["withdrawn"] and listed["withdrawal_reason"] == "wrong table"
+
+
+def test_the_api_withdraw_needs_the_publish_permission(client, django_user_model, controller):
+    from rest_framework.test import APIClient
+
+    version = publish(controller, "v1")
+    reader = django_user_model.objects.create_user("reader", password="x")
+    make_member(reader, controller, role=ControllerRole.VIEWER)
+    api = APIClient()
+    api.force_authenticate(reader)
+
+    response = api.post(f"/api/v1/versions/{version.pk}/withdraw/", {"reason": "x"}, format="json")
+
+    assert response.status_code in (403, 404)
+    assert not PublishedVersion.objects.get().withdrawn
+
+
+@pytest.mark.parametrize(
+    ("setting", "list_status", "old_status", "diff_status"),
+    [
+        (PublicVersions.NONE, 404, 404, 404),
+        (PublicVersions.LATEST, 200, 404, 200),
+        (PublicVersions.ALL, 200, 200, 200),
+    ],
+)
+def test_anonymous_visitors_see_what_the_controller_allows(
+    client, controller, setting, list_status, old_status, diff_status
+):
+    Controller.objects.filter(pk=controller.pk).update(disclosure_public=True, public_versions=setting)
+    publish(controller, "v1")
+    publish(controller, "v2", JUNE)
+    code = controller.code
+
+    versions_page = client.get(reverse("processors:versions", args=[code]))
+    old_page = client.get(reverse("processors:version", args=[code, "v1"]))
+    diff_page = client.get(reverse("processors:diff", args=[code]))
+    old_diff = client.get(reverse("processors:diff", args=[code]) + "?from=v1&to=v1")
+
+    assert versions_page.status_code == list_status
+    assert old_page.status_code == old_status
+    assert diff_page.status_code == diff_status
+    assert old_diff.status_code == (200 if setting == PublicVersions.ALL else 404)
+    if setting == PublicVersions.LATEST:
+        listed = versions_page.content.decode().split("<tbody>")[1]
+        assert listed.count("<tr>") == 1 and ">v2</a>" in listed and ">v1</a>" not in listed
+        assert client.get(reverse("processors:version", args=[code, "v2"])).status_code == 200
+
+
+def test_the_owner_is_told_the_register_is_private_with_a_link_to_publish(client, admin_user, controller):
+    client.force_login(admin_user)
+
+    page = client.get(reverse("processors:disclosure", args=[controller.code])).content.decode()
+
+    assert "notice-owner" in page
+    assert reverse("processors:publish", args=[controller.code]) in page
+
+
+def test_the_admin_publish_tool_applies_the_same_checks(admin_client, controller):
+    add_row_without_purpose(controller)
+    url = reverse("admin:processors_publishedversion_publish")
+
+    refused = admin_client.post(url, publish_form(controller, "v1"))
+    accepted = admin_client.post(url, publish_form(controller, "v1", override="on", override_reason="ok"))
+
+    assert refused.status_code == 400 and "客服外包有限公司" in refused.content.decode()
+    assert accepted.status_code == 302 and PublishedVersion.objects.get().override_reason == "ok"

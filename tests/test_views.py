@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from bench.api_bench import generate_register
 from processors import services
-from processors.models import Controller, ImportRecord, Operation, Processor
+from processors.middleware import parse_policy
+from processors.models import Controller, ImportRecord, Operation, Processor, PublicVersions
 from processors.spreadsheets import uploads
-from tests.builders import make_controller, make_operation, make_processor, make_service
+from tests.builders import make_controller, make_member, make_operation, make_processor, make_service
 
 pytestmark = pytest.mark.django_db
 
@@ -74,6 +75,7 @@ def user_with(django_user_model, *codenames: str, username: str = "reader"):
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label="processors", codename__in=codenames)
     )
+    make_member(user)  # permissions say what kind of thing; membership of the controllers, where
     return user
 
 
@@ -97,7 +99,7 @@ def test_an_anonymous_visitor_sees_the_landing_with_public_tables_and_the_login(
 
     assert reverse("processors:disclosure", args=["acme"]) in page
     assert "/disclosure/secret/" not in page
-    assert reverse("admin:login") in page
+    assert reverse("accounts:login") in page
 
 
 @pytest.mark.parametrize("url", ["/explorer/", "/matrix/", "/categories/basic/", "/import/"])
@@ -105,7 +107,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client, register, url):
     response = client.get(url)
 
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("admin:login"))
+    assert response["Location"].startswith(reverse("accounts:login"))
 
 
 @pytest.mark.parametrize("url", ["/", "/explorer/", "/matrix/", "/categories/basic/"])
@@ -133,11 +135,19 @@ def test_a_disclosure_page_that_is_not_public_needs_a_login(client, register):
     response = client.get("/disclosure/acme/embed/")
 
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("admin:login"))
+    assert response["Location"].startswith(reverse("accounts:login"))
 
 
-def test_an_unknown_controller_has_no_disclosure_page(client):
-    assert client.get("/disclosure/nobody/").status_code == 404
+def test_an_unknown_controller_has_no_disclosure_page(admin_client):
+    assert admin_client.get("/disclosure/nobody/").status_code == 404
+
+
+def test_an_unknown_controller_looks_like_a_private_one_to_anonymous_visitors(client):
+    # Issue 12: a 404 would tell an unknown code from a private controller's (which asks for a login).
+    response = client.get("/disclosure/nobody/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:login"))
 
 
 # --- Disclosure ---------------------------------------------------------------------------------
@@ -231,7 +241,7 @@ def test_a_public_embed_may_be_framed_by_any_site_by_default(client, register):
     response = client.get("/disclosure/acme/embed/")
 
     assert "X-Frame-Options" not in response
-    assert response["Content-Security-Policy"] == "frame-ancestors *"
+    assert parse_policy(response["Content-Security-Policy"])["frame-ancestors"] == ["*"]
     assert 'class="site-header"' not in text(response)
 
 
@@ -240,7 +250,9 @@ def test_the_embed_may_be_limited_to_the_listed_sites(client, register, settings
 
     response = client.get("/disclosure/acme/embed/")
 
-    assert response["Content-Security-Policy"] == "frame-ancestors https://www.acme.example"
+    assert parse_policy(response["Content-Security-Policy"])["frame-ancestors"] == [
+        "https://www.acme.example"
+    ]
 
 
 def test_an_embed_that_is_not_public_may_only_be_framed_by_this_site(admin_client, register):
@@ -249,7 +261,7 @@ def test_an_embed_that_is_not_public_may_only_be_framed_by_this_site(admin_clien
     response = admin_client.get("/disclosure/acme/embed/")
 
     assert response["X-Frame-Options"] == "SAMEORIGIN"
-    assert response["Content-Security-Policy"] == "frame-ancestors 'self'"
+    assert parse_policy(response["Content-Security-Policy"])["frame-ancestors"] == ["'self'"]
 
 
 def test_other_pages_may_not_be_framed(client, register):
@@ -678,6 +690,8 @@ def test_the_embed_shows_the_published_version_too(client, register):
 
 
 def test_an_older_version_stays_viewable_and_downloadable(client, register):
+    # Older versions are public only when the controller shows every version (the default is the latest).
+    Controller.objects.filter(pk=register["controller"].pk).update(public_versions=PublicVersions.ALL)
     publish(register["controller"], "v1")
     add_id_checker(register)
     publish(register["controller"], "v2", DAY + datetime.timedelta(days=1))
@@ -835,8 +849,8 @@ def test_an_unknown_category_in_a_deletion_notice_suggests_close_names(admin_cli
 # controllers) are 5 more on the explorer and the matrix.
 PAGE_QUERIES = {
     # 4 for the figures, top categories, category groups, controllers, recent operations (1 + 3
-    # prefetches), recent processors, recent imports; the findings (16: one or two per rule)
-    "dashboard": 31,
+    # prefetches), recent processors, recent imports; the stored findings' counts and top rows (2)
+    "dashboard": 17,
     # count, page, data items, purposes, actions
     "explorer": 12,
     # ... and one to resolve the category
@@ -845,28 +859,32 @@ PAGE_QUERIES = {
     "matrix": 10,
     # processor, members, aliases, operations (1 + 3 prefetches); its findings (14); its history (6)
     "processor": 29,
-    # category, aliases, children, recipients' operations (1 + 4 prefetches); a root has no ancestors
-    "category": 10,
+    # category, aliases, children, the recipients' data items (with their operations, services and
+    # processors), their purposes and the recipients' members; a root has no ancestors
+    "category": 8,
     # the tree, the operation count per category
     "categories": 4,
     # controller, the version in effect (none), extra sensitive categories, operations (1 + 4
-    # prefetches), dates
-    "disclosure": 11,
+    # prefetches), dates; for the owner's notice the last published version and the publish role
+    "disclosure": 13,
     "embed": 11,
-    # the controller choices, the findings (16)
-    "findings": 19,
+    # the controller choices, the stored findings' counts, their count and one page
+    "findings": 6,
     # ... and the chosen controller
-    "findings_filtered": 20,
-    # the controller choices and the chosen one, the category, the holding operations (1 + 2 prefetches)
-    "deletion_notice": 8,
+    "findings_filtered": 7,
+    # the controller choices and the chosen one, the category, the holding operations (1 + 2 prefetches),
+    # the letters already recorded for the recipients
+    "deletion_notice": 9,
     "deletion_notice_csv": 6,
-    # controller, the version in effect: the table is its snapshot
-    "disclosure_published": 4,
+    # controller, the version in effect: the table is its snapshot; for the owner's notice the last
+    # published version, the live snapshot (extra sensitive categories, operations with 4 prefetches)
+    # and the publish role
+    "disclosure_published": 12,
     "embed_published": 4,
-    # controller, the versions, the version in effect
-    "versions": 5,
-    # controller, the version by its label
-    "version": 4,
+    # controller, the versions, the version in effect, the publish role
+    "versions": 6,
+    # controller, the version by its label, the publish role (for "withdraw")
+    "version": 5,
     "version_download": 4,
     # controller, the versions (both sides are among them)
     "diff": 4,

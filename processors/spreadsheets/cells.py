@@ -209,7 +209,12 @@ def _strip_filings(text: str) -> tuple[str, str, str]:
     if match:
         public_security = f"{match.group(1)}公网安备 {match.group(2)}号"
         text = text[: match.start()] + " " + text[match.end() :]
-    return clean_text(text), icp, public_security
+    return _clean_lines(text), icp, public_security
+
+
+def _clean_lines(text: str) -> str:
+    """Each line's whitespace collapsed, empty lines dropped: a line break separates names."""
+    return "\n".join(line for line in (clean_text(line) for line in text.split("\n")) if line)
 
 
 def _strip_phone(text: str) -> tuple[str, str]:
@@ -217,7 +222,7 @@ def _strip_phone(text: str) -> tuple[str, str]:
     if not match:
         return text, ""
     phone = match.group("phone")
-    name = clean_text(text[: match.start()])
+    name = _clean_lines(text[: match.start()])
     if sum(char.isdigit() for char in phone) < 5 or not name:
         return text, ""
     return name, phone
@@ -258,27 +263,55 @@ def group_display_name(names: Iterable[str]) -> str:
 def parse_recipient(cell: str | None) -> RecipientCell:
     """Take a recipient cell apart: names, group, phone, ICP and public-security filings, qualifier."""
     raw = cell or ""
-    text, icp, public_security = _strip_filings(clean_text(raw))
+    # A linked name ("Stripe <https://stripe.com>") is the name; the address is not part of it.
+    lines = [clean_text(_LINK_ADDRESS.sub("", line)) for line in clean_markup(raw).split("\n")]
+    text, icp, public_security = _strip_filings("\n".join(line for line in lines if line))
     text, phone = _strip_phone(text)
-    text = text.strip(" ，,；;、。")
+    text = text.strip(" ，,；;、。\n")
     common = {"phone": phone, "icp_filing": icp, "public_security_filing": public_security, "raw": raw}
 
+    qualifier = ""
     bracket = _trailing_bracket(text)
     if bracket:
         before, inside = bracket
         members = split_list(inside).items
         if len(members) >= 2 and not inside.startswith(QUALIFIER_PREFIXES):
             return RecipientCell(names=members, group_name=before, **common)
-        return RecipientCell(names=[before], qualifier=inside, **common)
+        if not _separated(before):
+            return RecipientCell(names=[before], qualifier=inside, **common)
+        # "顺丰速运、中通快递等（以实际合作为准）": a list with a note on it.
+        text, qualifier = before, inside
 
-    # Several organisations in one cell without a group name: 、；; always separate them; spaces only
-    # between capitalised Latin brands (an ASCII comma does not: "DigiCert, Inc." is one name).
-    listed = [
-        clean_text(part) for part, _sep in _top_level_parts(text, frozenset("、；;")) if clean_text(part)
-    ]
+    # Several organisations in one cell without a group name: 、；; + " and ", line breaks always separate
+    # them; spaces only between capitalised Latin brands (an ASCII comma does not: "DigiCert, Inc." is
+    # one name).
+    listed = [clean_text(part) for part in _split_recipients(text) if clean_text(part)]
+    if len(listed) >= 2 and listed[-1].endswith(OPEN_ENDED_MARKERS) and len(listed[-1]) > 2:
+        last = listed[-1]
+        marker = next(marker for marker in OPEN_ENDED_MARKERS if last.endswith(marker))
+        listed[-1] = last[: -len(marker)].strip()
+        qualifier = f"{marker}（{qualifier}）" if qualifier else marker
     names = listed if len(listed) >= 2 else (_latin_brands(text) or ([text] if text else []))
     group_name = group_display_name(names) if len(names) >= 2 else ""
-    return RecipientCell(names=names, group_name=group_name, **common)
+    return RecipientCell(names=names, group_name=group_name, qualifier=qualifier, **common)
+
+
+_LINK_ADDRESS = re.compile(r"\s*<(?:https?|mailto|tel):[^>\s]*>")
+_RECIPIENT_SEPARATORS = re.compile(r"\s+(?:and|\+|&)\s+|\s*\+\s*|[、；;\n]", re.IGNORECASE)
+
+
+def _separated(text: str) -> bool:
+    return len([part for part in _split_recipients(text) if clean_text(part)]) >= 2
+
+
+def _split_recipients(text: str) -> list[str]:
+    """The names of a recipient cell, split outside brackets on 、；; + " and " " & " and line breaks."""
+    if not _BRACKET_CHARACTERS.search(text):
+        return _RECIPIENT_SEPARATORS.split(text)
+    parts: list[str] = []
+    for part, _separator in _top_level_parts(text, frozenset("、；;\n")):
+        parts.extend(_RECIPIENT_SEPARATORS.split(part) if "(" not in part and "（" not in part else [part])
+    return parts
 
 
 def is_latin_name(name: str) -> bool:
@@ -335,7 +368,28 @@ COUNTRY_SYNONYMS = {
     normalize_key(name): code
     for name, code in {
         "USA": "US",
+        "U.S.": "US",
+        "U.S.A.": "US",
+        "US": "US",
+        "America": "US",
         "United States": "US",
+        "美国": "US",
+        "英国": "GB",
+        "Great Britain": "GB",
+        "Czech republic": "CZ",
+        "South Korea": "KR",
+        "Korea": "KR",
+        "韩国": "KR",
+        "Russia": "RU",
+        "Vietnam": "VN",
+        "Taiwan": "TW",
+        "Hong Kong": "HK",
+        "香港": "HK",
+        "澳门": "MO",
+        "台湾": "TW",
+        "中国": "CN",
+        "China": "CN",
+        "Mainland China": "CN",
         "UK": "GB",
         "England": "GB",
         "中国大陆": "CN",
@@ -367,9 +421,173 @@ def parse_countries(cell: str | None) -> list[str]:
     return codes
 
 
+# Regions a table names where a country would go. A region is stored as its member states, so that every
+# query by country finds it ("in Germany" matches "EU") and "in the EU" is "in any of these"; the words
+# as published are kept beside them (``Operation.processing_locations``).
+EU_MEMBER_STATES = (
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT",
+    "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+)  # fmt: skip
+EEA_MEMBER_STATES = (*EU_MEMBER_STATES, "IS", "LI", "NO")
+REGIONS = {
+    normalize_key(name): (code, members)
+    for names, code, members in (
+        (("EU", "European Union", "欧盟", "E.U."), "EU", EU_MEMBER_STATES),
+        (("EEA", "European Economic Area", "欧洲经济区"), "EEA", EEA_MEMBER_STATES),
+    )
+    for name in names
+}
+# Words that say "anywhere" or "it depends": kept as text and flagged, never read as a country.
+VAGUE_LOCATIONS = frozenset(
+    normalize_key(word)
+    for word in (
+        "Global", "Worldwide", "World", "Varies", "Various", "Multiple", "International", "Everywhere",
+        "全球", "全世界", "境外", "海外", "多地", "不定",
+    )
+)  # fmt: skip
+_LOCATION_SEPARATORS = re.compile(r"\s+(?:and|&|\+)\s+|[、，,；;/\n]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LocationCell:
+    """The places a cell names: countries (regions expanded), its regions, vague words and the rest."""
+
+    text: str
+    countries: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    vague: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+
+
+def country_code(name: str) -> str | None:
+    """The ISO code of one country name (English or Chinese, synonyms and codes too), or None."""
+    name = clean_text(name)
+    if not name:
+        return None
+    if name.endswith(".") and not COUNTRY_SYNONYMS.get(normalize_key(name)):
+        name = name.rstrip(".")  # a sentence's full stop, not "U.S."
+    return (
+        COUNTRY_SYNONYMS.get(normalize_key(name))
+        or (countries.alpha2(name) if len(name) == 2 and name.isupper() else None)
+        or countries.by_name(name, insensitive=True)
+        or countries.by_name(name, language="zh-hans")
+        or None
+    )
+
+
+def parse_locations(cell: str | None) -> LocationCell:
+    """Where a cell says data is (or a company sits): "USA, Germany, Ireland", "EU (Amsterdam)", "Global"."""
+    text = clean_text((cell or "").replace("\n", ", "))
+    found: list[str] = []
+    regions: list[str] = []
+    vague: list[str] = []
+    unknown: list[str] = []
+    for part in _LOCATION_SEPARATORS.split(cell or ""):
+        part = clean_text(part)
+        if not part:
+            continue
+        places = [part]
+        bracket = _trailing_bracket(part)
+        if bracket:
+            # "EU (Sweden)" is Sweden; "EU (Amsterdam)" is the EU (a city is not a country).
+            before, inside = bracket
+            places = [inside] if country_code(inside) else [before]
+        for place in places:
+            key = normalize_key(place)
+            if key in VAGUE_LOCATIONS:
+                vague.append(place)
+            elif key in REGIONS:
+                code, members = REGIONS[key]
+                regions.append(code)
+                found.extend(members)
+            elif code := country_code(place):
+                found.append(code)
+            else:
+                unknown.append(place)
+    return LocationCell(
+        text=text,
+        countries=tuple(dict.fromkeys(found)),
+        regions=tuple(dict.fromkeys(regions)),
+        vague=tuple(vague),
+        unknown=tuple(unknown),
+    )
+
+
+# --- Markup and markers in cells ------------------------------------------------------------------
+
+# What tables write for "nothing here" (casefolded; all of them short, so longer cells are not looked up).
+EMPTY_MARKERS = frozenset(
+    word.casefold()
+    for word in ("-", "--", "—", "－", "/", "／", "无", "暂无", "N/A", "NA", "none", "nil", "不涉及", "×")
+)
+_EMPTY_MARKER_CHARS = max(len(word) for word in EMPTY_MARKERS)
+_MARKDOWN_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_HTML_LINK = re.compile(
+    r"<a\b[^>]*\bhref\s*=\s*[\"']([^\"']+)[\"'][^>]*>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL
+)
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
+_BOLD = re.compile(r"(\*\*|__)(.+?)\1")
+_FOOTNOTE_STARS = re.compile(r"(?<=\S)\s*(?:\\?\*)+$")
+_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'"})
+_MARKUP_HINT = re.compile(r"[\[<*_“”‘’]|  ")
+
+
+def _link(text: str, address: str) -> str:
+    """A link as the document readers show it: its text, and its address where that says more."""
+    text, address = clean_text(text), address.strip()
+    bare = re.sub(r"^(mailto|tel):", "", address, flags=re.IGNORECASE)
+    if not text or text.rstrip("/") in (address.rstrip("/"), bare.rstrip("/")):
+        return text or address
+    return f"{text} <{address}>"
+
+
+def is_empty_marker(text: str) -> bool:
+    """Whether a cell says "nothing here" (-, /, 无, N/A, none…)."""
+    text = text.strip()
+    return len(text) <= _EMPTY_MARKER_CHARS and text.casefold() in EMPTY_MARKERS
+
+
+def clean_markup(cell: str | None) -> str:
+    """A cell without the markup of the page it was copied from: links kept (URL, and text where it
+    differs), ``<br>`` as a line break, bold markers, tags, footnote stars and smart quotes dropped, and an
+    empty marker (-, /, 无, N/A, none) as an empty cell."""
+    text = cell or ""
+    if is_empty_marker(text):
+        return ""
+    # Most cells of a spreadsheet have no markup: two cheap checks, no cache entry.
+    if not _MARKUP_HINT.search(text):
+        return text
+    return _clean_markup(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _clean_markup(text: str) -> str:
+    text = _HTML_BREAK.sub("\n", text)
+    text = _HTML_LINK.sub(lambda match: _link(_HTML_TAG.sub("", match.group(2)), match.group(1)), text)
+    text = _MARKDOWN_LINK.sub(lambda match: _link(match.group(1), match.group(2)), text)
+    if "<" in text:
+        text = _HTML_TAG.sub(
+            lambda match: "" if match.group(0).startswith(("<http", "<mailto")) else "", text
+        )
+    text = _BOLD.sub(r"\2", text).replace("\\_", "_").translate(_SMART_QUOTES)
+    text = "\n".join(_FOOTNOTE_STARS.sub("", " ".join(line.split())) for line in text.split("\n"))
+    text = "\n".join(line for line in text.split("\n") if line)
+    return "" if is_empty_marker(text) else text
+
+
+def cell_url(cell: str | None) -> str:
+    """The address in a link cell: "text <https://…>", "[text](https://…)" or a bare address."""
+    text = clean_markup(cell or "")
+    match = re.search(r"<(https?://[^>\s]+)>", text) or re.search(r"https?://\S+", text)
+    if match:
+        return match.group(1) if match.re.pattern.startswith("<") else match.group(0)
+    return text
+
+
 def parse_url(cell: str | None) -> str:
     """A web address; a bare host (www.example.com) gets https:// in front."""
-    text = clean_text(cell or "")
+    text = clean_text(cell_url(cell))
     if not text:
         return ""
     if "://" not in text:

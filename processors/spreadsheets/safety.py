@@ -1,10 +1,12 @@
 """Cell safety: text written to a spreadsheet must never run as a formula (CSV/formula injection).
 
 Excel, LibreOffice and Numbers evaluate a cell that starts with ``=``, ``+``, ``-`` or ``@`` (and, after
-a tab or carriage return, the same), so a processor called ``=HYPERLINK("http://evil", "click")`` could
-run in the reader's spreadsheet. Following OWASP, such text is written with a leading single quote and
-stays text; numbers, dates and booleans are left alone. Phone numbers such as ``+86 10 …`` get the quote
-too: a cell cannot know it is "only" a phone number.
+a tab, a carriage return or a line feed, the same), so a processor called ``=HYPERLINK("http://evil",
+"click")`` could run in the reader's spreadsheet. Their full-width forms ``＝＋－＠`` count too: a
+Chinese input method types them, and a spreadsheet may fold them to ASCII before it parses. Following
+OWASP, such text is written with a leading single quote and stays text; numbers, dates and booleans are
+left alone. Phone numbers such as ``+86 10 …`` get the quote too: a cell cannot know it is "only" a
+phone number.
 
 ``neutralise`` and ``unneutralise`` are exact inverses on every string, so an importer that calls
 ``unneutralise`` on each text cell reads back exactly what was exported. To keep them inverse, text that
@@ -15,7 +17,7 @@ from typing import TypeVar
 
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 QUOTE = "'"
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""The upload → preview → confirm flow around the import core, shared by the browser, the admin and the API.
+"""The upload → preview → confirm core around the importer, shared by the browser, the admin and the API.
 
 An uploaded file (or pasted text) is kept server-side under ``settings.REGISTER_UPLOAD_DIR`` (default: a
 folder in the system temp dir) as two files named by a random token: the bytes and a small JSON
@@ -6,7 +6,8 @@ record of who uploaded them, for which controller, when, their SHA-256 and the h
 far. Only the uploading user can see, preview, confirm or discard an upload; it expires after
 ``settings.REGISTER_UPLOAD_TTL`` seconds (default one hour); the bytes are checked against their SHA-256
 before every use, so a file changed on disk is refused rather than imported. Previewing is a dry run
-of ``import_register``; confirming is the real import, after which the upload is gone.
+of ``import_register``; confirming is the real import, after which the upload is gone. The pages of
+the flow, one set for the site and the admin, are ``processors.import_flow``.
 """
 
 import datetime
@@ -26,7 +27,8 @@ from django.utils.translation import gettext as _
 
 from processors.models import Channel, Controller
 from processors.spreadsheets.columns import DISCLOSURE_COLUMNS, IGNORE, ColumnSpec
-from processors.spreadsheets.importer import ImportReport, ProgressCallback, import_register
+from processors.spreadsheets.importer import ProgressCallback, import_register
+from processors.spreadsheets.report import ImportReport
 
 DEFAULT_TTL = 60 * 60
 PASTED_FILE_NAME = "pasted.tsv"

@@ -1,8 +1,8 @@
 """The workbook importer: the round-trip workbook written by ``export_workbook`` read back into the register.
 
 The layout is not restated here: every sheet, header, column kind and reference comes from
-``export.WORKBOOK_SHEETS``. The sheets are upserted in their dependency order (controllers, the taxonomy,
-processors, services, operations, data items), each row matched on the sheet's key:
+``workbook_spec.WORKBOOK_SHEETS``. The sheets are upserted in their dependency order (controllers, the
+taxonomy, processors, services, operations, data items), each row matched on the sheet's key:
 
 - Controllers by code, Categories/Purposes/Actions by code (a category's parent by code), the alias
   sheets by the match key of the alias text, Processors by the match key of their ``key`` column
@@ -12,14 +12,14 @@ processors, services, operations, data items), each row matched on the sheet's k
   there ends with no items. Items of an operation that is not in the Operations sheet are an error.
 - Nothing is ever deleted besides those data items: rows of the register that are not in the file stay.
 
-Cells are read per column kind (text through ``safety.unneutralise``; an empty TEXT cell is "", an empty
-LIST cell [], an empty NULL_ cell None), so an exported register reads back exactly. Every created or
-changed object is validated with ``full_clean()`` and saved one by one, so the history rows are the
-models' own (stamped with the import's context); the volumes of a register make that affordable and it
-is what keeps this path obviously correct. An unknown reference (category code, processor key, purpose
-code, …), an unreadable cell or a validation error is a located error (sheet, row, column, with close
-keys as suggestions), and any error makes the whole import write nothing (``import_register`` rolls the
-transaction back).
+Cells are read per column kind (``workbook_spec.parse_cell``: text through ``safety.unneutralise``; an
+empty TEXT cell is "", an empty LIST cell [], an empty NULL_ cell None), so an exported register reads
+back exactly. Every created or changed object is validated with ``full_clean()`` and saved one by one,
+so the history rows are the models' own (stamped with the import's context); the volumes of a register
+make that affordable and it is what keeps this path obviously correct. An unknown reference (category
+code, processor key, purpose code, …), an unreadable cell or a validation error is a located error
+(sheet, row, column, with close keys as suggestions), and any error makes the whole import write nothing
+(``import_register`` rolls the transaction back).
 
 The ``controller`` given to ``import_register`` restricts the import: rows of the Controllers, Services,
 Operations and DataItems sheets must all carry that controller's code, other codes are errors. An
@@ -28,7 +28,6 @@ imported one controller at a time (export each controller's operations). The sha
 (taxonomy, processors and their aliases) is upserted whoever the controller is.
 """
 
-import datetime
 import difflib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -55,19 +54,8 @@ from processors.models import (
     PurposeAlias,
     Service,
 )
-from processors.spreadsheets.export import (
-    BOOL,
-    INT,
-    LIST,
-    LIST_SEPARATOR,
-    NULL_BOOL,
-    NULL_DATE,
-    NULL_INT,
-    TEXT,
-    WORKBOOK_SHEETS,
-    WorkbookSheet,
-)
-from processors.spreadsheets.importer import (
+from processors.spreadsheets.limits import SheetRow
+from processors.spreadsheets.report import (
     ERROR,
     WARNING,
     EntityCounts,
@@ -75,8 +63,7 @@ from processors.spreadsheets.importer import (
     Problem,
     validation_messages,
 )
-from processors.spreadsheets.readers import SheetRow
-from processors.spreadsheets.safety import unneutralise
+from processors.spreadsheets.workbook_spec import WORKBOOK_SHEETS, CellInvalid, WorkbookSheet, parse_cell
 from processors.text import normalize_key
 
 # The report's entity for each sheet, in the order the sheets are written.
@@ -94,13 +81,6 @@ SHEET_ENTITIES = {
     "DataItems": "data_items",
 }
 
-_TRUE = {"true", "1", "yes", "y", "是"}
-_FALSE = {"false", "0", "no", "n", "否"}
-
-
-class _CellInvalid(ValueError):
-    pass
-
 
 @dataclass
 class _Row:
@@ -116,45 +96,6 @@ class _Sheet:
     columns: dict[str, int] = field(default_factory=dict)  # header -> 0-based index
     rows: list[_Row] = field(default_factory=list)
     seen: bool = False
-
-
-def parse_cell(kind: str, text: str) -> Any:
-    """A cell's text (as the readers give it) as the value of a column of this kind; or _CellInvalid."""
-    if kind == TEXT:
-        return unneutralise(text)
-    stripped = text.strip()
-    if kind == LIST:
-        return [unneutralise(part.strip()) for part in text.split(LIST_SEPARATOR) if part.strip()]
-    if kind in (BOOL, NULL_BOOL):
-        if not stripped:
-            if kind == NULL_BOOL:
-                return None
-            raise _CellInvalid(_("Expected TRUE or FALSE."))
-        if stripped.lower() in _TRUE:
-            return True
-        if stripped.lower() in _FALSE:
-            return False
-        raise _CellInvalid(_("Expected TRUE or FALSE (or empty where allowed)."))
-    if kind in (INT, NULL_INT):
-        if not stripped:
-            if kind == NULL_INT:
-                return None
-            raise _CellInvalid(_("Expected a whole number."))
-        try:
-            return int(stripped)
-        except ValueError:
-            raise _CellInvalid(_("Expected a whole number.")) from None
-    if kind == NULL_DATE:
-        if not stripped:
-            return None
-        try:
-            return datetime.date.fromisoformat(stripped)
-        except ValueError:
-            try:
-                return datetime.datetime.fromisoformat(stripped).date()
-            except ValueError:
-                raise _CellInvalid(_("Expected a date as YYYY-MM-DD.")) from None
-    raise _CellInvalid(f"unknown column kind {kind}")
 
 
 def _plain_fields(spec: WorkbookSheet) -> list[str]:
@@ -322,7 +263,7 @@ class WorkbookImporter:
             raw[column.header] = text
             try:
                 values[column.header] = parse_cell(column.kind, text)
-            except _CellInvalid as error:
+            except CellInvalid as error:
                 self.problem("cell_invalid", str(error), row=row, header=column.header)
                 valid = False
         if valid:
@@ -695,6 +636,11 @@ class WorkbookImporter:
         self.count("DataItems", "created", len(new))
 
 
+def is_workbook_sheet(name: str) -> bool:
+    """Whether a file whose first sheet has this name is the round-trip workbook (``export_workbook``)."""
+    return name == WORKBOOK_SHEETS[0].name
+
+
 def import_workbook(rows: Iterator[SheetRow], *, report: ImportReport, controller: Controller) -> None:
     """Read a round-trip workbook's rows and upsert them; errors leave ``report.ok`` false.
 
@@ -715,4 +661,4 @@ def import_workbook(rows: Iterator[SheetRow], *, report: ImportReport, controlle
         )
 
 
-__all__ = ["import_workbook", "parse_cell"]
+__all__ = ["import_workbook", "is_workbook_sheet"]

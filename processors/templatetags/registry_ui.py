@@ -4,7 +4,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import template
+from django.urls import reverse
 from django.utils.translation import get_language
+
+from processors.disclosure.page import version_key as disclosure_version_key
+from processors.findings import Severity
 
 register = template.Library()
 
@@ -127,16 +131,12 @@ def list_separator() -> str:
 @register.filter
 def version_key(version: Any) -> str:
     """How a published version's address names it (its label, or its id)."""
-    from processors.views import version_key as key
-
-    return key(version)
+    return disclosure_version_key(version)
 
 
 @register.filter
 def finding_url(finding: Any) -> str:
     """The page of a finding's subject: the processor's page (for an operation, its recipient's)."""
-    from django.urls import reverse
-
     subject = finding.subject
     if finding.subject_model == "processors.processor":
         return reverse("processors:processor", args=[finding.subject_id])
@@ -148,6 +148,4 @@ def finding_url(finding: Any) -> str:
 @register.filter
 def severity_label(value: str) -> str:
     """A finding's severity in the reader's language."""
-    from processors.findings import Severity
-
     return str(Severity(value).label) if value in Severity.values else value

@@ -1,0 +1,682 @@
+"""The data-protection officer's admin: every model, bilingual, with changelists in constant queries.
+
+This module holds the declarative ModelAdmins and registers them. Around it: ``base`` (the base admins,
+the inlines, the shared action), ``filters`` (changelist filters, which delegate to the FilterSets the
+API and the browser use), ``display`` (badges and summaries) and ``tools`` (the tool pages: findings,
+deletion notice, import, export, publish), each listed on its ModelAdmin in ``tool_pages``. Forms live
+in ``processors.forms``. Writes go through ``processors.services`` where a service exists.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.db.models import OuterRef, Q, Value
+from django.db.models.functions import Concat
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from processors import selectors, services
+from processors.admin import display, tools, users  # noqa: F401 — users registers the accounts' admin
+from processors.admin import findings as findings_admin  # noqa: F401 — registers FindingAdmin
+from processors.admin.base import (
+    COMPACT_TEXTAREAS,
+    CategoryAliasInline,
+    DataItemInline,
+    ProcessorAliasInline,
+    ProcessorOperationInline,
+    PurposeAliasInline,
+    ReadOnlyAdmin,
+    RegisterHistoryAdmin,
+    VersionCheckedAdmin,
+    count_subquery,
+    remap_data_items,
+)
+from processors.admin.filters import (
+    CategoryGroupListFilter,
+    CategoryTreeListFilter,
+    DataItemCategoryListFilter,
+    NeedsReviewListFilter,
+    ProcessorCountryListFilter,
+    ProcessorInRegisterListFilter,
+    PurposeListFilter,
+    filterset_list_filter,
+)
+from processors.disclosure import documents
+from processors.disclosure.rows import rows_from_snapshot
+from processors.filters import OperationFilterSet, ProcessorFilterSet
+from processors.findings import findings, findings_refresh, findings_visible_to
+from processors.forms import DataItemForm, ProcessorForm
+from processors.models import (
+    CategoryAlias,
+    Controller,
+    ControllerMembership,
+    ControllerRole,
+    DataCategory,
+    DataItem,
+    ImportRecord,
+    Operation,
+    ProcessingAction,
+    Processor,
+    PublishedVersion,
+    Purpose,
+    Service,
+    TaxonomyRelease,
+)
+
+# Bilingual by design rather than translated: a reader of either language recognises the site.
+admin.site.site_header = "个人信息接收方登记册 / Processor Registry"
+admin.site.site_title = "个人信息接收方登记册 / Processor Registry"
+admin.site.index_title = _("Register administration")
+
+# --- Taxonomy -------------------------------------------------------------------------------------
+
+
+@admin.register(DataCategory)
+class DataCategoryAdmin(RegisterHistoryAdmin):
+    formfield_overrides = COMPACT_TEXTAREAS
+    list_display = (
+        "code",
+        "tree_name",
+        "name_en",
+        "sensitive",
+        "sensitive_under_gbt45574",
+        "alias_count",
+        "operation_count",
+    )
+    list_display_links = ("code", "tree_name")
+    list_filter = ("sensitive", CategoryGroupListFilter)
+    search_fields = ("code", "name_zh", "name_en", "aliases__text")
+    ordering = ("code",)
+    list_per_page = 200
+    autocomplete_fields = ("parent",)
+    fields = (
+        ("code", "parent"),
+        ("name_zh", "name_en"),
+        "description_zh",
+        "description_en",
+        ("sensitive", "sensitive_gbt45574"),
+        "position",
+    )
+    inlines = [CategoryAliasInline]
+
+    def get_queryset(self, request):
+        # Counted in subqueries: joining aliases and items at once would multiply the rows.
+        in_subtree = Q(category=OuterRef("pk")) | Q(
+            category__code__startswith=Concat(OuterRef("code"), Value("."))
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                alias_count=count_subquery(CategoryAlias.objects.filter(category=OuterRef("pk"))),
+                operation_count=count_subquery(DataItem.objects.filter(in_subtree), "operation"),
+            )
+        )
+
+    @admin.display(description=_("Chinese name"), ordering="code")
+    def tree_name(self, category: DataCategory) -> str:
+        template = (
+            '<strong class="tree-name">{}{}</strong>'
+            if category.parent_id is None
+            else '<span class="tree-name">{}{}</span>'
+        )
+        return format_html(template, display.TREE_INDENT * category.depth, category.name_zh)
+
+    # The standard's name is the header in both languages; the model field's help text explains it.
+    @admin.display(description="GB/T 45574", boolean=True)
+    def sensitive_under_gbt45574(self, category: DataCategory) -> bool:
+        return category.effective_sensitive_gbt45574
+
+    @admin.display(description=_("aliases"), ordering="alias_count")
+    def alias_count(self, category: DataCategory) -> int:
+        return category.alias_count
+
+    @admin.display(description=_("operations (incl. subcategories)"), ordering="operation_count")
+    def operation_count(self, category: DataCategory) -> int:
+        return category.operation_count
+
+
+@admin.register(Purpose)
+class PurposeAdmin(RegisterHistoryAdmin):
+    formfield_overrides = COMPACT_TEXTAREAS
+    list_display = ("code", "name_zh", "name_en", "position", "operation_count")
+    search_fields = ("code", "name_zh", "name_en", "aliases__text")
+    fields = ("code", ("name_zh", "name_en"), "description_zh", "description_en", "position")
+    inlines = [PurposeAliasInline]
+
+    def get_queryset(self, request):
+        operations = Operation.purposes.through.objects.filter(purpose=OuterRef("pk"))
+        return super().get_queryset(request).annotate(operation_count=count_subquery(operations, "operation"))
+
+    @admin.display(description=_("operations"), ordering="operation_count")
+    def operation_count(self, purpose: Purpose) -> int:
+        return purpose.operation_count
+
+
+@admin.register(ProcessingAction)
+class ProcessingActionAdmin(RegisterHistoryAdmin):
+    list_display = ("code", "name_zh", "name_en", "pipl_article_4", "position")
+    list_filter = ("pipl_article_4",)
+    search_fields = ("code", "name_zh", "name_en")
+
+
+@admin.register(TaxonomyRelease)
+class TaxonomyReleaseAdmin(ReadOnlyAdmin):
+    """Written by the taxonomy upgrade only; the admin shows which versions have been applied."""
+
+    list_display = ("version", "applied_at")
+
+
+# --- Parties --------------------------------------------------------------------------------------
+
+
+class ControllerMembershipInline(admin.TabularInline):
+    """Who may see and change this controller's register, and with which role."""
+
+    model = ControllerMembership
+    fields = ("user", "group", "role")
+    extra = 0
+
+
+@admin.register(Controller)
+class ControllerAdmin(VersionCheckedAdmin):
+    formfield_overrides = COMPACT_TEXTAREAS
+    list_display = ("code", "name_zh", "name_en", "country", "disclosure_public", "service_count")
+    list_filter = ("disclosure_public", "country")
+    search_fields = ("code", "name_zh", "name_en")
+    autocomplete_fields = ("extra_sensitive_categories",)
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("code", ("name_zh", "name_en"), "country")}),
+        (
+            _("Contact"),
+            {"fields": ("website", "privacy_policy_url", "contact_email", "contact_phone", "address")},
+        ),
+        (_("Disclosure"), {"fields": ("disclosure_public", "extra_sensitive_categories")}),
+        (_("Records"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+    )
+    inlines = [ControllerMembershipInline]
+
+    def get_queryset(self, request):
+        services_of = Service.objects.filter(controller=OuterRef("pk"))
+        return super().get_queryset(request).annotate(service_count=count_subquery(services_of))
+
+    def save_model(self, request, obj, form, change):
+        # The form has filled in the instance (new or existing); the service validates and saves it.
+        services.controller_update(controller=obj, **self.update_kwargs(form, change))
+        if not change and not selectors.sees_every_controller(request.user):
+            # Membership is where a user may act; whoever creates a controller may then administer it.
+            services.controller_membership_grant(controller=obj, user=request.user, role=ControllerRole.ADMIN)
+
+    @admin.display(description=_("services"), ordering="service_count")
+    def service_count(self, controller: Controller) -> int:
+        return controller.service_count
+
+
+@admin.register(Processor)
+class ProcessorAdmin(VersionCheckedAdmin):
+    form = ProcessorForm
+    formfield_overrides = COMPACT_TEXTAREAS
+    list_display = ("name", "kind", "member_of", "country", "contact_phone", "operation_count")
+    list_select_related = ("member_of",)
+    list_filter = (
+        filterset_list_filter(ProcessorFilterSet, "kind"),
+        filterset_list_filter(ProcessorFilterSet, "country", base=ProcessorCountryListFilter),
+        filterset_list_filter(ProcessorFilterSet, "receives", base=CategoryTreeListFilter),
+        filterset_list_filter(ProcessorFilterSet, "controller"),
+    )
+    search_fields = ("name_zh", "name_en", "aliases__text", "contact_phone", "uscc")
+    autocomplete_fields = ("member_of",)
+    readonly_fields = (
+        "name_key",
+        "members",
+        "received_categories",
+        "findings_list",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("name_zh", "name_en"),
+                    "name_key",
+                    ("kind", "member_of"),
+                    "members",
+                    "received_categories",
+                )
+            },
+        ),
+        (
+            _("Registration"),
+            {"fields": ("country", "uscc", "icp_filing", "public_security_filing")},
+        ),
+        (
+            _("Contact"),
+            {"fields": ("contact_phone", "contact_email", "address", "website", "privacy_policy_url")},
+        ),
+        (_("Notes"), {"fields": ("notes",)}),
+        (_("Compliance findings"), {"fields": ("findings_list",)}),
+        (_("Records"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+    )
+    inlines = [ProcessorOperationInline, ProcessorAliasInline]
+    tool_pages = tools.PROCESSOR_TOOLS
+
+    def get_queryset(self, request):
+        # The processor is shared; what it receives is counted only from the user's controllers.
+        operations = selectors.operations_visible_to(request.user).filter(processor=OuterRef("pk"))
+        return super().get_queryset(request).annotate(operation_count=count_subquery(operations))
+
+    def get_object(self, request, object_id, from_field=None):
+        processor = super().get_object(request, object_id, from_field)
+        if processor is not None:
+            processor.viewer = request.user  # what it receives is shown from the viewer's controllers
+        return processor
+
+    def save_model(self, request, obj, form, change):
+        # The form has filled in the instance (new or existing); the service validates and saves it.
+        services.processor_update(processor=obj, **self.update_kwargs(form, change))
+
+    @admin.display(description=_("name"), ordering="name_key")
+    def name(self, processor: Processor) -> str:
+        return str(processor)
+
+    @admin.display(description=_("operations"), ordering="operation_count")
+    def operation_count(self, processor: Processor) -> int:
+        return processor.operation_count
+
+    @admin.display(description=_("receives"))
+    def received_categories(self, processor: Processor) -> str:
+        """What the processor receives, through its own operations or those of its group."""
+        if processor.pk is None:
+            return "—"
+        recipients = [processor.pk] + ([processor.member_of_id] if processor.member_of_id else [])
+        visible = selectors.operations_visible_to(getattr(processor, "viewer", None))
+        received = DataCategory.objects.filter(
+            data_items__operation__processor__in=recipients, data_items__operation__in=visible.values("pk")
+        ).distinct()
+        badges = (display.category_badge(category) for category in display.in_taxonomy_order(received))
+        return display.join_html(badges) or "—"
+
+    @admin.display(description=_("members"))
+    def members(self, processor: Processor) -> str:
+        members = processor.members.all() if processor.pk else []
+        links = (
+            (reverse("admin:processors_processor_change", args=[member.pk]), str(member))
+            for member in members
+        )
+        return format_html_join(gettext(", "), '<a href="{}">{}</a>', links) or "—"
+
+    @admin.display(description=_("findings"))
+    def findings_list(self, processor: Processor) -> str:
+        if processor.pk is None:
+            return "—"
+        return display.findings_html(
+            findings_visible_to(getattr(processor, "viewer", None), processor=processor)
+        )
+
+
+# --- Services and operations ----------------------------------------------------------------------
+
+
+@admin.register(Service)
+class ServiceAdmin(VersionCheckedAdmin):
+    formfield_overrides = COMPACT_TEXTAREAS
+    list_display = ("name", "name_en", "controller", "sdk_name", "operation_count")
+    list_select_related = ("controller",)
+    list_filter = (("controller", admin.RelatedOnlyFieldListFilter),)
+    search_fields = (
+        "name",
+        "name_en",
+        "sdk_name",
+        "sdk_package",
+        "controller__name_zh",
+        "controller__name_en",
+    )
+    autocomplete_fields = ("controller",)
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("controller", ("name", "name_en"), "description")}),
+        (
+            _("SDK"),
+            {
+                "fields": (
+                    "sdk_name",
+                    "sdk_package",
+                    "sdk_version",
+                    "sdk_privacy_policy_url",
+                    "device_permissions",
+                )
+            },
+        ),
+        (_("Records"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+    )
+
+    def get_queryset(self, request):
+        operations = Operation.objects.filter(service=OuterRef("pk"))
+        return super().get_queryset(request).annotate(operation_count=count_subquery(operations))
+
+    def save_model(self, request, obj, form, change):
+        # The form has filled in the instance (new or existing); the service validates and saves it.
+        services.service_update(service=obj, **self.update_kwargs(form, change))
+
+    @admin.display(description=_("operations"), ordering="operation_count")
+    def operation_count(self, service: Service) -> int:
+        return service.operation_count
+
+
+@admin.register(Operation)
+class OperationAdmin(VersionCheckedAdmin):
+    list_display = (
+        "service",
+        "controller",
+        "processor",
+        "data_categories",
+        "purposes_list",
+        "relationship_name",
+        "cross_border",
+        "status",
+    )
+    list_select_related = ("service__controller", "processor")
+    # Short lists first; the long ones (purposes, processors) at the end of the sidebar.
+    list_filter = (
+        filterset_list_filter(OperationFilterSet, "controller"),
+        filterset_list_filter(OperationFilterSet, "sensitive"),
+        filterset_list_filter(OperationFilterSet, "unmapped"),
+        filterset_list_filter(OperationFilterSet, "cross_border"),
+        filterset_list_filter(OperationFilterSet, "relationship"),
+        filterset_list_filter(OperationFilterSet, "status"),
+        filterset_list_filter(OperationFilterSet, "legal_basis"),
+        filterset_list_filter(OperationFilterSet, "consent_type"),
+        filterset_list_filter(OperationFilterSet, "category", base=CategoryTreeListFilter),
+        filterset_list_filter(OperationFilterSet, "purpose", base=PurposeListFilter),
+        filterset_list_filter(OperationFilterSet, "processor", base=ProcessorInRegisterListFilter),
+    )
+    search_fields = (
+        "service__name",
+        "service__name_en",
+        "processor__name_zh",
+        "processor__name_en",
+        "processor__aliases__text",
+        "data_items__text",
+    )
+    autocomplete_fields = ("service", "processor", "purposes", "actions")
+    formfield_overrides = COMPACT_TEXTAREAS
+    readonly_fields = ("source_text", "findings_list", "created_at", "updated_at")
+    fieldsets = (
+        (
+            _("What"),
+            {
+                "fields": (
+                    "service",
+                    "data_items_text",
+                    ("purposes", "purpose_text"),
+                    ("actions", "actions_text", "actions_open_ended"),
+                    "usage_scenario",
+                    "feature_necessary",
+                )
+            },
+        ),
+        (_("Who"), {"fields": (("processor", "recipient_qualifier"), "relationship", "sharing_method")}),
+        (
+            _("Legal footing"),
+            {"fields": ("legal_basis", "consent_type", "contract_reference", "retention_at_recipient")},
+        ),
+        (
+            _("Cross-border"),
+            {
+                "fields": (
+                    "cross_border",
+                    "destination_countries",
+                    "transfer_mechanism",
+                    ("annual_subjects", "annual_sensitive_subjects"),
+                )
+            },
+        ),
+        (
+            _("Records"),
+            {
+                "fields": (
+                    "status",
+                    ("effective_from", "effective_to"),
+                    ("pia_reference", "pia_date"),
+                    "notes",
+                )
+            },
+        ),
+        (_("Compliance findings"), {"fields": ("findings_list",)}),
+        (_("Source"), {"fields": ("source_text", "created_at", "updated_at"), "classes": ("collapse",)}),
+    )
+    inlines = [DataItemInline]
+    actions = [remap_data_items, *tools.EXPORT_ACTIONS]
+    tool_pages = tools.OPERATION_TOOLS
+
+    def get_queryset(self, request):
+        return selectors.operation_list(super().get_queryset(request))
+
+    def save_model(self, request, obj, form, change):
+        # The form has filled in the instance (new or existing); the service validates and saves it.
+        services.operation_update(operation=obj, **self.update_kwargs(form, change))
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not DataItem:
+            return super().save_formset(request, form, formset, change)
+        items = formset.save(commit=False)
+        services.data_items_save(operation=form.instance, saved=items, deleted=formset.deleted_objects)
+        formset.save_m2m()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Items typed without a category are mapped by the taxonomy; the rest stay flagged for review.
+        services.data_items_remap(items=form.instance.data_items.all())
+        # The form saved the purposes and actions itself (save_m2m), after operation_update's refresh.
+        findings_refresh(operations=[form.instance])
+        unmapped = form.instance.data_items.filter(category__isnull=True).count()
+        if unmapped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d data item could not be mapped and needs review.",
+                    "%(count)d data items could not be mapped and need review.",
+                    unmapped,
+                )
+                % {"count": unmapped},
+                messages.WARNING,
+            )
+
+    @admin.display(description=_("controller"), ordering="service__controller__code")
+    def controller(self, operation: Operation) -> Controller:
+        return operation.service.controller
+
+    @admin.display(description=_("data categories"))
+    def data_categories(self, operation: Operation) -> str:
+        return display.data_categories_summary(operation)
+
+    @admin.display(description=_("purposes"))
+    def purposes_list(self, operation: Operation) -> str:
+        return display.purposes_summary(operation)
+
+    @admin.display(description=_("relationship"), ordering="relationship")
+    def relationship_name(self, operation: Operation) -> str:
+        return display.short_label(operation.get_relationship_display()) if operation.relationship else "—"
+
+    @admin.display(description=_("findings"))
+    def findings_list(self, operation: Operation) -> str:
+        return display.findings_html(findings(operation=operation)) if operation.pk else "—"
+
+
+@admin.register(DataItem)
+class DataItemAdmin(RegisterHistoryAdmin):
+    """Where a reviewer finds the items the taxonomy could not map, across the whole register."""
+
+    form = DataItemForm
+    list_display = ("text", "category_name", "match", "review", "operation_link", "controller")
+    list_select_related = ("category", "operation__service__controller", "operation__processor")
+    list_filter = (
+        NeedsReviewListFilter,
+        DataItemCategoryListFilter,
+        "match",
+        ("operation__service__controller", admin.RelatedOnlyFieldListFilter),
+    )
+    search_fields = (
+        "text",
+        "category__code",
+        "category__name_zh",
+        "category__name_en",
+        "operation__processor__name_zh",
+        "operation__service__name",
+    )
+    autocomplete_fields = ("operation", "category")
+    fields = ("operation", "position", "text", "category", "match", "review")
+    readonly_fields = ("match", "review")
+    actions = [remap_data_items, "add_text_as_alias"]
+
+    def save_model(self, request, obj, form, change):
+        services.data_items_save(operation=obj.operation, saved=[obj])
+
+    @admin.display(description=_("data category"), ordering="category__code")
+    def category_name(self, item: DataItem) -> str:
+        return display.category_badge(item.category) if item.category_id else "—"
+
+    @admin.display(description=_("review"))
+    def review(self, item: DataItem) -> str:
+        return display.needs_review_flag() if item.pk is not None and item.needs_review else ""
+
+    @admin.display(description=_("processing operation"), ordering="operation_id")
+    def operation_link(self, item: DataItem) -> str:
+        url = reverse("admin:processors_operation_change", args=[item.operation_id])
+        return format_html('<a href="{}">{}</a>', url, item.operation)
+
+    @admin.display(description=_("controller"), ordering="operation__service__controller__code")
+    def controller(self, item: DataItem) -> Controller:
+        return item.operation.service.controller
+
+    @admin.action(description=_("Add the item text as an alias of its category"), permissions=["change"])
+    def add_text_as_alias(self, request, queryset):
+        # Aliases are data: a reviewer's confirmed mapping teaches the taxonomy the table's wording.
+        # Wording the taxonomy already knows (a code, a name or an alias of any category) is skipped.
+        mapped = list(queryset.filter(category__isnull=False).order_by("id"))
+        created = services.category_aliases_add_from_items(items=mapped)
+        skipped = len(mapped) - created
+        unmapped = queryset.filter(category__isnull=True).count()
+        self.message_user(
+            request,
+            gettext(
+                "Aliases added: %(created)d; already known: %(skipped)d; "
+                "items without a category: %(unmapped)d."
+            )
+            % {"created": created, "skipped": skipped, "unmapped": unmapped},
+            messages.SUCCESS if created else messages.INFO,
+        )
+
+
+# --- Imports and published versions ---------------------------------------------------------------
+
+
+@admin.register(ImportRecord)
+class ImportRecordAdmin(ReadOnlyAdmin):
+    """Every import and preview, as the importer recorded it; evidence, so nothing here can change."""
+
+    list_display = (
+        "file_name",
+        "username",
+        "channel",
+        "controller",
+        "result",
+        "counts_summary",
+        "started_at",
+        "duration",
+    )
+    list_select_related = ("user", "controller")
+    list_filter = ("result", "channel", ("controller", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("file_name", "sha256")
+    date_hierarchy = "started_at"
+    fields = (
+        ("file_name", "shape"),
+        ("controller", "username", "channel"),  # the name copied at import time outlives the account
+        ("result", "dry_run"),
+        ("started_at", "duration"),
+        ("sha256", "size"),
+        "counts_table",
+        "problems_table",
+    )
+    readonly_fields = ("duration", "counts_table", "problems_table")
+
+    @admin.display(description=_("counts"))
+    def counts_summary(self, record: ImportRecord) -> str:
+        return display.import_counts_summary(record)
+
+    @admin.display(description=_("duration"), ordering="duration_ms")
+    def duration(self, record: ImportRecord) -> str:
+        return "—" if record.duration_ms is None else f"{record.duration_ms / 1000:.1f} s"
+
+    @admin.display(description=_("counts"))
+    def counts_table(self, record: ImportRecord) -> str:
+        return display.import_counts_table(record)
+
+    @admin.display(description=_("problems"))
+    def problems_table(self, record: ImportRecord) -> str:
+        return display.import_problems_table(record)
+
+
+@admin.register(PublishedVersion)
+class PublishedVersionAdmin(ReadOnlyAdmin):
+    """Published versions are immutable: a page to publish one, and each version's table and diffs."""
+
+    list_display = (
+        "label",
+        "controller",
+        "updated_on",
+        "effective_on",
+        "published_at",
+        "published_by_name",
+        "withdrawn_at",
+    )
+    list_select_related = ("controller", "published_by")
+    list_filter = (("controller", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("label", "controller__code", "controller__name_zh")
+    fields = (
+        ("controller", "label"),
+        ("updated_on", "effective_on"),
+        ("published_at", "published_by_name"),
+        "notes",
+        "snapshot_sha256",
+        "override_reason",
+        ("withdrawn_at", "withdrawn_by_name"),
+        "withdrawal_reason",
+    )
+    tool_pages = tools.VERSION_TOOLS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("controller", "published_by")
+
+    def changelist_view(self, request, extra_context=None):
+        can_publish = request.user.has_perm("processors.add_publishedversion")
+        return super().changelist_view(request, {"can_publish": can_publish, **(extra_context or {})})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, unquote(object_id))
+        if version is not None:
+            lang = tools.current_lang()
+            titles = (
+                _("Changes since the previous version"),
+                _("Changes in the live register not yet published"),
+            )
+            diffs = [
+                {
+                    "key": key,
+                    "title": title,
+                    "diff": diff,
+                    "rows": display.diff_table(diff, lang) if diff is not None else [],
+                    "headers": documents.diff_rows(diff, lang)[0] if diff is not None else [],
+                }
+                for (key, diff), title in zip(tools.version_diffs(version).items(), titles, strict=True)
+            ]
+            extra_context = {
+                "disclosure_rows": rows_from_snapshot(version.snapshot, lang),
+                "version_diffs": diffs,
+                **(extra_context or {}),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -1,0 +1,112 @@
+"""The stored findings in the admin: read-only rows (the refresh writes them), filtered by the same
+FindingFilterSet as the findings page and the API, with the DPO's decisions as actions."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from processors import services
+from processors.admin.base import RegisterHistoryAdmin
+from processors.admin.filters import filterset_list_filter
+from processors.filters import FindingFilterSet
+from processors.findings import RULES_BY_CODE, finding_message, stored_findings_visible_to
+from processors.forms import FindingActionForm
+from processors.models import Finding
+
+
+def _decide(model_admin, request, queryset, decide, done_message: str) -> None:
+    reason = request.POST.get("reason", "")
+    done = 0
+    for finding in queryset:
+        try:
+            decide(finding=finding, user=request.user, reason=reason)
+        except ValidationError as error:
+            model_admin.message_user(request, " ".join(error.messages), messages.ERROR)
+            return
+        done += 1
+    model_admin.message_user(request, done_message % {"count": done}, messages.SUCCESS)
+
+
+@admin.action(description=_("Accept the selected findings (with the reason given)"), permissions=["change"])
+def accept_findings(model_admin, request, queryset):
+    """Accept each selected finding with the reason typed next to the action."""
+
+    def decide(*, finding, user, reason):
+        services.finding_accept(finding=finding, user=user, reason=reason)
+
+    _decide(model_admin, request, queryset, decide, gettext("%(count)d findings accepted."))
+
+
+@admin.action(description=_("Mark the selected findings fixed"), permissions=["change"])
+def fix_findings(model_admin, request, queryset):
+    """Mark each selected finding fixed (the reason, if any, is kept as a note)."""
+
+    def decide(*, finding, user, reason):
+        services.finding_fix(finding=finding, user=user, note=reason)
+
+    _decide(model_admin, request, queryset, decide, gettext("%(count)d findings marked fixed."))
+
+
+@admin.action(description=_("Reopen the selected findings"), permissions=["change"])
+def reopen_findings(model_admin, request, queryset):
+    """Put the selected findings back on the open list."""
+
+    def decide(*, finding, user, reason):
+        services.finding_reopen(finding=finding, user=user, note=reason)
+
+    _decide(model_admin, request, queryset, decide, gettext("%(count)d findings reopened."))
+
+
+@admin.register(Finding)
+class FindingAdmin(RegisterHistoryAdmin):
+    """What the rules found, kept current by the refresh; a DPO accepts (with a reason), fixes or reopens."""
+
+    list_display = ("severity", "rule_title", "subject_label", "controller", "state", "last_seen")
+    list_select_related = ("controller",)
+    list_filter = (
+        filterset_list_filter(FindingFilterSet, "state"),
+        filterset_list_filter(FindingFilterSet, "severity"),
+        filterset_list_filter(FindingFilterSet, "rule"),
+        filterset_list_filter(FindingFilterSet, "controller"),
+    )
+    search_fields = ("subject_label", "rule")
+    actions = [accept_findings, fix_findings, reopen_findings]
+    action_form = FindingActionForm
+    list_per_page = 50
+    readonly_fields = (
+        "rule",
+        "rule_title",
+        "severity",
+        "subject_label",
+        "message",
+        "operation",
+        "processor",
+        "controller",
+        "state",
+        "state_reason",
+        "state_by",
+        "state_at",
+        "first_seen",
+        "last_seen",
+        "resolved_at",
+    )
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return stored_findings_visible_to(request.user, super().get_queryset(request))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("rule"))
+    def rule_title(self, finding: Finding) -> str:
+        rule = RULES_BY_CODE.get(finding.rule)
+        return str(rule.title) if rule is not None else finding.rule
+
+    @admin.display(description=_("message"))
+    def message(self, finding: Finding) -> str:
+        return finding_message(finding)

@@ -1,0 +1,412 @@
+"""Nothing lost: writes change only their fields, versions refuse stale saves (API and admin), imports
+keep hand corrections and run one at a time."""
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection, transaction
+from django.test import override_settings
+from django.utils import translation
+from rest_framework.test import APIClient
+
+from processors import services
+from processors.models import Operation, Processor
+from processors.spreadsheets.importer import import_register
+from processors.spreadsheets.write import Writer, keep_newer_values
+from tests.builders import make_controller, make_operation, make_processor, make_service
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    # The assertions read the English messages; the default language is Chinese.
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+def needs_shared_database() -> None:
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("threads need a file SQLite database or PostgreSQL (run this file alone)")
+
+
+def run_together(*calls: Callable[[], object]) -> list[object]:
+    """Run the calls in threads released at the same moment; returns their results (or exceptions)."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as error:  # noqa: BLE001 — reported to the test, which asserts on it
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def api_as(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def processor_url(processor: Processor) -> str:
+    return f"/api/v1/processors/{processor.pk}/"
+
+
+# --- Services write only what they are given ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_update_writes_only_the_given_fields_over_a_stale_instance():
+    processor = make_processor(contact_email="old@example.com")
+    stale = Processor.objects.get(pk=processor.pk)
+    services.processor_update(processor=processor, contact_email="new@example.com")
+
+    services.processor_update(processor=stale, notes="checked")
+
+    processor.refresh_from_db()
+    assert (processor.contact_email, processor.notes) == ("new@example.com", "checked")
+
+
+@pytest.mark.django_db
+def test_every_update_moves_the_version_on():
+    processor = make_processor()
+
+    services.processor_update(processor=processor, notes="one")
+    services.processor_update(processor=processor, notes="two")
+
+    assert Processor.objects.get(pk=processor.pk).version == processor.version == 3
+
+
+@pytest.mark.django_db
+def test_an_update_expecting_an_older_version_is_refused_and_writes_nothing():
+    processor = make_processor()
+    services.processor_update(processor=processor, notes="theirs")
+
+    with pytest.raises(services.StaleObject):
+        services.processor_update(processor=processor, expected_version=1, notes="mine")
+
+    assert Processor.objects.get(pk=processor.pk).notes == "theirs"
+
+
+@pytest.mark.django_db
+def test_a_name_change_still_updates_the_derived_match_key():
+    processor = make_processor(name_zh="甲公司")
+
+    services.processor_update(processor=processor, name_zh="乙公司")
+
+    assert Processor.objects.get(pk=processor.pk).name_key == processor.name_key != "甲公司"
+
+
+# --- Concurrent PATCHes ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_pairs_of_concurrent_patches_to_different_fields_keep_both_changes(admin_user):
+    needs_shared_database()
+    processor = make_processor()
+    url = processor_url(processor)
+    for pair in range(20):
+        results = run_together(
+            lambda pair=pair: api_as(admin_user).patch(url, {"contact_email": f"p{pair}@example.com"}),
+            lambda pair=pair: api_as(admin_user).patch(url, {"notes": f"pair {pair}"}),
+        )
+        assert [getattr(result, "status_code", result) for result in results] == [200, 200]
+        processor.refresh_from_db()
+        assert (processor.contact_email, processor.notes) == (f"p{pair}@example.com", f"pair {pair}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_two_concurrent_patches_from_one_version_one_lands_and_the_other_is_412(admin_user):
+    needs_shared_database()
+    processor = make_processor()
+    url = processor_url(processor)
+    etag = api_as(admin_user).get(url)["ETag"]
+
+    results = run_together(
+        *(
+            lambda note=note: api_as(admin_user).patch(url, {"notes": note}, HTTP_IF_MATCH=etag)
+            for note in ("first", "second")
+        )
+    )
+
+    assert sorted(result.status_code for result in results) == [200, 412]
+
+
+# --- ETag and If-Match ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_single_object_is_sent_with_its_version_as_a_weak_etag(api_client):
+    processor = make_processor()
+
+    assert api_client.get(processor_url(processor))["ETag"] == 'W/"1"'
+
+
+@pytest.mark.django_db
+def test_a_write_with_the_current_etag_lands_and_answers_the_new_one(api_client):
+    processor = make_processor()
+    url = processor_url(processor)
+    etag = api_client.get(url)["ETag"]
+
+    response = api_client.patch(url, {"notes": "checked"}, HTTP_IF_MATCH=etag)
+
+    assert response.status_code == 200
+    assert response["ETag"] == 'W/"2"'
+
+
+@pytest.mark.django_db
+def test_a_stale_put_is_refused_with_412_and_reverts_nothing(api_client):
+    processor = make_processor(name_zh="甲公司")
+    url = processor_url(processor)
+    etag = api_client.get(url)["ETag"]
+    api_client.patch(url, {"contact_email": "theirs@example.com"})
+
+    response = api_client.put(url, {"name_zh": "甲公司", "contact_email": ""}, HTTP_IF_MATCH=etag)
+
+    assert response.status_code == 412
+    assert response.json()["error"]["code"] == "precondition_failed"
+    assert Processor.objects.get(pk=processor.pk).contact_email == "theirs@example.com"
+
+
+@pytest.mark.django_db
+def test_a_stale_delete_is_refused_with_412(api_client):
+    operation = make_operation()
+    url = f"/api/v1/operations/{operation.pk}/"
+    etag = api_client.get(url)["ETag"]
+    api_client.patch(url, {"notes": "changed meanwhile"}, format="json")
+
+    response = api_client.delete(url, HTTP_IF_MATCH=etag)
+
+    assert response.status_code == 412
+    assert api_client.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_services_and_controllers_honour_if_match_too(api_client):
+    service = make_service()
+    controller = service.controller
+
+    stale_service = api_client.patch(f"/api/v1/services/{service.pk}/", {"name": "x"}, HTTP_IF_MATCH='W/"9"')
+    stale_controller = api_client.patch(
+        f"/api/v1/controllers/{controller.code}/", {"name_en": "x"}, HTTP_IF_MATCH='"9"'
+    )
+
+    assert (stale_service.status_code, stale_controller.status_code) == (412, 412)
+
+
+@pytest.mark.django_db
+def test_if_match_can_be_required_by_setting(api_client):
+    processor = make_processor()
+
+    with override_settings(REGISTER_API_REQUIRE_IF_MATCH=True):
+        response = api_client.patch(processor_url(processor), {"notes": "blind"})
+
+    assert response.status_code == 428
+    assert response.json()["error"]["code"] == "precondition_required"
+
+
+@pytest.mark.django_db
+def test_if_match_star_matches_any_version(api_client):
+    processor = make_processor()
+
+    with override_settings(REGISTER_API_REQUIRE_IF_MATCH=True):
+        response = api_client.patch(processor_url(processor), {"notes": "any"}, HTTP_IF_MATCH="*")
+
+    assert response.status_code == 200
+
+
+# --- The admin's change forms ---------------------------------------------------------------------
+
+
+def admin_form_data(response) -> dict:
+    """The POST data a browser would send back for an admin change form, unchanged."""
+    data = {}
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        forms += [inline.formset.management_form, *inline.formset.forms]
+    for form in forms:
+        for bound in form:
+            value = bound.value()
+            if value is None:
+                continue
+            if isinstance(value, list | tuple):
+                data[bound.html_name] = [str(item) for item in value]
+            elif isinstance(value, bool):
+                if value:
+                    data[bound.html_name] = "on"
+            else:
+                data[bound.html_name] = str(getattr(value, "pk", value))
+    return data
+
+
+@pytest.mark.django_db
+def test_a_stale_admin_form_is_refused_showing_who_when_and_both_values(client, django_user_model):
+    alice = django_user_model.objects.create_superuser("alice", "alice@example.com", "pw")
+    bob = django_user_model.objects.create_superuser("bob", "bob@example.com", "pw")
+    processor = make_processor(contact_email="old@example.com")
+    url = f"/admin/processors/processor/{processor.pk}/change/"
+    client.force_login(alice)
+    alice_form = admin_form_data(client.get(url))
+    bob_client = type(client)()
+    bob_client.force_login(bob)
+    bob_form = admin_form_data(bob_client.get(url))
+
+    saved = client.post(url, {**alice_form, "contact_email": "alice@example.com"})
+    refused = bob_client.post(url, {**bob_form, "contact_email": "bob@example.com"})
+
+    assert saved.status_code == 302
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "Changed by alice at" in page
+    assert "alice@example.com" in page and "bob@example.com" in page
+    assert Processor.objects.get(pk=processor.pk).contact_email == "alice@example.com"
+
+
+@pytest.mark.django_db
+def test_the_admin_change_form_carries_the_version_it_was_opened_at(admin_client):
+    processor = make_processor()
+    services.processor_update(processor=processor, notes="second version")
+
+    form = admin_form_data(admin_client.get(f"/admin/processors/processor/{processor.pk}/change/"))
+
+    assert form["opened_version"] == "2"
+
+
+@pytest.mark.django_db
+def test_an_unchanged_admin_form_over_a_newer_version_is_refused(admin_client):
+    controller = make_controller()
+    url = f"/admin/processors/controller/{controller.pk}/change/"
+    form = admin_form_data(admin_client.get(url))
+    services.controller_update(controller=controller, name_en="Changed meanwhile")
+
+    response = admin_client.post(url, form)
+
+    assert response.status_code == 200
+    assert "since you opened it" in response.content.decode()
+
+
+# --- Imports --------------------------------------------------------------------------------------
+
+TABLE_HEADER = "服务/功能名称\t服务主体\t处理个人信息范围\t处理个人信息目的\t处理个人信息方式\n"
+
+
+def table(*rows: str) -> str:
+    return TABLE_HEADER + "".join(f"{row}\t姓名、手机号\t实名认证\t收集、存储\n" for row in rows)
+
+
+@pytest.mark.django_db
+def test_an_import_of_a_table_without_an_email_column_leaves_the_email_as_it_was():
+    controller = make_controller()
+    processor = make_processor(name_zh="甲科技有限公司", contact_email="dpo@jia.example")
+
+    report = import_register(
+        table("实名认证服务\t甲科技有限公司 010-12345678"), controller=controller, file_name="t.tsv"
+    )
+
+    assert report.committed
+    processor.refresh_from_db()
+    assert (processor.contact_phone, processor.contact_email) == ("010-12345678", "dpo@jia.example")
+
+
+@pytest.mark.django_db
+def test_a_hand_correction_made_while_an_import_runs_survives_it(monkeypatch):
+    controller = make_controller()
+    processor = make_processor(name_zh="甲科技有限公司")
+    write_processors = Writer.processors
+
+    def edited_between_plan_and_write(self, changes):
+        services.processor_update(
+            processor=Processor.objects.get(pk=processor.pk), contact_email="fixed@jia.example"
+        )
+        write_processors(self, changes)
+
+    monkeypatch.setattr(Writer, "processors", edited_between_plan_and_write)
+
+    report = import_register(
+        table("实名认证服务\t甲科技有限公司 010-22222222"), controller=controller, file_name="t.tsv"
+    )
+
+    assert report.committed
+    processor.refresh_from_db()
+    assert (processor.contact_phone, processor.contact_email) == ("010-22222222", "fixed@jia.example")
+    assert processor.version == 3  # created, corrected by hand, changed by the import
+    newest = processor.history.order_by("-history_date", "-history_id").first()
+    assert newest.contact_email == "fixed@jia.example"  # the history row is not the stale snapshot
+
+
+@pytest.mark.django_db
+def test_the_writer_takes_what_a_row_does_not_change_from_the_row_as_it_stands():
+    processor = make_processor(contact_phone="010-1")
+    stale = Processor.objects.get(pk=processor.pk)
+    services.processor_update(processor=processor, contact_phone="010-hand")
+    stale.notes = "from the file"
+
+    fields = keep_newer_values(Processor, [stale], {stale.pk: {"notes"}})
+
+    assert fields == {"notes", "version"}
+    assert (stale.contact_phone, stale.notes, stale.version) == ("010-hand", "from the file", 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_imports_into_one_register_both_succeed_in_turn():
+    needs_shared_database()
+    controller = make_controller()
+
+    reports = run_together(
+        lambda: import_register(
+            table("实名认证服务\t甲科技有限公司", "身份认证服务\t乙科技有限公司"),
+            controller=controller,
+            file_name="one.tsv",
+        ),
+        lambda: import_register(
+            table("实名认证服务\t丙科技有限公司", "身份认证服务\t甲科技有限公司"),
+            controller=controller,
+            file_name="two.tsv",
+        ),
+    )
+
+    assert [getattr(report, "committed", report) for report in reports] == [True, True]
+    assert Operation.objects.filter(service__controller=controller).count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_waiting_longer_than_the_setting_says_another_import_is_running(admin_user):
+    needs_shared_database()
+    controller = make_controller()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_register() -> None:
+        with transaction.atomic():
+            Processor.objects.create(name_zh="占用有限公司", name_key="占用有限公司")
+            holding.set()
+            release.wait(10)
+
+    def import_meanwhile():
+        holding.wait(10)
+        try:
+            with override_settings(REGISTER_IMPORT_LOCK_TIMEOUT=0.2):
+                return api_as(admin_user).post(
+                    "/api/v1/imports/",
+                    {
+                        "controller": controller.code,
+                        "text": table("实名认证服务\t甲科技有限公司"),
+                        "dry_run": False,
+                    },
+                )
+        finally:
+            release.set()
+
+    _, response = run_together(hold_the_register, import_meanwhile)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "import_busy"

@@ -1,0 +1,264 @@
+"""Stored findings stay current after every kind of write, and a DPO's decision survives a refresh."""
+
+import datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.urls import reverse
+
+from processors import services
+from processors.findings import findings_refresh
+from processors.models import (
+    CategoryAlias,
+    DataCategory,
+    DataItem,
+    Finding,
+    FindingState,
+    Operation,
+    Purpose,
+)
+from processors.spreadsheets.importer import import_register
+from processors.text import normalize_key
+from tests.builders import make_controller, make_operation, make_processor, make_service
+
+pytestmark = pytest.mark.django_db
+
+UNKNOWN_ITEM = "完全没听说过的字段"
+
+
+def open_findings(rule: str, **subject) -> list[Finding]:
+    return list(Finding.objects.filter(rule=rule, state=FindingState.OPEN, **subject))
+
+
+def test_creating_an_operation_without_a_purpose_stores_an_open_finding():
+    operation = make_operation(purposes=())
+
+    [finding] = open_findings("purpose_missing", operation=operation)
+
+    assert finding.controller_id == operation.service.controller_id
+    assert finding.first_seen == finding.last_seen and finding.resolved_at is None
+
+
+def test_an_api_patch_removing_the_purposes_opens_a_finding_and_restoring_them_resolves_it(api_client):
+    operation = make_operation()
+    assert not open_findings("purpose_missing", operation=operation)
+    url = f"/api/v1/operations/{operation.pk}/"
+
+    assert api_client.patch(url, {"purposes": []}, format="json").status_code == 200
+    [finding] = open_findings("purpose_missing", operation=operation)
+
+    assert api_client.patch(url, {"purposes": ["identity_verification"]}, format="json").status_code == 200
+    finding.refresh_from_db()
+    assert (finding.state, finding.state_by) == (FindingState.FIXED, None)
+    assert finding.resolved_at is not None
+
+
+def test_a_finding_that_holds_again_after_it_was_resolved_is_reopened():
+    operation = make_operation(purposes=())
+    sms = Purpose.objects.get(code="sms_otp")
+    services.operation_update(operation=operation, purposes=[sms])
+    services.operation_update(operation=operation, purposes=[])
+
+    [finding] = Finding.objects.filter(rule="purpose_missing", operation=operation)
+
+    assert finding.state == FindingState.OPEN and finding.resolved_at is None
+    assert finding.history.count() == 3  # created, resolved, reopened
+
+
+def test_saving_an_operation_in_the_admin_without_a_purpose_stores_the_finding(admin_client):
+    data = {
+        "service": make_service().pk,
+        "processor": make_processor().pk,
+        "relationship": "entrusted",
+        "status": "active",
+        "data_items-TOTAL_FORMS": "1",
+        "data_items-INITIAL_FORMS": "0",
+        "data_items-MIN_NUM_FORMS": "0",
+        "data_items-MAX_NUM_FORMS": "1000",
+        "data_items-0-text": "手机号码",
+        "data_items-0-category": "",
+    }
+
+    response = admin_client.post(reverse("admin:processors_operation_add"), data)
+
+    assert response.status_code == 302
+    operation = Operation.objects.latest("id")
+    assert open_findings("purpose_missing", operation=operation)
+    assert open_findings("entrustment_without_contract", operation=operation)
+
+
+def test_an_import_with_an_unmapped_item_stores_the_finding():
+    controller = make_controller()
+    table = "服务/功能名称\t服务主体\t处理个人信息范围\t处理个人信息目的\t处理个人信息方式\n"
+    table += f"短信验证\t某短信公司\t手机号、{UNKNOWN_ITEM}\t发送验证码\t收集、存储\n"
+
+    report = import_register(table, controller=controller, file_name="pasted")
+
+    assert report.committed, [problem.to_dict() for problem in report.problems]
+    [finding] = open_findings("unmapped_items", controller=controller)
+    assert finding.params == {"items": [UNKNOWN_ITEM]}
+
+
+def test_an_alias_and_a_remap_resolve_the_unmapped_item_finding():
+    operation = make_operation(data_items=("姓名", UNKNOWN_ITEM))
+    [finding] = open_findings("unmapped_items", operation=operation)
+    CategoryAlias.objects.create(
+        category=DataCategory.objects.get(code="basic.name"),
+        text=UNKNOWN_ITEM,
+        key=normalize_key(UNKNOWN_ITEM),
+    )
+
+    services.data_items_remap(items=DataItem.objects.filter(operation=operation))
+
+    finding.refresh_from_db()
+    assert finding.state == FindingState.FIXED and finding.resolved_at is not None
+
+
+def test_an_accepted_finding_leaves_the_open_list_and_stays_accepted_after_a_refresh(admin_user):
+    operation = make_operation(purposes=())
+    [finding] = open_findings("purpose_missing", operation=operation)
+
+    services.finding_accept(finding=finding, user=admin_user, reason="Internal tool, purpose in the DPA.")
+    findings_refresh()
+    call_command("refresh_findings", verbosity=0)
+
+    finding.refresh_from_db()
+    assert (finding.state, finding.state_by, finding.state_reason) == (
+        FindingState.ACCEPTED,
+        admin_user,
+        "Internal tool, purpose in the DPA.",
+    )
+    assert not open_findings("purpose_missing", operation=operation)
+    assert finding.history.first().history_user == admin_user
+
+
+def test_accepting_a_finding_needs_a_reason(admin_user):
+    finding = open_findings("purpose_missing", operation=make_operation(purposes=()))[0]
+
+    with pytest.raises(ValidationError) as refused:
+        services.finding_accept(finding=finding, user=admin_user, reason="  ")
+
+    assert "reason" in refused.value.message_dict
+
+
+def test_the_findings_page_accepts_a_finding_with_a_reason_and_leaves_it_out_of_the_open_list(admin_client):
+    finding = open_findings("purpose_missing", operation=make_operation(purposes=()))[0]
+
+    response = admin_client.post(
+        reverse("processors:findings"), {"finding": finding.pk, "action": "accept", "reason": "Known."}
+    )
+
+    assert response.status_code == 302
+    finding.refresh_from_db()
+    assert finding.state == FindingState.ACCEPTED
+    listed = admin_client.get(reverse("processors:findings")).context["findings"]
+    assert finding.pk not in {row.pk for row in listed}
+    accepted = admin_client.get(reverse("processors:findings"), {"state": "accepted"}).context["findings"]
+    assert [row.pk for row in accepted] == [finding.pk]
+
+
+def test_marking_fixed_on_the_page_needs_the_change_finding_permission(client, django_user_model):
+    finding = open_findings("purpose_missing", operation=make_operation(purposes=()))[0]
+    reader = django_user_model.objects.create_user("reader", password="x")
+    client.force_login(reader)
+
+    response = client.post(reverse("processors:findings"), {"finding": finding.pk, "action": "fix"})
+
+    assert response.status_code == 403
+    finding.refresh_from_db()
+    assert finding.state == FindingState.OPEN
+
+
+def test_the_daily_refresh_ages_a_pia_out():
+    operation = make_operation(
+        relationship="provision", pia_reference="PIA-1", pia_date=datetime.date(2024, 1, 10)
+    )
+    assert not Finding.objects.filter(rule="pia_stale", operation=operation).exists()
+
+    call_command("refresh_findings", "--today", "2027-06-01", verbosity=0)
+
+    [finding] = open_findings("pia_stale", operation=operation)
+    assert finding.params == {"reference": "PIA-1", "date": "2024-01-10"}
+
+
+def test_the_message_is_worded_in_the_readers_language(admin_client):
+    make_operation(data_items=("姓名", UNKNOWN_ITEM), purposes=(), purpose_text="内部某用途乙")
+
+    english = admin_client.get(reverse("processors:findings"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    chinese = admin_client.get(
+        reverse("processors:findings"), HTTP_ACCEPT_LANGUAGE="zh-hans"
+    ).content.decode()
+
+    assert "Published as “内部某用途乙”." in english
+    assert "Published as" not in chinese and "内部某用途乙" in chinese
+
+
+def test_the_api_findings_are_paginated_and_filtered_by_rule(api_client):
+    for _ in range(3):
+        make_operation(purposes=())
+
+    body = api_client.get("/api/v1/findings/", {"rule": "purpose_missing", "page_size": 2}).json()
+
+    assert body["count"] == 3 and len(body["results"]) == 2 and body["next"]
+    assert {row["code"] for row in body["results"]} == {"purpose_missing"}
+    assert body["results"][0]["state"] == "open"
+
+
+def test_the_findings_admin_accepts_the_selection_with_the_reason(admin_client):
+    finding = open_findings("purpose_missing", operation=make_operation(purposes=()))[0]
+
+    admin_client.post(
+        reverse("admin:processors_finding_changelist"),
+        {"action": "accept_findings", "_selected_action": [finding.pk], "reason": "Covered by contract."},
+    )
+
+    finding.refresh_from_db()
+    assert (finding.state, finding.state_reason) == (FindingState.ACCEPTED, "Covered by contract.")
+
+
+def register_of(count: int, start: int = 0) -> None:
+    controller = make_controller()
+    service = make_service(controller)
+    for number in range(start, start + count):
+        make_operation(
+            service=service,
+            processor=make_processor(name_zh=f"受托方{number:04d}号"),
+            data_items=("姓名", f"未知字段{number}"),
+            purposes=(),
+            relationship="entrusted",
+        )
+
+
+# Session and user (2), the controller choices (1), the summary (1), the page's count and rows (2).
+FINDINGS_PAGE_QUERIES = 6
+
+
+@pytest.mark.parametrize("operations", [10, 200])
+def test_the_findings_page_takes_a_constant_number_of_queries(
+    admin_client, django_assert_num_queries, operations
+):
+    register_of(operations)
+
+    with django_assert_num_queries(FINDINGS_PAGE_QUERIES):
+        response = admin_client.get(reverse("processors:findings"))
+
+    # Five findings an operation: no purpose, an unmapped item, no PIA, no contract, no retention term.
+    assert response.status_code == 200 and len(response.context["findings"]) == min(50, 5 * operations)
+
+
+# Session and user (2), the register's counts, lists and recent changes (13), the findings' counts and
+# their top rows (2): the findings are read, not computed.
+DASHBOARD_QUERIES = 17
+
+
+@pytest.mark.parametrize("operations", [10, 200])
+def test_the_dashboard_takes_a_constant_number_of_queries(
+    admin_client, django_assert_num_queries, operations
+):
+    register_of(operations)
+
+    with django_assert_num_queries(DASHBOARD_QUERIES):
+        response = admin_client.get(reverse("processors:dashboard"))
+
+    assert response.status_code == 200 and len(response.context["top_findings"]) == 6
