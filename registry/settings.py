@@ -193,6 +193,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # A successful login forgets that pair's earlier typos, so an occasional mistake never adds up to a lockout.
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "processors.middleware.login_lockout_response"
+# No start-up banner: it would be printed before every management command's own output.
+AXES_VERBOSE = False
 
 # --- Internationalisation -------------------------------------------------------------------------
 # The register is bilingual: every label exists in Simplified Chinese and English.

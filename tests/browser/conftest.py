@@ -71,10 +71,14 @@ def newcomer(demo, django_user_model):
     """A member of the privacy team on the first day: staff, may read the register and import."""
     from django.contrib.auth.models import Permission
 
+    from processors.models import ControllerRole
+    from tests.builders import make_member
+
     user = django_user_model.objects.create_user("newcomer", password=PASSWORD, is_staff=True)
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label="processors", codename__in=READER_PERMISSIONS)
     )
+    make_member(user, role=ControllerRole.EDITOR)  # of the demo's controller: imports go into it
     return user
 
 

@@ -27,6 +27,9 @@ def reader(demo, django_user_model):
     """A member of the privacy team who is not staff: reads the register, nothing else."""
     from django.contrib.auth.models import Permission
 
+    from processors.models import ControllerRole
+    from tests.builders import make_member
+
     user = django_user_model.objects.create_user("reader", password=PASSWORD, first_name="Wang")
     user.user_permissions.set(
         Permission.objects.filter(
@@ -34,6 +37,7 @@ def reader(demo, django_user_model):
             codename__in=["view_operation", "view_processor", "view_datacategory", "view_controller"],
         )
     )
+    make_member(user, role=ControllerRole.VIEWER)  # of the demo's controller
     return user
 
 
