@@ -225,3 +225,37 @@ class SheetReader:
                     column=get_column_letter(index + 1),
                     code="nul",
                 )
+
+
+# A part smaller than this cannot hurt whatever its ratio, and tiny XML parts compress oddly well.
+RATIO_FLOOR_BYTES = 1024 * 1024
+
+
+def check_package_sizes(
+    members: list, *, file_name: str, limits: ImportLimits, unpacked_message: str, bomb_message: str
+) -> None:
+    """Refuse a zip package (.xlsx, .docx) by the sizes its directory states, before decompressing anything.
+
+    The messages are the caller's, each naming its own kind of file: ``unpacked_message`` takes name, size
+    and limit; ``bomb_message`` takes name, part, ratio and limit.
+    """
+    unpacked = sum(info.file_size for info in members)
+    if unpacked > limits.max_unpacked_bytes:
+        raise SpreadsheetError(
+            unpacked_message
+            % {"name": file_name, "size": megabytes(unpacked), "limit": megabytes(limits.max_unpacked_bytes)},
+            code="unpacked_too_large",
+        )
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_FLOOR_BYTES and ratio > limits.max_compression_ratio:
+            raise SpreadsheetError(
+                bomb_message
+                % {
+                    "name": file_name,
+                    "part": info.filename,
+                    "ratio": f"{ratio:,.0f}",
+                    "limit": limits.max_compression_ratio,
+                },
+                code="zip_bomb",
+            )

@@ -19,7 +19,7 @@ import zlib
 import docx
 from django.utils.translation import gettext as _
 
-from processors.spreadsheets.limits import ImportLimits, SpreadsheetError, megabytes
+from processors.spreadsheets.limits import ImportLimits, SpreadsheetError, check_package_sizes
 from processors.spreadsheets.table_grid import (
     FoundTable,
     TableBudget,
@@ -31,8 +31,6 @@ from processors.spreadsheets.table_grid import (
 
 # A Word document has tens of parts; a zip directory of hundreds of thousands costs memory to list.
 MAX_ZIP_MEMBERS = 10_000
-# A part smaller than this cannot hurt whatever its ratio, and tiny XML parts compress oddly well.
-RATIO_FLOOR_BYTES = 1024 * 1024
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
@@ -86,36 +84,19 @@ def check_docx_package(data: bytes, *, file_name: str, limits: ImportLimits) -> 
                 code="not_a_document",
             )
         # The sizes come from the zip directory: nothing has been decompressed yet.
-        unpacked = sum(info.file_size for info in members)
-        if unpacked > limits.max_unpacked_bytes:
-            raise SpreadsheetError(
-                _(
-                    "“%(name)s” unpacks to %(size)s MB, more than the %(limit)s MB this register opens. "
-                    "Remove pictures, or copy the table into a document of its own."
-                )
-                % {
-                    "name": file_name,
-                    "size": megabytes(unpacked),
-                    "limit": megabytes(limits.max_unpacked_bytes),
-                },
-                code="unpacked_too_large",
-            )
-        for info in members:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > RATIO_FLOOR_BYTES and ratio > limits.max_compression_ratio:
-                raise SpreadsheetError(
-                    _(
-                        "“%(name)s” looks like a zip bomb: its part “%(part)s” unpacks to %(ratio)s times "
-                        "its size (a document stays under %(limit)s). It was not opened."
-                    )
-                    % {
-                        "name": file_name,
-                        "part": info.filename,
-                        "ratio": f"{ratio:,.0f}",
-                        "limit": limits.max_compression_ratio,
-                    },
-                    code="zip_bomb",
-                )
+        check_package_sizes(
+            members,
+            file_name=file_name,
+            limits=limits,
+            unpacked_message=_(
+                "“%(name)s” unpacks to %(size)s MB, more than the %(limit)s MB this register opens. "
+                "Remove pictures, or copy the table into a document of its own."
+            ),
+            bomb_message=_(
+                "“%(name)s” looks like a zip bomb: its part “%(part)s” unpacks to %(ratio)s times "
+                "its size (a document stays under %(limit)s). It was not opened."
+            ),
+        )
         for info in members:
             if info.filename.lower().endswith((".xml", ".rels")):
                 _refuse_dtd(archive, info, file_name)

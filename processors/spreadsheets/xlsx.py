@@ -58,7 +58,7 @@ from processors.spreadsheets.limits import (
     SheetReader,
     SheetRow,
     SpreadsheetError,
-    megabytes,
+    check_package_sizes,
     too_many_rows,
 )
 
@@ -67,8 +67,6 @@ if TYPE_CHECKING:
 
 WORKBOOK_EXTENSIONS = {".xlsx", ".xlsm"}
 
-# A part smaller than this cannot hurt whatever its ratio, and tiny XML parts compress oddly well.
-RATIO_FLOOR_BYTES = 1024 * 1024
 # A workbook has tens of parts; a zip directory of hundreds of thousands costs memory to list.
 MAX_ZIP_MEMBERS = 10_000
 # Far above any real register, far below what would cost memory to hold.
@@ -147,36 +145,19 @@ def _check_package(archive: zipfile.ZipFile, *, file_name: str, extension: str, 
         )
     # The sizes come from the zip directory: nothing has been decompressed yet.
     members = [info for info in archive.infolist() if not info.is_dir()]
-    unpacked = sum(info.file_size for info in members)
-    if unpacked > limits.max_unpacked_bytes:
-        raise SpreadsheetError(
-            _(
-                "“%(name)s” unpacks to %(size)s MB, more than the %(limit)s MB this register opens. Remove "
-                "pictures and unused sheets, or split the table."
-            )
-            % {
-                "name": file_name,
-                "size": megabytes(unpacked),
-                "limit": megabytes(limits.max_unpacked_bytes),
-            },
-            code="unpacked_too_large",
-        )
-    for info in members:
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > RATIO_FLOOR_BYTES and ratio > limits.max_compression_ratio:
-            raise SpreadsheetError(
-                _(
-                    "“%(name)s” looks like a zip bomb: its part “%(part)s” unpacks to %(ratio)s times its "
-                    "size (a workbook stays under %(limit)s). It was not opened."
-                )
-                % {
-                    "name": file_name,
-                    "part": info.filename,
-                    "ratio": f"{ratio:,.0f}",
-                    "limit": limits.max_compression_ratio,
-                },
-                code="zip_bomb",
-            )
+    check_package_sizes(
+        members,
+        file_name=file_name,
+        limits=limits,
+        unpacked_message=_(
+            "“%(name)s” unpacks to %(size)s MB, more than the %(limit)s MB this register opens. Remove "
+            "pictures and unused sheets, or split the table."
+        ),
+        bomb_message=_(
+            "“%(name)s” looks like a zip bomb: its part “%(part)s” unpacks to %(ratio)s times its "
+            "size (a workbook stays under %(limit)s). It was not opened."
+        ),
+    )
 
 
 def _package_kind(archive: zipfile.ZipFile) -> str:
