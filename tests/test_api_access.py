@@ -112,6 +112,15 @@ def test_writes_are_throttled_per_user(admin_user, monkeypatch):
     assert client.get("/api/v1/operations/").status_code == 200
 
 
+def test_reads_are_throttled_per_user_apart_from_writes(admin_user, monkeypatch):
+    monkeypatch.setattr(policy.ReadRateThrottle, "THROTTLE_RATES", {"reads": "2/min"})
+    client = as_user(admin_user)
+    statuses = [client.get("/api/v1/processors/").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    # The read budget is spent; a write still has its own.
+    assert client.post("/api/v1/processors/", {"name_zh": "丙公司"}, format="json").status_code == 201
+
+
 def test_a_throttled_write_answers_in_the_error_shape(admin_user, monkeypatch):
     monkeypatch.setattr(policy.WriteRateThrottle, "THROTTLE_RATES", {"writes": "1/min"})
     client = as_user(admin_user)

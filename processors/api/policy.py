@@ -245,8 +245,19 @@ class ImportPermission(RegisterPermission):
     perms_map = {**RegisterPermission.perms_map, "POST": ["processors.add_operation"]}
 
 
+class ReadRateThrottle(UserRateThrottle):
+    """Limits reads per user (the "reads" rate), so a script cannot page through the register unchecked."""
+
+    scope = "reads"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if request.method not in SAFE_METHODS:
+            return True
+        return super().allow_request(request, view)
+
+
 class WriteRateThrottle(UserRateThrottle):
-    """Limits writes per user (the "writes" rate); reads are not throttled."""
+    """Limits writes per user (the "writes" rate), counted apart from reads."""
 
     scope = "writes"
 
@@ -372,7 +383,7 @@ class RegisterAPIMixin:
     permission_classes = [RegisterPermission]
     pagination_class = RegisterPagination
     filter_backends = [RegisterFilterBackend]
-    throttle_classes = [WriteRateThrottle]
+    throttle_classes = [ReadRateThrottle, WriteRateThrottle]
 
     def access_role(self) -> int:
         """The role the request needs in a controller: to read, to change, or to change the controller."""
