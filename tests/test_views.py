@@ -577,6 +577,17 @@ def test_someone_elses_upload_cannot_be_seen_or_confirmed(client, django_user_mo
     assert uploads.upload_get(stored.token, owner) == stored
 
 
+def test_an_uploaded_file_name_loses_its_bidirectional_override(django_user_model, register):
+    owner = user_with(django_user_model, "add_operation", username="owner")
+    data = (TSV_HEADER + "客服\t某\t姓名\t\t\n").encode()
+
+    stored = uploads.upload_store(
+        user=owner, controller=register["controller"], file_name="evil\u202exslt.tsv", data=data
+    )
+
+    assert stored.file_name == "evilxslt.tsv"
+
+
 def test_an_expired_upload_is_refused_and_deleted(django_user_model, register, settings):
     owner = user_with(django_user_model, "add_operation", username="owner")
     stored = uploads.upload_store(

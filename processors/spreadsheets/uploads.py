@@ -29,6 +29,7 @@ from processors.models import Channel, Controller
 from processors.spreadsheets.columns import DISCLOSURE_COLUMNS, IGNORE, ColumnSpec
 from processors.spreadsheets.importer import ProgressCallback, import_register
 from processors.spreadsheets.report import ImportReport
+from processors.validators import remove_unsafe_line_characters
 
 DEFAULT_TTL = 60 * 60
 PASTED_FILE_NAME = "pasted.tsv"
@@ -149,7 +150,11 @@ def upload_store(
         token=secrets.token_urlsafe(32),
         user_id=user.pk,
         controller_code=controller.code,
-        file_name=PASTED_FILE_NAME if pasted else (Path(file_name).name or "upload"),
+        # A name is shown in previews, records and downloads: no control characters or bidi overrides
+        # (U+202E would make "evil‮xslx.exe" read as "evilexe.xlsx").
+        file_name=PASTED_FILE_NAME
+        if pasted
+        else (remove_unsafe_line_characters(Path(file_name).name) or "upload"),
         pasted=pasted,
         sha256=hashlib.sha256(payload).hexdigest(),
         size=len(payload),
