@@ -559,7 +559,9 @@ class Taxonomy:
                 scored.append((round(score, 3), candidate))
         if not scored:
             return []
-        scored.sort(key=lambda pair: -pair[0])
+        # Ties go to the shorter, then the first in code-point order: the answer must not depend on the
+        # order the database returned the names in (SQLite and PostgreSQL differ).
+        scored.sort(key=lambda pair: (-pair[0], len(pair[1]), pair[1]))
         group = self._categories[scored[0][1]].partition(".")[0]
         scored.sort(key=lambda pair: (-pair[0], self._categories[pair[1]].partition(".")[0] != group))
         suggestions: list[str] = []

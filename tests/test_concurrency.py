@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from processors import services
 from processors.models import Operation, Processor
-from processors.spreadsheets.importer import import_register
+from processors.spreadsheets.importer import import_register, lock_register
 from processors.spreadsheets.write import Writer, keep_newer_values
 from tests.builders import make_controller, make_operation, make_processor, make_service
 
@@ -386,7 +386,9 @@ def test_an_import_waiting_longer_than_the_setting_says_another_import_is_runnin
     holding, release = threading.Event(), threading.Event()
 
     def hold_the_register() -> None:
+        # As a running import does: the register's lock on PostgreSQL, the write lock on SQLite.
         with transaction.atomic():
+            lock_register(controller)
             Processor.objects.create(name_zh="占用有限公司", name_key="占用有限公司")
             holding.set()
             release.wait(10)
