@@ -45,6 +45,37 @@ class TimestampedModel(models.Model):
         abstract = True
 
 
+class ReviewedModel(models.Model):
+    """Who answers for a row and when it was last checked (PIPL Art. 54 expects regular audits).
+
+    The review interval is REGISTER_REVIEW_INTERVAL_DAYS; review_due is set when a row is marked
+    reviewed and can be changed by hand. Names are copied so the record outlives its users.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(_("last reviewed at"), null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("last reviewed by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reviewed_by_name = models.CharField(_("last reviewed by (name)"), max_length=150, blank=True)
+    review_due = models.DateField(_("next review"), null=True, blank=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+
 class BilingualNameMixin:
     """Shows the name in the active language, falling back to the other one."""
 
@@ -410,12 +441,14 @@ class ControllerMembership(models.Model):
         return f"{self.user or self.group} @ {self.controller.code}: {self.get_role_display()}"
 
 
-class Processor(BilingualNameMixin, TimestampedModel):
+class Processor(BilingualNameMixin, ReviewedModel, TimestampedModel):
     """A recipient (受托方 / 第三方 / sub-processor), or a group of recipients named together."""
 
     class Kind(models.TextChoices):
         ORGANISATION = "organisation", _("organisation")
         GROUP = "group", _("group of organisations")
+        # A product or trade name (支付宝, 微信支付) published in place of the company behind it.
+        BRAND = "brand", _("brand")
 
     name_zh = models.CharField(
         _("Chinese name"), max_length=200, blank=True, validators=[validate_single_line]
@@ -603,7 +636,7 @@ class OperationStatus(models.TextChoices):
     RETIRED = "retired", _("retired")
 
 
-class Operation(TimestampedModel):
+class Operation(ReviewedModel, TimestampedModel):
     """One row of a disclosure table: a service sends data items to a processor."""
 
     service = models.ForeignKey(
@@ -882,6 +915,8 @@ class PublishedVersion(models.Model):
     )
     withdrawn_by_name = models.CharField(_("withdrawn by (name)"), max_length=150, blank=True, editable=False)
     withdrawal_reason = models.TextField(_("reason for withdrawal"), blank=True, editable=False)
+    # The public page of an immutable version, rendered once per language and served as stored.
+    rendered_pages = models.JSONField(_("rendered pages"), default=dict, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("published version")
