@@ -15,11 +15,14 @@ $(DEPS): requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# Local server on SQLite with the taxonomy, the iTrus demo register and a local admin account.
+# Local server on SQLite with the taxonomy, the iTrus demo register and a local admin account, and a
+# background worker beside it for confirmed imports (stopped with the server).
 run: $(DEPS)
 	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(PY) manage.py load_demo
 	DJANGO_DEBUG=1 $(PY) manage.py create_local_admin --url http://$(HOST):$(PORT)/admin/
+	DJANGO_DEBUG=1 $(PY) manage.py db_worker --no-reload & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DJANGO_DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
 
 # The whole suite; on PostgreSQL when DATABASE_URL=postgres://… is set.

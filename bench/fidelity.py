@@ -10,7 +10,10 @@ first with no mapping at all, then, if that is refused, with the ``header_map`` 
 - the labels answered exactly, each asked of the register the way the API asks it (processors receiving
   a category, directly or as a group member; processors established or processing outside China;
   operations processing in an EU member state);
-- the possible duplicates the import reported.
+- the possible duplicates the import reported;
+- in a second pass, the whole corpus in one register (processors are shared between controllers): the
+  labelled ``same_company`` pairs the register reports as possible duplicates ("known duplicate pairs
+  reported: X of Y") and the reported pairs no label names (false pairs).
 
 Run::
 
@@ -67,6 +70,11 @@ class FileResult:
     answered: dict[str, bool] = field(default_factory=dict)
     wrong: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)
     duplicates: int = 0
+    # In the shared register (``run_shared_register``): the labelled same-company pairs and what came of them.
+    pairs_known: int = 0
+    pairs_reported: int = 0
+    pairs_missed: list[tuple[str, ...]] = field(default_factory=list)
+    pairs_false: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def setup_django(database: Path) -> None:
@@ -126,38 +134,43 @@ def answers(controller) -> dict[str, set[str]]:
     return found
 
 
+def import_tables(entry: dict, controller, result: FileResult) -> None:
+    """Every table of a corpus file into the controller's register: no mapping first, then the header map."""
+    from processors.spreadsheets.importer import import_register
+    from processors.spreadsheets.readers import document_tables
+
+    path = CORPUS / entry["file"]
+    header_map = entry.get("header_map", {})
+    data = path.read_bytes()
+    for found in document_tables(data, file_name=path.name) or []:
+        table = TableResult(index=found.index, title=found.title, outcome="not imported")
+        for outcome, mapping in (("no mapping", {}), ("header map", header_map)):
+            if outcome == "header map" and not header_map:
+                break
+            report = import_register(
+                data, controller=controller, file_name=path.name, table=found.index, header_map=mapping
+            )
+            if report.ok:
+                table.outcome = outcome
+                result.rows += report.rows
+                result.duplicates += sum(
+                    1 for problem in report.warnings if problem.code == "processor_near_duplicate"
+                )
+                break
+            table.errors = [str(problem) for problem in report.errors[:3]]
+        result.tables.append(table)
+
+
 def run_file(entry: dict) -> FileResult:
     from django.db import transaction
 
     from processors.models import Controller, DataItem
-    from processors.spreadsheets.importer import import_register
-    from processors.spreadsheets.readers import document_tables
     from processors.text import normalize_key
 
-    path = CORPUS / entry["file"]
     result = FileResult(file=entry["file"])
-    header_map = entry.get("header_map", {})
     with transaction.atomic():
         controller = Controller.objects.create(code="fidelity", name_zh="保真度测试")
-        data = path.read_bytes()
-        tables = document_tables(data, file_name=path.name) or []
-        for found in tables:
-            table = TableResult(index=found.index, title=found.title, outcome="not imported")
-            for outcome, mapping in (("no mapping", {}), ("header map", header_map)):
-                if outcome == "header map" and not header_map:
-                    break
-                report = import_register(
-                    data, controller=controller, file_name=path.name, table=found.index, header_map=mapping
-                )
-                if report.ok:
-                    table.outcome = outcome
-                    result.rows += report.rows
-                    result.duplicates += sum(
-                        1 for problem in report.warnings if problem.code == "processor_near_duplicate"
-                    )
-                    break
-                table.errors = [str(problem) for problem in report.errors[:3]]
-            result.tables.append(table)
+        import_tables(entry, controller, result)
         items = DataItem.objects.filter(operation__service__controller=controller)
         positions = {}
         for operation_id, position, category_id, match in items.values_list(
@@ -180,17 +193,74 @@ def run_file(entry: dict) -> FileResult:
     return result
 
 
+def known_pairs(entry: dict) -> set[frozenset[str]]:
+    """The entry's ``same_company`` pairs, as pairs of match keys."""
+    from processors.text import normalize_key
+
+    return {frozenset(normalize_key(name) for name in pair) for pair in entry.get("same_company", [])}
+
+
+def reported_pairs() -> set[frozenset[str]]:
+    """The pairs of processors the register reports as possible duplicates (the findings rule's pairs)."""
+    from processors.models import Processor
+    from processors.names import near_duplicate_pairs
+
+    keys = dict(Processor.objects.values_list("pk", "name_key"))
+    return {frozenset((keys[first], keys[second])) for first, second in near_duplicate_pairs(keys)}
+
+
+def run_shared_register(entries: list[dict], results: list[FileResult]) -> None:
+    """The corpus imported file after file into one register, as a user with many tables would: processors
+    are shared, so a name in one table meets its twins from the earlier ones. Each file is credited with its
+    labelled pairs that the register reports once it is in, and with the new pairs it brought that no label
+    names (false pairs)."""
+    from django.db import transaction
+
+    from processors.models import Controller
+
+    # One company's names are all one another's twins: a pair inside one labelled group is not false.
+    company: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while company.get(key, key) != key:
+            key = company[key]
+        return key
+
+    for entry in entries:
+        for first, second in map(sorted, known_pairs(entry)):
+            company[root(second)] = root(first)
+    with transaction.atomic():
+        before: set[frozenset[str]] = set()
+        for number, (entry, result) in enumerate(zip(entries, results, strict=True)):
+            controller = Controller.objects.create(code=f"shared{number}", name_zh=f"共享登记册 {number}")
+            import_tables(entry, controller, FileResult(file=entry["file"]))
+            reported = reported_pairs()
+            expected = known_pairs(entry)
+            result.pairs_known = len(expected)
+            result.pairs_reported = len(expected & reported)
+            result.pairs_missed = sorted(tuple(sorted(pair)) for pair in expected - reported)
+            result.pairs_false = sorted(
+                (first, second)
+                for first, second in map(sorted, reported - before)
+                if root(first) != root(second)
+            )
+            before = reported
+        transaction.set_rollback(True)
+
+
 def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f} %" if whole else "—"
 
 
 def render(results: list[FileResult], *, details: bool) -> str:
     lines = [
-        "| file | tables: no map / map / refused | rows | items mapped (inferred) | labels exact | dups |",
-        "|---|---|---|---|---|---|",
+        "| file | tables: no map / map / refused | rows | items mapped (inferred) | labels exact | dups "
+        "| known duplicate pairs reported | false pairs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     totals = {"no mapping": 0, "header map": 0, "not imported": 0}
     items = mapped = inferred = exact = asked = duplicates = rows = 0
+    pairs_known = pairs_reported = pairs_false = 0
     for result in results:
         outcomes = [table.outcome for table in result.tables]
         for outcome in outcomes:
@@ -200,8 +270,11 @@ def render(results: list[FileResult], *, details: bool) -> str:
             f"| {result.file} | {outcomes.count('no mapping')} / {outcomes.count('header map')} / "
             f"{outcomes.count('not imported')} | {result.rows} | {result.mapped}/{result.items} "
             f"{percent(result.mapped, result.items)} ({result.inferred}) | {right}/{len(result.answered)} "
-            f"| {result.duplicates} |"
+            f"| {result.duplicates} | {result.pairs_reported} of {result.pairs_known} "
+            f"| {len(result.pairs_false)} |"
         )
+        pairs_known, pairs_reported = pairs_known + result.pairs_known, pairs_reported + result.pairs_reported
+        pairs_false += len(result.pairs_false)
         items, mapped, inferred = items + result.items, mapped + result.mapped, inferred + result.inferred
         exact, asked = exact + right, asked + len(result.answered)
         duplicates, rows = duplicates + result.duplicates, rows + result.rows
@@ -211,9 +284,12 @@ def render(results: list[FileResult], *, details: bool) -> str:
         f"of {tables} "
         f"| {rows} | {mapped}/{items} {percent(mapped, items)} ({inferred} inferred, "
         f"{percent(mapped + inferred, items)} with them) | {exact}/{asked} {percent(exact, asked)} "
-        f"| {duplicates} |"
+        f"| {duplicates} | {pairs_reported} of {pairs_known} | {pairs_false} |"
     )
     lines.append("")
+    lines.append(
+        f"Known duplicate pairs reported: {pairs_reported} of {pairs_known}; false pairs: {pairs_false}."
+    )
     lines.append(
         f"Tables imported with no mapping: {percent(totals['no mapping'], tables)}; with a header map only: "
         f"{percent(totals['header map'], tables)}; not imported: {totals['not imported']}."
@@ -224,6 +300,10 @@ def render(results: list[FileResult], *, details: bool) -> str:
         for result in results:
             for label, (missing, extra) in result.wrong.items():
                 lines.append(f"- {result.file} `{label}`: missing {sorted(missing)}; extra {sorted(extra)}")
+            for pair in result.pairs_missed:
+                lines.append(f"- {result.file} same company, not reported: {' / '.join(pair)}")
+            for pair in result.pairs_false:
+                lines.append(f"- {result.file} reported, not the same company: {' / '.join(pair)}")
             for table in result.tables:
                 if table.outcome == "not imported":
                     lines.append(
@@ -241,6 +321,7 @@ def main() -> None:
         setup_django(Path(directory) / "fidelity.sqlite3")
         entries = [entry for entry in labelled_files() if not options.only or options.only in entry["file"]]
         results = [run_file(entry) for entry in entries]
+        run_shared_register(entries, results)
     print(render(results, details=options.details))
 
 

@@ -20,6 +20,7 @@ and the largest register (downloads only report; they must stream, not be small 
     .venv/bin/python bench/pages_bench.py                                    # 1,000 and 100,000
     .venv/bin/python bench/pages_bench.py --db postgres --only findings
     .venv/bin/python bench/pages_bench.py --report-only                      # re-print saved results
+    .venv/bin/python bench/pages_bench.py --sizes 20000 --explain            # EXPLAIN of the admin's ?q=
 
 Every (database, size) runs in its own subprocess (Django is set up once per process); its results are
 saved as JSON in the work folder, so runs made apart (e.g. 100,000 in the background) print together.
@@ -55,6 +56,8 @@ RETIRED_BETWEEN_VERSIONS = 10
 # Searches a user types: a data item named in many rows, and one processor's exact name.
 SEARCH_ITEM = "手机号"
 SEARCH_PROCESSOR = "基准受托方1-000007"
+# A data item some rows carry (every 29th operation), for the EXPLAIN of the admin's search.
+EXPLAIN_TERM = "基准未识别项"
 
 
 def workdir(tag: str) -> Path:
@@ -330,6 +333,46 @@ def measure(client, label: str, url: str, kind: str, *, runs: int, timeout_ms: f
     return result
 
 
+def explain_admin_search(user, term: str) -> None:
+    """EXPLAIN ANALYZE of the admin's operations search, as the changelist runs it and as one subquery per
+    searched table (the form the trigram indexes of migration 0011 can serve), on PostgreSQL."""
+    from django.contrib import admin
+    from django.db import connection
+    from django.db.models import Q
+    from django.test import RequestFactory
+
+    from processors.models import DataItem, Operation, Processor, ProcessorAlias, Service
+
+    request = RequestFactory().get("/admin/processors/operation/", {"q": term})
+    request.user = user
+    model_admin = admin.site.get_model_admin(Operation)
+    changelist = model_admin.get_changelist_instance(request)
+    by_table = (
+        Q(
+            service__in=Service.objects.filter(Q(name__icontains=term) | Q(name_en__icontains=term)).values(
+                "pk"
+            )
+        )
+        | Q(
+            processor__in=Processor.objects.filter(
+                Q(name_zh__icontains=term) | Q(name_en__icontains=term)
+            ).values("pk")
+        )
+        | Q(processor__in=ProcessorAlias.objects.filter(text__icontains=term).values("processor_id"))
+        | Q(pk__in=DataItem.objects.filter(text__icontains=term).values("operation_id"))
+    )
+    for title, queryset in (
+        (f"admin changelist ?q={term} {model_admin.search_fields}", changelist.get_queryset(request)),
+        (f"one subquery per searched table, ?q={term}", Operation.objects.filter(by_table)),
+    ):
+        sql, params = queryset.order_by("-pk").values("pk")[:100].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
+            print(f"\n-- EXPLAIN {title}")
+            for (line,) in cursor.fetchall():
+                print(line)
+
+
 def run_worker(options) -> int:
     setup_django(options.worker_database, rows=options.worker_size)
     from django.contrib.auth import get_user_model
@@ -351,6 +394,11 @@ def run_worker(options) -> int:
     info = prepare_register(options.worker_size, client)
     if "wrong_size" in info:
         print("RESULT " + json.dumps(info))
+        return 0
+    if options.explain:
+        if connection.vendor == "postgresql":
+            explain_admin_search(user, EXPLAIN_TERM)
+        print("RESULT " + json.dumps({"info": info, "pages": []}))
         return 0
     pages = site_pages() + admin_pages(user) + api_pages(client)
     if options.only:
@@ -420,6 +468,8 @@ def run_one(kind: str, size: int, options) -> dict:
         ]
         if options.only:
             command += ["--only", options.only]
+        if options.explain:
+            command.append("--explain")
         print(f"== {LABELS[kind]}, {size:,} operations", flush=True)
         lines = []
         with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as process:
@@ -434,6 +484,8 @@ def run_one(kind: str, size: int, options) -> dict:
             break
         print(f"{kind} holds {result['wrong_size']:,} operations, not {size:,}: rebuilding it")
         drop_database(kind, size, options.tag)
+    if options.explain:
+        return result
     result.update(database=kind, size=size, commit=git_commit(), when=datetime.datetime.now().isoformat())
     saved = load_result(kind, size, options.tag) if options.only else None
     if saved:  # a partial run updates its pages in the saved full result, and prints only its own
@@ -566,6 +618,11 @@ def main() -> int:
         "--tag", default="", help="keep this checkout's registers and results apart (to compare two trees)"
     )
     parser.add_argument("--report-only", action="store_true", help="print the saved results, run nothing")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="on PostgreSQL, print EXPLAIN ANALYZE of the admin's operations search instead of timing pages",
+    )
     parser.add_argument("--worker-database", help=argparse.SUPPRESS)
     parser.add_argument("--worker-size", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -574,6 +631,10 @@ def main() -> int:
 
     sizes = sorted(int(size.replace("_", "")) for size in options.sizes.split(","))
     kinds = [kind for kind in DATABASES if kind in options.db.split(",")]
+    if options.explain:
+        for size in sizes:
+            run_one("postgres", size, options)
+        return 0
     workdir(options.tag).mkdir(parents=True, exist_ok=True)
     results = {}
     for size in sizes:

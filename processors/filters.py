@@ -22,7 +22,6 @@ from processors.models import (
     ConsentType,
     Controller,
     DataCategory,
-    DataItem,
     Finding,
     FindingState,
     LegalBasis,
@@ -123,6 +122,19 @@ def _in_effect_q(day: datetime.date) -> Q:
     return started & not_ended
 
 
+def review_filter() -> django_filters.ChoiceFilter:
+    """The review state filter of operations and processors (``selectors.review_state_q``)."""
+    return django_filters.ChoiceFilter(
+        label=_("review"),
+        choices=[
+            (selectors.REVIEW_OVERDUE, _("review overdue")),
+            (selectors.REVIEW_NEVER, _("never reviewed")),
+        ],
+        method="filter_review",
+        help_text=_("overdue: the next review is before today; never: no review recorded yet."),
+    )
+
+
 class OperationFilterSet(django_filters.FilterSet):
     category = CategoryFilter(
         label=_("data category"),
@@ -207,6 +219,7 @@ class OperationFilterSet(django_filters.FilterSet):
         method="filter_search",
         help_text=_("Text in the service, processor (or its aliases), published items, purpose or scenario."),
     )
+    review = review_filter()
     ordering = django_filters.OrderingFilter(
         label=_("ordering"),
         help_text=_("Sort key; prefix - for descending. Ties are broken by id."),
@@ -271,20 +284,14 @@ class OperationFilterSet(django_filters.FilterSet):
     def filter_as_of(self, queryset: QuerySet, name: str, value: datetime.date | None) -> QuerySet:
         return queryset if value is None else queryset.filter(_in_effect_q(value))
 
+    def filter_review(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(selectors.review_state_q(value)) if value else queryset
+
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(
-            Q(service__name__icontains=value)
-            | Q(service__name_en__icontains=value)
-            | Q(processor__name_zh__icontains=value)
-            | Q(processor__name_en__icontains=value)
-            | Q(processor__in=ProcessorAlias.objects.filter(text__icontains=value).values("processor"))
-            | Q(pk__in=DataItem.objects.filter(text__icontains=value).values("operation"))
-            | Q(purpose_text__icontains=value)
-            | Q(usage_scenario__icontains=value)
-        )
+        return queryset.filter(selectors.operations_matching_text_q(value))
 
 
 class ProcessorFilterSet(django_filters.FilterSet):
@@ -313,10 +320,14 @@ class ProcessorFilterSet(django_filters.FilterSet):
         method="filter_search",
         help_text=_("Text in the names, aliases or contact phone, or an exact unified social credit code."),
     )
+    review = review_filter()
 
     class Meta:
         model = Processor
         fields: list[str] = []
+
+    def filter_review(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(selectors.review_state_q(value)) if value else queryset
 
     def filter_receives(self, queryset: QuerySet, name: str, value: list[DataCategory]) -> QuerySet:
         # Only through operations of the controllers the user may see; without a request (the

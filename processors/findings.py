@@ -1,9 +1,10 @@
 """Compliance findings: rules evaluated over the register, each pointing at what to fix and why.
 
 A rule is one ``Rule`` entry in ``RULES``: a stable code, a severity, the legal reference, a title, a fix
-hint, and a function that selects the offending objects for a ``Scope`` (a queryset, or for the
-near-duplicate rule a list computed from one query). Adding a rule is adding one entry; every rule costs
-one or two queries whatever the size of the register, so ``findings()`` runs in a constant number.
+hint, and what it flags: an operation rule is a condition (a ``Q``) on the active operations, a processor
+rule a function that selects its offenders (a queryset, or for the near-duplicate rule a list computed
+from one query). Adding a rule is adding one entry; ``findings()`` costs one or two queries a rule
+whatever the size of the register, and a refresh judges every operation rule in one query.
 
 Decisions the law leaves to the register:
 - Only active operations are judged; a retired one no longer sends data.
@@ -19,9 +20,15 @@ Decisions the law leaves to the register:
 - The CAC Order 16 thresholds are applied to the yearly headcounts recorded on the operation. Whether
   the controller is a critical-information-infrastructure operator (which needs an assessment for any
   volume) is not recorded, so that case is not checked.
+- A row that leaves out what a notice must say is saved (issue 11: a table may publish it so) and flagged,
+  one rule per missing part, so each has its own fix and count: no data items, no processing action
+  (medium, PIPL Arts. 17, 23), no relationship (medium: which of Arts. 20, 21, 23 applies decides the
+  other rules), no legal basis (low, Art. 13: the consent rule then assumes consent).
 
 What the rules find is stored (``models.Finding``) and kept current by ``findings_refresh``: pages count
-and page the stored rows; the rules run for the subjects a write touched. The module is over 700 lines
+and page the stored rows; the rules run for the subjects a write touched (an operation and the processors
+it reaches; a processor, its group and the operations reaching it), and a change of names compares only
+the changed names with the register. The module is over 700 lines
 because the rules and the refresh that stores their results read as one: a rule's parameters are what
 the refresh stores and its message is how a page words them.
 
@@ -31,17 +38,21 @@ internals.
 """
 
 import datetime
+import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
+from rapidfuzz import fuzz, process
 
 from processors import selectors
 from processors.history import history_bulk_create, history_bulk_update
@@ -59,9 +70,14 @@ from processors.models import (
     TransferMechanism,
 )
 from processors.models import Finding as StoredFinding
-from processors.names import near_duplicate_pairs
+from processors.names import NearNames, near_duplicate_pairs
 
 SEVERITY_ORDER = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
+NEAR_DUPLICATE_RULE = "processor_near_duplicate"
+NAME_FIELDS = ("pk", "name_zh", "name_en", "name_key")
+# Beyond this many processors whose near-duplicate finding a change of names can alter, the whole register
+# is compared once instead.
+NEAR_DUPLICATES_JUDGED_ONE_BY_ONE = 25
 
 # PIPL Art. 55(3): entrusting, providing and disclosing need a PIA beforehand; an SDK that collects for
 # itself is provided data.
@@ -144,14 +160,29 @@ class Rule:
     reference: Promise
     title: Promise
     fix: Promise
-    select: Callable[[Scope], Iterable[models.Model]]
+    # An operation rule is a condition on the active operations (``_operations``, which annotates
+    # ``has_sensitive``): a refresh judges every operation rule in one query, each condition a column. A
+    # processor rule selects its offenders itself.
+    condition: Callable[[Scope], Q] | None = None
+    select: Callable[[Scope], Iterable[models.Model]] | None = None
     # What the message needs, as JSON (stored), and the message worded from it in the active language.
     params: Callable[[Any], dict[str, Any]] = lambda subject: {}
     message: Callable[[dict[str, Any]], str] = lambda params: ""
     # "operation" or "processor": which kind of subject the rule judges.
     subject: str = "operation"
-    # A rule comparing subjects with each other is judged over the whole register even in a refresh.
+    # A rule comparing subjects with each other (near-duplicate names) is judged by its own refresh.
     whole_register: bool = False
+    # The operation columns ``params`` reads: a refresh reads them as values, which is most of its speed
+    # (building a model per offender cost a minute at 20,000 operations). ``None``: the parameters need
+    # related rows, so the refresh loads the offenders as models, with what ``prepare`` adds.
+    fields: tuple[str, ...] | None = ()
+    prepare: Callable[[QuerySet], QuerySet] = lambda queryset: queryset
+
+    def offenders(self, scope: Scope) -> Iterable[models.Model]:
+        """What breaks the rule in scope, as models (operations in the register's order)."""
+        if self.condition is None:
+            return self.select(scope)
+        return self.prepare(_operations(scope).filter(self.condition(scope)))
 
     def detail(self, subject: Any) -> str:
         """The message about this subject, in the active language."""
@@ -277,14 +308,11 @@ def _without_contact_message(params: dict[str, Any]) -> str:
 # --- (b) Flows that need separate consent ---------------------------------------------------------
 
 
-def _separate_consent_missing(scope: Scope) -> QuerySet[Operation]:
+def _separate_consent_missing(scope: Scope) -> Q:
     return (
-        _operations(scope)
-        .filter(
-            Q(relationship__in=SEPARATE_CONSENT_RELATIONSHIPS) | Q(cross_border=True) | Q(has_sensitive=True)
-        )
-        .filter(legal_basis__in=["", LegalBasis.CONSENT])
-        .exclude(consent_type__in=SEPARATE_CONSENTS)
+        (Q(relationship__in=SEPARATE_CONSENT_RELATIONSHIPS) | Q(cross_border=True) | Q(has_sensitive=True))
+        & Q(legal_basis__in=["", LegalBasis.CONSENT])
+        & ~Q(consent_type__in=SEPARATE_CONSENTS)
     )
 
 
@@ -317,14 +345,12 @@ def _separate_consent_message(params: dict[str, Any]) -> str:
 # --- (c) Personal-information impact assessments ---------------------------------------------------
 
 
-def _pia_due(scope: Scope) -> QuerySet[Operation]:
-    return _operations(scope).filter(
-        Q(relationship__in=PIA_RELATIONSHIPS) | Q(cross_border=True) | Q(has_sensitive=True)
-    )
+def _pia_due(scope: Scope) -> Q:
+    return Q(relationship__in=PIA_RELATIONSHIPS) | Q(cross_border=True) | Q(has_sensitive=True)
 
 
-def _pia_missing(scope: Scope) -> QuerySet[Operation]:
-    return _pia_due(scope).filter(pia_reference="")
+def _pia_missing(scope: Scope) -> Q:
+    return _pia_due(scope) & Q(pia_reference="")
 
 
 def _years_before(day: datetime.date, years: int) -> datetime.date:
@@ -334,9 +360,9 @@ def _years_before(day: datetime.date, years: int) -> datetime.date:
         return day.replace(year=day.year - years, day=28)
 
 
-def _pia_stale(scope: Scope) -> QuerySet[Operation]:
+def _pia_stale(scope: Scope) -> Q:
     cutoff = _years_before(scope.today, PIA_VALID_YEARS)
-    return _pia_due(scope).exclude(pia_reference="").filter(pia_date__lt=cutoff)
+    return _pia_due(scope) & ~Q(pia_reference="") & Q(pia_date__lt=cutoff)
 
 
 def _pia_stale_params(operation: Operation) -> dict[str, Any]:
@@ -353,12 +379,13 @@ def _pia_stale_message(params: dict[str, Any]) -> str:
 # --- (d) Cross-border transfers -------------------------------------------------------------------
 
 
-def _cross_border_no_mechanism(scope: Scope) -> QuerySet[Operation]:
-    return (
-        _operations(scope)
-        .filter(cross_border=True, transfer_mechanism="")
-        .select_related("service__controller")
-        .prefetch_related(Prefetch("processor__members", queryset=Processor.objects.order_by("name_key")))
+def _cross_border_no_mechanism(scope: Scope) -> Q:
+    return Q(cross_border=True, transfer_mechanism="")
+
+
+def _with_recipients(operations: QuerySet[Operation]) -> QuerySet[Operation]:
+    return operations.select_related("service__controller").prefetch_related(
+        Prefetch("processor__members", queryset=Processor.objects.order_by("name_key"))
     )
 
 
@@ -405,19 +432,16 @@ def required_mechanism(operation: Operation) -> str:
     return ""
 
 
-def _mechanism_insufficient(scope: Scope) -> QuerySet[Operation]:
+def _mechanism_insufficient(scope: Scope) -> Q:
     needs_assessment = Q(annual_subjects__gte=ASSESSMENT_SUBJECTS) | Q(
         annual_sensitive_subjects__gte=ASSESSMENT_SENSITIVE_SUBJECTS
     )
     needs_contract = (
         Q(annual_subjects__gte=CONTRACT_SUBJECTS) | Q(annual_sensitive_subjects__gt=0) | Q(has_sensitive=True)
     )
-    return _operations(scope).filter(
-        Q(cross_border=True)
-        & (
-            (Q(transfer_mechanism__in=BELOW_ASSESSMENT) & needs_assessment)
-            | (Q(transfer_mechanism=TransferMechanism.EXEMPT_VOLUME) & needs_contract)
-        )
+    return Q(cross_border=True) & (
+        (Q(transfer_mechanism__in=BELOW_ASSESSMENT) & needs_assessment)
+        | (Q(transfer_mechanism=TransferMechanism.EXEMPT_VOLUME) & needs_contract)
     )
 
 
@@ -451,8 +475,8 @@ def _mechanism_insufficient_message(params: dict[str, Any]) -> str:
     }
 
 
-def _volume_unknown(scope: Scope) -> QuerySet[Operation]:
-    return _operations(scope).filter(
+def _volume_unknown(scope: Scope) -> Q:
+    return Q(
         cross_border=True, transfer_mechanism=TransferMechanism.EXEMPT_VOLUME, annual_subjects__isnull=True
     )
 
@@ -460,26 +484,24 @@ def _volume_unknown(scope: Scope) -> QuerySet[Operation]:
 # --- (e) Entrusted processing ---------------------------------------------------------------------
 
 
-def _entrustment_without_contract(scope: Scope) -> QuerySet[Operation]:
-    return _operations(scope).filter(relationship__in=ENTRUSTMENTS, contract_reference="")
+def _entrustment_without_contract(scope: Scope) -> Q:
+    return Q(relationship__in=ENTRUSTMENTS, contract_reference="")
 
 
-def _entrustment_without_retention(scope: Scope) -> QuerySet[Operation]:
-    return _operations(scope).filter(relationship__in=ENTRUSTMENTS, retention_at_recipient="")
+def _entrustment_without_retention(scope: Scope) -> Q:
+    return Q(relationship__in=ENTRUSTMENTS, retention_at_recipient="")
 
 
 # --- (f) Register quality -------------------------------------------------------------------------
 
 
-def _unmapped_items(scope: Scope) -> QuerySet[Operation]:
-    unmapped = DataItem.objects.filter(category__isnull=True)
-    return (
-        _operations(scope)
-        .filter(Exists(unmapped.filter(operation=OuterRef("pk"))))
-        .prefetch_related(
-            Prefetch("data_items", queryset=unmapped.order_by("position", "pk"), to_attr="unmapped_items")
-        )
-    )
+def _unmapped_items(scope: Scope) -> Q:
+    return Q(Exists(DataItem.objects.filter(category__isnull=True, operation=OuterRef("pk"))))
+
+
+def _with_unmapped_items(operations: QuerySet[Operation]) -> QuerySet[Operation]:
+    unmapped = DataItem.objects.filter(category__isnull=True).order_by("position", "pk")
+    return operations.prefetch_related(Prefetch("data_items", queryset=unmapped, to_attr="unmapped_items"))
 
 
 def _unmapped_items_params(operation: Operation) -> dict[str, Any]:
@@ -490,17 +512,16 @@ def _unmapped_items_message(params: dict[str, Any]) -> str:
     return _joined(params.get("items", []))
 
 
-def _no_purpose(scope: Scope) -> QuerySet[Operation]:
-    linked = Operation.purposes.through.objects.filter(operation=OuterRef("pk"))
-    return _operations(scope).exclude(Exists(linked))
+def _no_purpose() -> Q:
+    return ~Q(Exists(Operation.purposes.through.objects.filter(operation=OuterRef("pk"))))
 
 
-def _purpose_missing(scope: Scope) -> QuerySet[Operation]:
-    return _no_purpose(scope).filter(purpose_text="")
+def _purpose_missing(scope: Scope) -> Q:
+    return _no_purpose() & Q(purpose_text="")
 
 
-def _purpose_unmapped(scope: Scope) -> QuerySet[Operation]:
-    return _no_purpose(scope).exclude(purpose_text="")
+def _purpose_unmapped(scope: Scope) -> Q:
+    return _no_purpose() & ~Q(purpose_text="")
 
 
 def _purpose_unmapped_params(operation: Operation) -> dict[str, Any]:
@@ -511,11 +532,39 @@ def _purpose_unmapped_message(params: dict[str, Any]) -> str:
     return str(_("Published as “%(text)s”.")) % {"text": params.get("text", "")}
 
 
+def _data_items_missing(scope: Scope) -> Q:
+    return ~Q(Exists(DataItem.objects.filter(operation=OuterRef("pk"))))
+
+
+def _action_missing(scope: Scope) -> Q:
+    return ~Q(Exists(Operation.actions.through.objects.filter(operation=OuterRef("pk"))))
+
+
+def _action_missing_params(operation: Operation) -> dict[str, Any]:
+    return {"text": operation.actions_text} if operation.actions_text else {}
+
+
+def _action_missing_message(params: dict[str, Any]) -> str:
+    if not params.get("text"):
+        return ""
+    return str(_("Published as “%(text)s”, which names no known processing action.")) % {
+        "text": params["text"]
+    }
+
+
+def _relationship_missing(scope: Scope) -> Q:
+    return Q(relationship="")
+
+
+def _legal_basis_missing(scope: Scope) -> Q:
+    return Q(legal_basis="")
+
+
 def _near_duplicates(scope: Scope) -> list[Processor]:
     # One query: every processor's names, flagged whether it is in scope; the matching runs in Python.
     processors = {
         processor.pk: processor
-        for processor in Processor.objects.only("pk", "name_zh", "name_en", "name_key").annotate(
+        for processor in Processor.objects.only(*NAME_FIELDS).annotate(
             in_scope=models.Value(True)
             if scope.is_whole_register
             else models.ExpressionWrapper(scope.processor_q(), output_field=models.BooleanField())
@@ -525,18 +574,98 @@ def _near_duplicates(scope: Scope) -> list[Processor]:
     for first, second in near_duplicate_pairs(
         {pk: processor.name_key for pk, processor in processors.items()}
     ):
-        subject, twin = sorted((processors[first], processors[second]), key=lambda p: (p.name_key, p.pk))
+        subject, twin = sorted((processors[first], processors[second]), key=_name_order)
         if not subject.in_scope:
             subject, twin = twin, subject
             if not subject.in_scope:
                 continue
         flagged.setdefault(subject.pk, subject)
         subject.__dict__.setdefault("near_duplicates", []).append(twin)
-    return sorted(flagged.values(), key=lambda processor: processor.name_key)
+    for subject in flagged.values():
+        subject.near_duplicates.sort(key=_name_order)
+    return sorted(flagged.values(), key=_name_order)
+
+
+def _name_order(processor: Processor) -> tuple[str, int]:
+    return (processor.name_key, processor.pk)
+
+
+def _near_duplicates_of(changed: Iterable[int]) -> tuple[set[int], list[Processor]]:
+    """The processors whose near-duplicate finding a change of these processors' names can change, and
+    those of them that are flagged (with ``near_duplicates``), exactly as the whole register flags them.
+
+    A pair is what ``near_duplicate_pairs`` reports: one name among the other's closest names. So the
+    judged processors are the changed ones, every name near one of them, and those whose stored finding
+    named one of them (before a rename). Each is compared with the names of a fitting length
+    (rapidfuzz's ``process.extract`` with the ratio as cutoff), and a pair is kept when one name is among
+    the other's closest: a few comparisons per changed name instead of every name against every other.
+    """
+    processors = {processor.pk: processor for processor in Processor.objects.only(*NAME_FIELDS)}
+    keys = {pk: processor.name_key for pk, processor in processors.items() if processor.name_key}
+    owners = {key: pk for pk, key in keys.items()}
+    index = NearNames(keys.values())
+    closest: dict[str, list[str]] = {}
+
+    def close(key: str) -> list[str]:
+        if key not in closest:
+            closest[key] = index.close_to(key)
+        return closest[key]
+
+    def candidates(key: str) -> set[str]:
+        # The names a pair with ``key`` can be made of: within the ratio, or related to it otherwise
+        # (``close_to``: one core, one brand).
+        return set(_within_ratio(index, key)) | set(close(key))
+
+    changed = {pk for pk in changed if pk in keys}
+    judged = set(changed)
+    for pk in changed:
+        judged.update(owners[key] for key in candidates(keys[pk]))
+    stored = StoredFinding.objects.filter(rule=NEAR_DUPLICATE_RULE, resolved_at__isnull=True)
+    for pk, params in stored.values_list("processor_id", "params"):
+        named = (params or {}).get("ids")
+        # A row stored before it kept the ids is judged again (it then keeps them).
+        if named is None or changed.intersection(named):
+            judged.add(pk)
+    if len(judged) > NEAR_DUPLICATES_JUDGED_ONE_BY_ONE:
+        # Many names close to each other (a register of 受托方0001号, 受托方0002号…): comparing the register
+        # once is cheaper than comparing each judged name with its many neighbours.
+        flagged = [subject for subject in _near_duplicates(Scope()) if subject.pk in judged]
+        return judged & set(processors), flagged
+    flagged = []
+    for pk in sorted(judged & set(keys)):
+        subject, key = processors[pk], keys[pk]
+        twins = [
+            processors[owners[other]]
+            for other in candidates(key)
+            if other != key
+            and (other in close(key) or key in close(other))
+            and _name_order(processors[owners[other]]) > _name_order(subject)
+        ]
+        if twins:
+            subject.near_duplicates = sorted(twins, key=_name_order)
+            flagged.append(subject)
+    return judged & set(processors), sorted(flagged, key=_name_order)
+
+
+def _within_ratio(index: NearNames, key: str) -> list[str]:
+    """Every indexed key whose similarity to ``key`` reaches the index's ratio (itself included)."""
+    size = len(key)
+    # ratio = 2·lcs / (a + b) ≤ 2·min(a, b) / (a + b): lengths outside this window never reach it.
+    low = math.ceil(size * index.ratio / (2 - index.ratio))
+    high = math.floor(size * (2 - index.ratio) / index.ratio)
+    candidates = [other for length in range(low, high + 1) for other in index.by_length.get(length, ())]
+    matches = process.extract(
+        key, candidates, scorer=fuzz.ratio, processor=None, score_cutoff=index.ratio * 100, limit=None
+    )
+    return [other for other, _score, _index in matches]
 
 
 def _near_duplicates_params(processor: Processor) -> dict[str, Any]:
-    return {"names": [twin.primary_name for twin in processor.near_duplicates]}
+    # The ids let a rename find the findings that named the old name.
+    return {
+        "names": [twin.primary_name for twin in processor.near_duplicates],
+        "ids": [twin.pk for twin in processor.near_duplicates],
+    }
 
 
 def _near_duplicates_message(params: dict[str, Any]) -> str:
@@ -559,6 +688,7 @@ RULES: tuple[Rule, ...] = (
         params=_without_contact_params,
         message=_without_contact_message,
         subject="processor",
+        fields=None,
     ),
     Rule(
         code="separate_consent_missing",
@@ -569,9 +699,10 @@ RULES: tuple[Rule, ...] = (
             "Obtain separate consent for this flow and record it, or record the legal basis that makes "
             "consent unnecessary."
         ),
-        select=_separate_consent_missing,
+        condition=_separate_consent_missing,
         params=_separate_consent_params,
         message=_separate_consent_message,
+        fields=("has_sensitive", "relationship", "cross_border", "consent_type"),
     ),
     Rule(
         code="cross_border_without_mechanism",
@@ -582,9 +713,11 @@ RULES: tuple[Rule, ...] = (
             "Record the mechanism (security assessment, standard contract, certification) or the Order 16 "
             "exemption the transfer relies on, with the yearly numbers of people."
         ),
-        select=_cross_border_no_mechanism,
+        condition=_cross_border_no_mechanism,
         params=_destinations_params,
         message=_destinations_message,
+        fields=None,
+        prepare=_with_recipients,
     ),
     Rule(
         code="cross_border_mechanism_insufficient",
@@ -595,9 +728,10 @@ RULES: tuple[Rule, ...] = (
             "From 1,000,000 people (or 10,000 with sensitive data) a year a CAC security assessment is "
             "needed; from 100,000 people, or any sensitive data, a standard contract or certification."
         ),
-        select=_mechanism_insufficient,
+        condition=_mechanism_insufficient,
         params=_mechanism_insufficient_params,
         message=_mechanism_insufficient_message,
+        fields=("annual_subjects", "annual_sensitive_subjects", "has_sensitive", "transfer_mechanism"),
     ),
     Rule(
         code="pia_missing",
@@ -608,7 +742,7 @@ RULES: tuple[Rule, ...] = (
             "Carry out a PIA before entrusting, providing, disclosing, transferring abroad or processing "
             "sensitive data, and record its reference and date."
         ),
-        select=_pia_missing,
+        condition=_pia_missing,
     ),
     Rule(
         code="pia_stale",
@@ -616,9 +750,10 @@ RULES: tuple[Rule, ...] = (
         reference=_("PIPL Art. 56"),
         title=_("Impact assessment is more than three years old"),
         fix=_("Review the PIA and record the new reference and date."),
-        select=_pia_stale,
+        condition=_pia_stale,
         params=_pia_stale_params,
         message=_pia_stale_message,
+        fields=("pia_reference", "pia_date"),
     ),
     Rule(
         code="entrustment_without_contract",
@@ -628,7 +763,7 @@ RULES: tuple[Rule, ...] = (
         fix=_(
             "Record the data-processing agreement that fixes purpose, term, method, categories and measures."
         ),
-        select=_entrustment_without_contract,
+        condition=_entrustment_without_contract,
     ),
     Rule(
         code="entrustment_without_retention",
@@ -636,7 +771,7 @@ RULES: tuple[Rule, ...] = (
         reference=_("PIPL Art. 21"),
         title=_("Entrusted processing has no retention term"),
         fix=_("Record how long the trustee keeps the data and that it returns or deletes it at the end."),
-        select=_entrustment_without_retention,
+        condition=_entrustment_without_retention,
     ),
     Rule(
         code="purpose_missing",
@@ -644,7 +779,40 @@ RULES: tuple[Rule, ...] = (
         reference=_("PIPL Arts. 17, 23"),
         title=_("Operation states no purpose"),
         fix=_("State why the recipient receives the data and map it to a purpose."),
-        select=_purpose_missing,
+        condition=_purpose_missing,
+    ),
+    Rule(
+        code="data_items_missing",
+        severity=Severity.MEDIUM,
+        reference=_("PIPL Arts. 17, 23"),
+        title=_("Operation names no data items"),
+        fix=_(
+            "List the personal information the recipient receives: people must be told its categories. "
+            "If it receives none, retire the row."
+        ),
+        condition=_data_items_missing,
+    ),
+    Rule(
+        code="action_missing",
+        severity=Severity.MEDIUM,
+        reference=_("PIPL Arts. 17, 23"),
+        title=_("Operation states no processing action"),
+        fix=_("Record how the recipient processes the data (collection, storage, use, transmission…)."),
+        condition=_action_missing,
+        params=_action_missing_params,
+        message=_action_missing_message,
+        fields=("actions_text",),
+    ),
+    Rule(
+        code="relationship_missing",
+        severity=Severity.MEDIUM,
+        reference=_("PIPL Arts. 20, 21, 23"),
+        title=_("Operation does not say how the recipient stands to the controller"),
+        fix=_(
+            "Record the relationship (entrusted processing, provision, joint processing, SDK…): it decides "
+            "which duties apply, and the contract, consent and PIA rules judge a row by it."
+        ),
+        condition=_relationship_missing,
     ),
     Rule(
         code="cross_border_volume_unknown",
@@ -652,7 +820,7 @@ RULES: tuple[Rule, ...] = (
         reference=_("CAC Order 16 Art. 5(4)"),
         title=_("Volume exemption claimed without a yearly headcount"),
         fix=_("Record how many people's data is sent abroad per calendar year."),
-        select=_volume_unknown,
+        condition=_volume_unknown,
     ),
     Rule(
         code="purpose_unmapped",
@@ -662,9 +830,10 @@ RULES: tuple[Rule, ...] = (
         fix=_(
             "Map the published purpose to a purpose (or add an alias), so it can be searched and reported."
         ),
-        select=_purpose_unmapped,
+        condition=_purpose_unmapped,
         params=_purpose_unmapped_params,
         message=_purpose_unmapped_message,
+        fields=("purpose_text",),
     ),
     Rule(
         code="unmapped_items",
@@ -672,12 +841,25 @@ RULES: tuple[Rule, ...] = (
         reference=_("PIPL Art. 51(2); GB/T 35273-2020 Appendix A"),
         title=_("Data items not mapped to a category"),
         fix=_("Map each item to a data category (or teach the taxonomy an alias)."),
-        select=_unmapped_items,
+        condition=_unmapped_items,
         params=_unmapped_items_params,
         message=_unmapped_items_message,
+        fields=None,
+        prepare=_with_unmapped_items,
     ),
     Rule(
-        code="processor_near_duplicate",
+        code="legal_basis_missing",
+        severity=Severity.LOW,
+        reference=_("PIPL Art. 13"),
+        title=_("Operation records no legal basis"),
+        fix=_(
+            "Record the legal basis of the flow (consent, contract, statutory duty…); without one the "
+            "register assumes consent."
+        ),
+        condition=_legal_basis_missing,
+    ),
+    Rule(
+        code=NEAR_DUPLICATE_RULE,
         severity=Severity.LOW,
         reference=_("register quality"),
         title=_("Possible duplicate processor"),
@@ -687,6 +869,7 @@ RULES: tuple[Rule, ...] = (
         message=_near_duplicates_message,
         subject="processor",
         whole_register=True,
+        fields=None,
     ),
 )
 
@@ -718,7 +901,7 @@ def findings(
     )
     found = []
     for rule in rules:
-        for subject in rule.select(scope):
+        for subject in rule.offenders(scope):
             found.append(
                 Finding(
                     rule=rule,
@@ -765,35 +948,126 @@ def fingerprint(rule: Rule, subject: models.Model) -> str:
     return f"{rule.code}:{subject._meta.model_name}:{subject.pk}"
 
 
-def _subject_fields(rule: Rule, subject: models.Model) -> dict[str, Any]:
-    if isinstance(subject, Operation):
-        return {
-            "operation_id": subject.pk,
-            "service_id": subject.service_id,
-            "controller_id": subject.service.controller_id,
-        }
-    return {"processor_id": subject.pk}
+def _operation_offences(scope: Scope) -> dict[str, dict[str, Any]]:
+    """Every operation rule judged over the scope in one query (each rule's condition a column), as the
+    stored columns of the findings by fingerprint. The rules whose parameters need related rows load
+    their offenders as models afterwards, with the rule's prefetches."""
+    rules = [rule for rule in RULES if rule.condition is not None]
+    # Which rules a row breaks, as the bits of one integer: one column to read instead of one per rule.
+    broken = sum(
+        (
+            models.Case(
+                models.When(rule.condition(scope), then=models.Value(1 << number)),
+                default=models.Value(0),
+                output_field=models.IntegerField(),
+            )
+            for number, rule in enumerate(rules)
+        ),
+        start=models.Value(0, output_field=models.IntegerField()),
+    )
+    columns = sorted({name for rule in rules for name in rule.fields or ()})
+    rows = (
+        _operations(scope)
+        .order_by()
+        .annotate(broken=broken)
+        .values(
+            "pk",
+            "service_id",
+            "service__controller_id",
+            "service__name",
+            *PROCESSOR_NAMES,
+            *columns,
+            "broken",
+        )
+    )
+    found: dict[str, dict[str, Any]] = {}
+    subjects: dict[int, dict[str, Any]] = {}
+    to_load: dict[int, list[int]] = {}
+    for row in rows:
+        pk, bits = row["pk"], row["broken"]
+        for number, rule in enumerate(rules):
+            if not bits >> number & 1:
+                continue
+            if pk not in subjects:
+                name = row["processor__name_zh"] or row["processor__name_en"]
+                subjects[pk] = {
+                    "subject_label": f"{row['service__name']} → {name}"[:500],
+                    "operation_id": pk,
+                    "service_id": row["service_id"],
+                    "controller_id": row["service__controller_id"],
+                }
+            if rule.fields is None:
+                to_load.setdefault(number, []).append(pk)
+                continue
+            params = rule.params(SimpleNamespace(**row) if rule.fields else None)
+            found[f"{rule.code}:operation:{pk}"] = _operation_finding(rule, params, subjects[pk])
+    for number, pks in to_load.items():
+        rule = rules[number]
+        # A whole refresh selects the offenders again rather than sending every id back.
+        offenders = (
+            rule.offenders(scope)
+            if scope.operation_ids is None
+            else rule.prepare(_operations(scope).filter(pk__in=pks))
+        )
+        for operation in offenders:
+            if operation.pk in subjects:
+                found[f"{rule.code}:operation:{operation.pk}"] = _operation_finding(
+                    rule, rule.params(operation), subjects[operation.pk]
+                )
+    return found
 
 
-def _refresh_sets(
+def _operation_finding(rule: Rule, params: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
+    return {"rule": rule.code, "severity": str(rule.severity), "params": params, **subject}
+
+
+PROCESSOR_NAMES = ("processor__name_zh", "processor__name_en")
+
+
+def _refresh_subjects(
     operations: Iterable[Any] | None, processors: Iterable[Any] | None, controller: Controller | None
-) -> tuple[QuerySet, QuerySet]:
-    """The operation and processor ids a partial refresh judges, as subqueries."""
-    operation_ids = [getattr(operation, "pk", operation) for operation in operations or ()]
-    processor_objects = list(Processor.objects.filter(pk__in=[getattr(p, "pk", p) for p in processors or ()]))
+) -> tuple[list[int], list[int], set[int]] | None:
+    """The operation and processor ids a partial refresh judges and the processors whose names changed;
+    ``None`` when they are so many that judging the whole register is as cheap (and one statement).
+
+    A write of an operation judges it and the processors it reaches (their contact rule counts its
+    flows); a write of a processor judges it, its group, and the operations that reach it (their
+    findings name it).
+    """
+    operation_ids = {getattr(operation, "pk", operation) for operation in operations or ()}
+    given = {getattr(processor, "pk", processor) for processor in processors or ()}
+    if len(operation_ids) > ID_CHUNK or len(given) > ID_CHUNK:
+        return None
+    processor_objects = list(Processor.objects.filter(pk__in=given).only("pk", "member_of_id"))
     condition = Q(pk__in=operation_ids)
     if controller is not None:
         condition |= Q(service__controller=controller)
     if processor_objects:
         condition |= selectors.operations_reaching_q(processor_objects)
-    operation_set = Operation.objects.filter(condition)
-    # A processor is judged by its flows (from the operations) and, for a group, its members' contacts.
-    groups = [processor.member_of_id for processor in processor_objects if processor.member_of_id]
-    processor_set = Processor.objects.filter(
-        selectors.processors_reached_q(operation_set)
-        | Q(pk__in=[processor.pk for processor in processor_objects] + groups)
+    judged = list(Operation.objects.filter(condition).order_by().values_list("pk", flat=True)[: ID_CHUNK + 1])
+    if len(judged) > ID_CHUNK:
+        return None
+    reached = Processor.objects.filter(
+        selectors.processors_reached_q(Operation.objects.filter(pk__in=judged))
     )
-    return operation_set.values("pk"), processor_set.values("pk")
+    processor_ids = set(reached.order_by().values_list("pk", flat=True)[: ID_CHUNK + 1])
+    processor_ids |= {processor.pk for processor in processor_objects}
+    processor_ids |= {processor.member_of_id for processor in processor_objects if processor.member_of_id}
+    if len(processor_ids) > ID_CHUNK:
+        return None
+    return judged, sorted(processor_ids), {processor.pk for processor in processor_objects}
+
+
+def _stored_rows(codes: list[str], subject: str, ids: list[int] | None) -> list[QuerySet]:
+    """Querysets of the stored rows of these rules about these subjects (all of them for ``None``), in
+    statements of at most ``ID_CHUNK`` ids; one per subject field, so each reads its own index."""
+    rows = StoredFinding.objects.filter(rule__in=codes)
+    if ids is None:
+        return [rows]
+    return [
+        rows.filter(**{f"{subject}__in": ids[start : start + ID_CHUNK]})
+        for start in range(0, len(ids), ID_CHUNK)
+    ]
 
 
 @transaction.atomic
@@ -812,89 +1086,95 @@ def findings_refresh(
     now = timezone.now()
     today = today or timezone.localdate()
     whole = operations is None and processors is None and controller is None
-    if whole:
+    subjects = None if whole else _refresh_subjects(operations, processors, controller)
+    whole = subjects is None
+    operation_codes = [rule.code for rule in RULES if rule.subject == "operation"]
+    processor_codes = [rule.code for rule in RULES if rule.subject == "processor" and not rule.whole_register]
+    if subjects is None:
         operation_scope = processor_scope = Scope(today=today)
-        existing_rows = StoredFinding.objects.all()
+        existing_rows = [StoredFinding.objects.all()]
     else:
-        operation_ids, processor_ids = _refresh_sets(operations, processors, controller)
+        operation_ids, processor_ids, renamed = subjects
         operation_scope = Scope(today=today, operation_ids=operation_ids)
         processor_scope = Scope(today=today, processor_ids=processor_ids)
-        operation_codes = [rule.code for rule in RULES if rule.subject == "operation"]
-        processor_codes = [
-            rule.code for rule in RULES if rule.subject == "processor" and not rule.whole_register
+        existing_rows = [
+            *_stored_rows(operation_codes, "operation", operation_ids),
+            *_stored_rows(processor_codes, "processor", processor_ids),
         ]
-        condition = Q(rule__in=operation_codes, operation__in=operation_ids) | Q(
-            rule__in=processor_codes, processor__in=processor_ids
+    found = _operation_offences(operation_scope)
+    for rule in RULES:
+        if rule.subject == "processor" and not rule.whole_register:
+            for subject in rule.offenders(processor_scope):
+                found[fingerprint(rule, subject)] = _processor_finding(rule, subject, rule.params(subject))
+    # Near-duplicate names: the whole register compared once, or only what a change of names can alter.
+    near_duplicates = RULES_BY_CODE[NEAR_DUPLICATE_RULE]
+    if whole:
+        flagged = _near_duplicates(Scope(today=today))
+    elif renamed:
+        judged, flagged = _near_duplicates_of(renamed)
+        existing_rows += _stored_rows([NEAR_DUPLICATE_RULE], "processor", sorted(judged))
+    else:
+        flagged = []
+    for subject in flagged:
+        found[fingerprint(near_duplicates, subject)] = _processor_finding(
+            near_duplicates, subject, near_duplicates.params(subject)
         )
-        if processors:
-            # Names changed: the near-duplicate rule compares the whole register again.
-            condition |= Q(rule__in=[rule.code for rule in RULES if rule.whole_register])
-        existing_rows = StoredFinding.objects.filter(condition)
-    rules = [rule for rule in RULES if whole or not rule.whole_register or processors]
-    found: dict[str, tuple[Rule, models.Model]] = {}
-    for rule in rules:
-        scope = (
-            Scope(today=today)
-            if rule.whole_register
-            else (operation_scope if rule.subject == "operation" else processor_scope)
+    # The stored rows as plain tuples, their parameters as the stored JSON text (building 100,000 model
+    # instances, or decoding 100,000 parameters, was most of a full refresh); instances are loaded only
+    # for the rows that change.
+    existing: dict[str, tuple[int, Any, tuple]] = {}
+    for rows in existing_rows:
+        stored_rows = rows.annotate(params_text=Cast("params", models.TextField())).values_list(
+            "pk", "fingerprint", "resolved_at", *(_STORED_TEXT.get(name, name) for name in _COMPARED_FIELDS)
         )
-        for subject in rule.select(scope):
-            found[fingerprint(rule, subject)] = (rule, subject)
-    # The stored rows as plain values (building 100,000 model instances would be most of the time);
-    # instances are loaded only for the rows that change.
-    columns = ("pk", *_COMPARED_FIELDS, "resolved_at")
-    existing = {
-        values[1]: dict(zip(columns, values, strict=True))
-        for values in existing_rows.values_list("pk", "fingerprint", *_COMPARED_FIELDS[1:], "resolved_at")
-    }
-    created, updates, resolved_keys, seen = [], {}, [], []
-    for key, (rule, subject) in found.items():
-        fields = {
-            "rule": rule.code,
-            "severity": str(rule.severity),
-            "subject_label": _label(subject)[:500],
-            "params": rule.params(subject),
-            **_subject_fields(rule, subject),
-        }
+        for pk, key, resolved_at, *compared in stored_rows:
+            existing[key] = (pk, resolved_at, tuple(compared))
+    created, updates, seen = [], {}, []
+    # Only the columns some row changes are written: a rename changes labels, not the other ten.
+    written = {"last_seen"}
+    for key, fields in found.items():
         stored = existing.get(key)
         if stored is None:
             created.append(StoredFinding(fingerprint=key, first_seen=now, last_seen=now, **fields))
-        elif stored["resolved_at"] is not None or any(
-            stored[name] != value for name, value in fields.items()
-        ):
-            updates[stored["pk"]] = fields
-        else:
-            seen.append(stored["pk"])
-    resolved_keys = [
-        key for key, stored in existing.items() if key not in found and stored["resolved_at"] is None
-    ]
+            continue
+        pk, resolved_at, compared = stored
+        differing = [] if compared == _compared(fields) else _differing(compared, fields)
+        if resolved_at is None and not differing:
+            seen.append(pk)
+            continue
+        updates[pk] = fields
+        written.update(differing)
+        if resolved_at is not None:
+            written.update(_DECISION_FIELDS)
+    resolved_keys = [key for key, stored in existing.items() if key not in found and stored[1] is None]
     changed, resolved = [], []
-    rows = _rows_by_pk([*updates, *(existing[key]["pk"] for key in resolved_keys)])
+    rows = _rows_by_pk([*updates, *(existing[key][0] for key in resolved_keys)])
     for pk, fields in updates.items():
         row = rows[pk]
         if row.resolved_at is not None:
             # The rule holds again: whatever was decided before was about a state that has gone.
             row.resolved_at = None
             row.state, row.state_by, row.state_at, row.state_reason = FindingState.OPEN, None, now, ""
-        for name, value in fields.items():
-            setattr(row, name, value)
+        for name in _COMPARED_FIELDS:
+            setattr(row, name, fields.get(name))
         row.last_seen = now
         changed.append(row)
     for key in resolved_keys:
-        row = rows[existing[key]["pk"]]
+        row = rows[existing[key][0]]
         row.resolved_at = row.state_at = row.last_seen = now
         row.state, row.state_by = FindingState.FIXED, None
         resolved.append(row)
     if created:
         history_bulk_create(StoredFinding, created, batch_size=500, default_date=now)
-    if changed or resolved:
-        history_bulk_update(
-            StoredFinding,
-            changed + resolved,
-            [*_STORED_FIELDS, "state", "state_by", "state_at", "state_reason", "resolved_at", "last_seen"],
-            batch_size=500,
-            default_date=now,
-        )
+    for rows_written, names in ((changed, written), (resolved, {*_DECISION_FIELDS, "last_seen"})):
+        if rows_written:
+            history_bulk_update(
+                StoredFinding,
+                rows_written,
+                sorted(name.removesuffix("_id") for name in names),
+                batch_size=500,
+                default_date=now,
+            )
     # Rows found again without a change: only the time they were last seen moves (no history entry).
     if whole:
         StoredFinding.objects.filter(resolved_at__isnull=True).exclude(last_seen=now).update(last_seen=now)
@@ -904,10 +1184,19 @@ def findings_refresh(
     return {"found": len(found), "created": len(created), "changed": len(changed), "resolved": len(resolved)}
 
 
+def _processor_finding(rule: Rule, processor: Processor, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rule": rule.code,
+        "severity": str(rule.severity),
+        "params": params,
+        "subject_label": processor.primary_name[:500],
+        "processor_id": processor.pk,
+    }
+
+
 # Ids per statement when a list of them is sent (SQLite allows 32,766 variables a statement).
 ID_CHUNK = 10_000
 _COMPARED_FIELDS = (
-    "fingerprint",
     "rule",
     "severity",
     "subject_label",
@@ -926,16 +1215,31 @@ def _rows_by_pk(pks: list[int]) -> dict[int, StoredFinding]:
     return rows
 
 
-_STORED_FIELDS = (
-    "rule",
-    "severity",
-    "subject_label",
-    "params",
-    "operation",
-    "service",
-    "controller",
-    "processor",
-)
+# The parameters are compared as the JSON text they are stored as (equal text, equal parameters).
+_STORED_TEXT = {"params": "params_text"}
+
+
+def _compared(fields: dict[str, Any]) -> tuple:
+    return tuple(
+        json.dumps(fields["params"]) if name == "params" else fields.get(name) for name in _COMPARED_FIELDS
+    )
+
+
+def _differing(compared: tuple, fields: dict[str, Any]) -> list[str]:
+    """The compared columns a stored row would change; parameters stored as other text (PostgreSQL's
+    jsonb orders keys its own way) are decoded before they count as changed."""
+    differing = []
+    for name, stored in zip(_COMPARED_FIELDS, compared, strict=True):
+        if name == "params":
+            if stored != json.dumps(fields["params"]) and json.loads(stored or "null") != fields["params"]:
+                differing.append(name)
+        elif stored != fields.get(name):
+            differing.append(name)
+    return differing
+
+
+# What a reopening or a resolution writes besides the compared columns.
+_DECISION_FIELDS = ("state", "state_by", "state_at", "state_reason", "resolved_at")
 
 
 def finding_message(finding: StoredFinding) -> str:

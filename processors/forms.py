@@ -5,13 +5,14 @@ step, the findings filters, the deletion notice, publishing a version; and the a
 which report clashes of derived match keys as form errors rather than database errors.
 """
 
+import hashlib
 import re
 from typing import Any
 
 from django import forms
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.widgets import AdminDateWidget, AdminTextareaWidget
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.utils.formats import date_format
@@ -25,26 +26,54 @@ from processors.models import Controller, ControllerRole, DataItem
 from processors.spreadsheets import uploads
 from processors.spreadsheets.cells import LIST_SEPARATORS
 from processors.spreadsheets.readers import ImportLimits
+from processors.spreadsheets.report import validation_messages
 from processors.spreadsheets.uploads import header_choices
 from processors.text import normalize_key
 
 # --- Import ---------------------------------------------------------------------------------------
 
+# The controller choice that stands for "a new controller, named below" (not a valid slug, so no code).
+NEW_CONTROLLER = "+new"
+# Who may create a controller from the upload step: superusers and holders of this permission
+# (docs/decisions.md, "A controller can be created in the upload step").
+ADD_CONTROLLER_PERMISSION = "processors.add_controller"
+
+
+def may_create_controller(user: Any) -> bool:
+    """Whether the user may create a controller while importing (and so becomes its admin)."""
+    return bool(user is not None and user.is_active and user.has_perm(ADD_CONTROLLER_PERMISSION))
+
 
 class UploadForm(forms.Form):
-    """A disclosure table to import: a file or pasted cells, for one controller."""
+    """A disclosure table to import: a file or pasted cells, for one controller (or a new one)."""
 
-    controller = forms.ModelChoiceField(
+    controller = forms.ChoiceField(
         label=_("controller"),
-        queryset=Controller.objects.order_by("code"),
-        to_field_name="code",
         help_text=_("The personal-information handler whose table this is."),
+        # Django's own wording (and translation) of a model choice: another controller's code is not
+        # echoed back, so a code cannot be probed.
+        error_messages={
+            "invalid_choice": _("Select a valid choice. That choice is not one of the available choices.")
+        },
     )
+    new_code = forms.SlugField(
+        label=_("code of the new controller"),
+        max_length=60,
+        required=False,
+        help_text=_("Letters, digits and hyphens, e.g. acme-app; it appears in addresses."),
+    )
+    new_name_zh = forms.CharField(label=_("Chinese name"), max_length=200, required=False)
+    new_name_en = forms.CharField(label=_("English name"), max_length=200, required=False)
     file = forms.FileField(
         label=_("file"),
         required=False,
-        help_text=_("An .xlsx workbook, or a .csv / .tsv file (UTF-8, UTF-16 or GB18030)."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".xlsx,.xlsm,.csv,.tsv,.txt"}),
+        help_text=_(
+            "An .xlsx workbook, a .csv / .tsv file (UTF-8, UTF-16 or GB18030), or a document with the "
+            "table in it: a saved web page (.html), Markdown, Word (.docx) or a policy text (.txt)."
+        ),
+        widget=forms.ClearableFileInput(
+            attrs={"accept": ".xlsx,.xlsm,.csv,.tsv,.txt,.html,.htm,.md,.markdown,.docx"}
+        ),
     )
     text = forms.CharField(
         label=_("or paste the table"),
@@ -54,16 +83,37 @@ class UploadForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
     )
 
+    new_fields = ("new_code", "new_name_zh", "new_name_en")
+
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if user is not None:
-            # Only the controllers the user may import into (an editor's); another one is an unknown choice.
-            self.fields["controller"].queryset = selectors.controllers_for(
-                user, role=ControllerRole.EDITOR
-            ).order_by("code")
-        controllers = list(self.fields["controller"].queryset[:2])
-        if len(controllers) == 1:
-            self.fields["controller"].initial = controllers[0].code
+        # Only the controllers the user may import into (an editor's); another one is an unknown choice.
+        editable = (
+            Controller.objects.all()
+            if user is None
+            else selectors.controllers_for(user, role=ControllerRole.EDITOR)
+        )
+        self.controllers = {controller.code: controller for controller in editable.order_by("code")}
+        self.offers_new = may_create_controller(user)
+        choices = [(code, str(controller)) for code, controller in self.controllers.items()]
+        if self.offers_new:
+            choices.append((NEW_CONTROLLER, _("+ a new controller…")))
+        if len(choices) != 1:
+            choices.insert(0, ("", "---------"))
+        field = self.fields["controller"]
+        field.choices = choices
+        field.initial = choices[0][0] if len(choices) == 1 else None
+        if not self.offers_new:
+            for name in self.new_fields:
+                del self.fields[name]
+
+    @property
+    def creates_controller(self) -> bool:
+        return self.offers_new and self.data.get(self.add_prefix("controller")) == NEW_CONTROLLER
+
+    def clean_controller(self) -> Controller | str:
+        code = self.cleaned_data["controller"]
+        return NEW_CONTROLLER if code == NEW_CONTROLLER else self.controllers[code]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -71,14 +121,45 @@ class UploadForm(forms.Form):
         has_text = bool((cleaned.get("text") or "").strip())
         if has_file == has_text:
             raise forms.ValidationError(_("Choose a file or paste the table (one of the two)."))
+        if cleaned.get("controller") == NEW_CONTROLLER:
+            self._clean_new_controller(cleaned)
         return cleaned
+
+    def _clean_new_controller(self, cleaned: dict[str, Any]) -> None:
+        code = cleaned.get("new_code") or ""
+        names = {"name_zh": cleaned.get("new_name_zh") or "", "name_en": cleaned.get("new_name_en") or ""}
+        if "new_code" not in self.errors and not code:
+            self.add_error("new_code", _("Give the new controller a code."))
+        if not any(names.values()):
+            self.add_error("new_name_zh", _("Give the new controller a Chinese or an English name."))
+        if self.errors:
+            return
+        # The model's own rules (slug, one line, a free code) say whether it can be created on confirm.
+        try:
+            Controller(code=code, **names).full_clean()
+        except ValidationError as error:
+            for field, messages in validation_messages(error).items():
+                target = {"code": "new_code", "name_zh": "new_name_zh", "name_en": "new_name_en"}.get(field)
+                for message in messages:
+                    self.add_error(target, message)
 
     def store(self, user: Any) -> uploads.Upload:
         """Keep the valid upload for its preview; raises ``uploads.UploadError``."""
         file = self.cleaned_data["file"]
+        controller = self.cleaned_data["controller"]
+        new_controller = None
+        if controller == NEW_CONTROLLER:
+            new_controller = {
+                "code": self.cleaned_data["new_code"],
+                "name_zh": self.cleaned_data["new_name_zh"],
+                "name_en": self.cleaned_data["new_name_en"],
+            }
+            # Not saved: it is created when the import is confirmed (processors.import_flow).
+            controller = Controller(**new_controller)
         return uploads.upload_store(
             user=user,
-            controller=self.cleaned_data["controller"],
+            controller=controller,
+            new_controller=new_controller,
             file_name=file.name if file else "",
             # One byte past the import limit is enough for the preview to say the file is too big.
             data=file.read(ImportLimits.from_settings().max_bytes + 1) if file else None,
@@ -87,19 +168,91 @@ class UploadForm(forms.Form):
 
 
 class HeaderMapForm(forms.Form):
-    """One choice per header the column spec does not know: a field of the table, or "ignore"."""
+    """One choice per header the column spec does not know: a field of the table, or "ignore".
 
-    def __init__(self, *args: Any, headers: list[str], initial: dict[str, str] | None = None, **kwargs: Any):
+    A header whose column's content suggests a field (``ImportReport.header_proposals``) has that
+    field preselected, unless the person already chose; ``proposed`` says which ones, for the page.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        headers: list[str],
+        initial: dict[str, str] | None = None,
+        proposals: dict[str, str] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.headers = headers
         choices = [("", _("— choose —")), *header_choices()]
+        labels = dict(choices)
+        chosen, proposals = initial or {}, proposals or {}
+        self.proposed: dict[str, str] = {}
         for index, header in enumerate(headers):
-            self.fields[f"header_{index}"] = forms.ChoiceField(
-                label=header, choices=choices, initial=(initial or {}).get(header, "")
+            name = f"header_{index}"
+            proposal = proposals.get(header, "") if header not in chosen else ""
+            if proposal and proposal in labels:
+                self.proposed[name] = str(labels[proposal])
+            self.fields[name] = forms.ChoiceField(
+                label=header, choices=choices, initial=chosen.get(header) or proposal
             )
 
     def header_map(self) -> dict[str, str]:
         return {header: self.cleaned_data[f"header_{index}"] for index, header in enumerate(self.headers)}
+
+
+class TableChoiceForm(forms.Form):
+    """Which of a document's tables to import (``ImportReport.tables``, by index)."""
+
+    table = forms.TypedChoiceField(label=_("table"), coerce=int, widget=forms.RadioSelect)
+
+    def __init__(self, *args: Any, tables: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["table"].choices = [(table["index"], table["title"] or "—") for table in tables]
+
+
+class TableVersionForm(forms.Form):
+    """Whether rows that match operations of another date are those operations, or a new version."""
+
+    UPDATE = "update"
+    NEW_VERSION = "new"
+
+    version = forms.ChoiceField(
+        label=_("Is this a new version of the table?"),
+        choices=[
+            (UPDATE, _("No: it is the table already in the register; update the operations it matches")),
+            (NEW_VERSION, _("Yes: a new version, in effect from the date below")),
+        ],
+        widget=forms.RadioSelect,
+    )
+    effective_from = forms.DateField(
+        label=_("in effect from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("version") == self.NEW_VERSION and not cleaned.get("effective_from"):
+            self.add_error("effective_from", _("Give the date the new version takes effect."))
+        if cleaned.get("version") == self.UPDATE:
+            cleaned["effective_from"] = None
+        return cleaned
+
+
+class DefaultServiceForm(forms.Form):
+    """The service a table without a service column is imported into (a sub-processor list's rows)."""
+
+    default_service = forms.CharField(
+        label=_("Service for the rows"),
+        max_length=200,
+        help_text=_("The table has no service column; every row becomes an operation of this service."),
+    )
+
+    def clean_default_service(self) -> str:
+        # The service's own name rules (one line), so the confirm cannot fail on a name the preview took.
+        name = " ".join(self.cleaned_data["default_service"].split())
+        if not name:
+            raise ValidationError(_("Give the service a name."))
+        return name
 
 
 # --- Findings and deletion notices ----------------------------------------------------------------
@@ -315,6 +468,53 @@ class ProcessorForm(VersionCheckedForm, DerivedKeyUniqueForm):
     source_fields = ("name_zh", "name_en")
 
 
+def items_text_token(text: str) -> str:
+    """A short fingerprint of a typed items text, so a confirmation names exactly the text it saw."""
+    # Browsers send a textarea's line breaks as CRLF; the same text must give the same token.
+    normal = (text or "").replace("\r\n", "\n").strip()
+    return hashlib.sha256(normal.encode()).hexdigest()[:20]
+
+
+class OperationForm(VersionCheckedForm):
+    """An operation's change form: a typed "data items as published" text is shown split and mapped
+    (the admin's "items as they will be recorded") and saved only once the user has seen that.
+
+    The first save that brings a new or changed text stops with the items listed for review; the hidden
+    ``items_confirmed`` then carries the text's token, and saving again records them. The same text
+    needs no second look, so a save that leaves the text alone is never held up.
+    """
+
+    items_confirmed = forms.CharField(widget=forms.HiddenInput, required=False)
+    # Set when the save stopped only to show the items; the page then words it as a step, not a mistake.
+    items_pending = False
+
+    def items_text_changed(self) -> bool:
+        """Whether this save brings a typed text the items will be recorded from."""
+        text = (self.cleaned_data.get("data_items_text") or "").strip()
+        if self.instance.pk is None:
+            return bool(text)
+        return "data_items_text" in self.changed_data
+
+    def clean(self):
+        cleaned = super().clean()
+        if "data_items_text" in self.fields and self.items_text_changed():
+            token = items_text_token(cleaned.get("data_items_text") or "")
+            if cleaned.get("items_confirmed") != token:
+                self.items_pending = True
+                self.add_error(
+                    None,
+                    _(
+                        "Check the data items below as they will be recorded (split and mapped as an "
+                        "import would), then save again to record them."
+                    ),
+                )
+                # The redisplayed form confirms what it shows: the same text saved again is recorded.
+                data = self.data.copy()
+                data[self.add_prefix("items_confirmed")] = token
+                self.data = data
+        return cleaned
+
+
 class AliasInlineFormSet(BaseInlineFormSet):
     """Two rows of one formset must not fold to the same key either."""
 
@@ -363,9 +563,11 @@ class DataItemInlineFormSet(BaseInlineFormSet):
             category = form.cleaned_data.get("category")
             if form in self.deleted_forms or form.instance.pk is None or category is None:
                 continue
-            if (form.instance.position, category.pk) in seen:
+            # A row the user may only view is not posted back: its category is the stored id.
+            key = (form.instance.position, getattr(category, "pk", category))
+            if key in seen:
                 form.add_error("category", _("This item already maps to this category."))
-            seen.add((form.instance.position, category.pk))
+            seen.add(key)
 
 
 class FindingDecisionForm(forms.Form):
@@ -388,3 +590,15 @@ class FindingActionForm(ActionForm):
     """The admin findings changelist's action bar, with the reason an acceptance needs."""
 
     reason = forms.CharField(label=_("reason"), required=False, max_length=2000)
+
+
+class ProcessorMergeForm(forms.Form):
+    """The admin's "merge into one" step: which of the selected processors survives."""
+
+    survivor = forms.ModelChoiceField(
+        label=_("surviving processor"), queryset=None, widget=forms.RadioSelect, empty_label=None
+    )
+
+    def __init__(self, *args: Any, processors: QuerySet, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["survivor"].queryset = processors

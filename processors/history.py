@@ -10,7 +10,8 @@ django-simple-history writes one historical row per save and delete of every reg
   ``ProcessorsConfig.ready``) copies them onto every historical row;
 - **bulk writers** (``history_bulk_create`` / ``history_bulk_update``): simple_history's bulk utilities send
   no signal, so these pass the current context explicitly;
-- **reads** (``history_for``, ``history_entries``, ``processor_history``, ``history_search``, and
+- **reads** (``history_for``, ``history_entries``, ``processor_history`` (with the processors merged
+  into it, ``processor_ids_merged_into``), ``history_search``, and
   ``history_rows`` for a paginated list such as the API's /history/): entries with the field-by-field
   changes, computed for a whole page in a constant number of queries.
 
@@ -367,18 +368,37 @@ def history_for_queryset(queryset: Iterable[Any], *, limit: int | None = 200) ->
     return history_entries(queryset)
 
 
+def merged_into_reason(processor_pk: int) -> str:
+    """The change reason on the deletion row of a processor merged into processor ``processor_pk``."""
+    return f"merged into processor #{processor_pk}"
+
+
+def processor_ids_merged_into(processor: Processor) -> list[int]:
+    """The ids of the processors merged into this one, and of those merged into them, and so on."""
+    found: list[int] = []
+    frontier = [processor.pk]
+    while frontier:
+        reasons = [merged_into_reason(pk) for pk in frontier]
+        rows = Processor.history.filter(history_type="-", history_change_reason__in=reasons)
+        frontier = [pk for pk in rows.values_list("id", flat=True).distinct() if pk not in found]
+        found += frontier
+    return found
+
+
 def processor_history(
     processor: Processor, *, limit: int | None = 200, user: Any = None
 ) -> list[HistoryEntry]:
     """The history of a processor, its aliases, the operations sending it data and their data items.
 
+    The processors merged into it are part of its history: their own rows stay and are shown with it.
     Given a user, only the operations of the controllers the user may see (the processor is shared).
     """
-    operation_ids = Operation.history.filter(processor_id=processor.pk).values("id")
+    ids = [processor.pk, *processor_ids_merged_into(processor)]
+    operation_ids = Operation.history.filter(processor_id__in=ids).values("id")
     querysets = [
-        Processor.history.filter(id=processor.pk),
-        ProcessorAlias.history.filter(processor_id=processor.pk),
-        Operation.history.filter(processor_id=processor.pk),
+        Processor.history.filter(id__in=ids),
+        ProcessorAlias.history.filter(processor_id__in=ids),
+        Operation.history.filter(processor_id__in=ids),
         DataItem.history.filter(operation_id__in=operation_ids),
     ]
     if user is not None:

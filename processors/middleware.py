@@ -4,11 +4,13 @@ A control character in a path, a query parameter or a form field means nothing t
 breaks things further in (PostgreSQL refuses NUL in text: a 500), so it is answered here with a 400
 before any view, form or query sees it: in the API's error shape under /api/, as a page elsewhere. Only
 tab, CR and LF pass, in values, where a textarea sends them. JSON bodies are the API's serializers' to
-check (DRF's CharField refuses NUL), and one-line model fields refuse the rest (validators.py). A body
+check (DRF's CharField refuses NUL), and one-line model fields refuse the rest (validators.py) — except a
+lone surrogate escaped in JSON, which no text can hold, refused here too. A body
 too large for Django's limits (DATA_UPLOAD_MAX_MEMORY_SIZE, DATA_UPLOAD_MAX_NUMBER_FIELDS) gets the
 same treatment.
 """
 
+import json
 import re
 from typing import Any
 
@@ -59,12 +61,39 @@ def parameter_with_control_character(parameters: QueryDict) -> str | None:
     return None
 
 
+# A JSON escape of a surrogate; only when there is one is the body parsed here to see if it stands alone.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_field_with_lone_surrogate(body: bytes) -> str | None:
+    """The top-level field of a JSON body whose name or value holds a lone surrogate, or None."""
+    if not SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None  # not JSON: the API's parser says so in its own words
+    items = document.items() if isinstance(document, dict) else [("non_field_errors", document)]
+    for name, value in items:
+        pending = [name, value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, str) and LONE_SURROGATE.search(item):
+                return LONE_SURROGATE.sub("", name) or "non_field_errors"
+            if isinstance(item, dict):
+                pending += [*item.keys(), *item.values()]
+            elif isinstance(item, list):
+                pending += item
+    return None
+
+
 class HostileInputMiddleware(MiddlewareMixin):
     """Refuse control characters in the path, query and urlencoded form fields, and oversized bodies."""
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         try:
-            return self.refuse_control_characters(request)
+            return self.refuse_control_characters(request) or self.refuse_lone_surrogates(request)
         except (RequestDataTooBig, TooManyFieldsSent) as error:
             return self.process_exception(request, error)
 
@@ -81,6 +110,17 @@ class HostileInputMiddleware(MiddlewareMixin):
             return None
         if field := parameter_with_control_character(request.POST):
             return refusal(request, _("A form field contains a control character, such as NUL."), field=field)
+        return None
+
+    def refuse_lone_surrogates(self, request: HttpRequest) -> HttpResponse | None:
+        # JSON may escape a lone surrogate ("\udcff"); no text can hold it, so every later step that
+        # encodes it (the database, the error that echoes it) fails with a 500.
+        if request.method not in ("POST", "PUT", "PATCH") or request.content_type != "application/json":
+            return None
+        if field := json_field_with_lone_surrogate(request.body):
+            return refusal(
+                request, _("A value contains a lone surrogate, which is not a character."), field=field
+            )
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
@@ -109,6 +149,22 @@ def login_lockout_response(
         code="throttled",
         title=_("Too many failed logins"),
     )
+
+
+# django-axes keeps the username of every failed login in a 255-character column.
+AXES_USERNAME_LENGTH = 255
+
+
+def login_attempt_username(request: HttpRequest, credentials: dict | None = None) -> str:
+    """The username django-axes records for a login (settings.AXES_USERNAME_CALLABLE), cut to its column.
+
+    A login form passes a username of any length to authentication (Django sets the field's max_length
+    without its validator), and PostgreSQL refuses to store a longer one: a 500 instead of a failed login.
+    """
+    username = (credentials or {}).get("username") if credentials else None
+    if username is None:
+        username = getattr(request, "data", request.POST).get("username", "")
+    return str(username or "")[:AXES_USERNAME_LENGTH]
 
 
 def parse_policy(header: str) -> dict[str, list[str] | bool]:

@@ -832,6 +832,9 @@ class ImportRecord(models.Model):
         PREVIEWED = "previewed", _("previewed (dry run)")
         IMPORTED = "imported", _("imported")
         FAILED = "failed", _("failed")
+        # A background job's record exists before its import runs (processors/jobs.py).
+        QUEUED = "queued", _("waiting for a worker")
+        RUNNING = "running", _("running")
 
     controller = models.ForeignKey(
         Controller,
@@ -861,6 +864,11 @@ class ImportRecord(models.Model):
     problems = models.JSONField(_("problems"), default=list, blank=True)
     started_at = models.DateTimeField(_("started at"), auto_now_add=True, db_index=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    # A background job's: its task id, the rows its preview counted, and the rows written when it ended
+    # (while it runs, its progress is kept beside its upload: processors/jobs.py says why).
+    job_id = models.CharField(_("job id"), max_length=64, blank=True)
+    rows_total = models.PositiveIntegerField(_("rows to import"), null=True, blank=True)
+    rows_done = models.PositiveIntegerField(_("rows imported"), default=0)
 
     class Meta:
         verbose_name = _("import record")

@@ -159,19 +159,8 @@ def _holding_operations(
         operations = operations.filter(service__controller=controller)
     if not include_retired:
         operations = operations.filter(status=OperationStatus.ACTIVE)
-    matching = DataItem.objects.filter(selectors.category_subtree_q(categories, prefix="category__"))
-    return (
-        selectors.operations_with_categories(operations, categories)
-        .select_related("service", "processor")
-        .prefetch_related(
-            Prefetch(
-                "data_items",
-                queryset=matching.select_related("category").order_by("category__code"),
-                to_attr="held_items",
-            ),
-            Prefetch("processor__members", queryset=Processor.objects.order_by("name_key")),
-        )
-        .order_by("processor__name_key", "service__name", "pk")
+    return selectors.operations_with_categories(operations, categories).order_by(
+        "processor__name_key", "service__name", "pk"
     )
 
 
@@ -181,11 +170,29 @@ def deletion_notice(
     *,
     include_retired: bool = True,
 ) -> DeletionNotice:
-    """The recipients holding any of these categories (descendants included), group members expanded."""
+    """The recipients holding any of these categories (descendants included), group members expanded.
+
+    A category every row sends (姓名) is held through every operation of the register, so operations are
+    read as value tuples and the categories each recipient holds as ``DISTINCT`` pairs: only the
+    processors, services and categories named in the notice become model objects."""
     resolved = resolve_categories(categories)
+    holding = _holding_operations(resolved, controller, include_retired)
+    flows = list(holding.values_list("pk", "processor_id", "service_id", "relationship", "status"))
+    held = DataItem.objects.filter(
+        selectors.category_subtree_q(resolved, prefix="category__"),
+        operation__in=holding.order_by().values("pk"),
+    )
+    held_by: dict[int, set[int]] = {}
+    for processor_id, category_id in held.values_list("operation__processor_id", "category_id").distinct():
+        held_by.setdefault(processor_id, set()).add(category_id)
+    processors = Processor.objects.prefetch_related(
+        Prefetch("members", queryset=Processor.objects.order_by("name_key"))
+    ).in_bulk({flow[1] for flow in flows})
+    services = Service.objects.in_bulk({flow[2] for flow in flows})
+    held_categories = DataCategory.objects.in_bulk(set().union(*held_by.values()))
     recipients: dict[int, NoticeRecipient] = {}
-    for operation in _holding_operations(resolved, controller, include_retired):
-        processor = operation.processor
+    for operation_id, processor_id, service_id, relationship, status in flows:
+        processor = processors[processor_id]
         members = list(processor.members.all()) if processor.kind == Processor.Kind.GROUP else []
         for target in members or [processor]:
             recipient = recipients.setdefault(target.pk, NoticeRecipient(target))
@@ -193,13 +200,13 @@ def deletion_notice(
                 recipient.groups.setdefault(processor.pk, processor)
             else:
                 recipient.direct = True
-            for item in operation.held_items:
-                recipient.categories.setdefault(item.category_id, item.category)
-            recipient.services.setdefault(operation.service_id, operation.service)
-            if operation.relationship and operation.relationship not in recipient.relationships:
-                recipient.relationships.append(operation.relationship)
-            recipient.operations.append(operation.pk)
-            recipient.active = recipient.active or operation.status == OperationStatus.ACTIVE
+            for category_id in held_by.get(processor_id, ()):
+                recipient.categories.setdefault(category_id, held_categories[category_id])
+            recipient.services.setdefault(service_id, services[service_id])
+            if relationship and relationship not in recipient.relationships:
+                recipient.relationships.append(relationship)
+            recipient.operations.append(operation_id)
+            recipient.active = recipient.active or status == OperationStatus.ACTIVE
     ordered = sorted(recipients.values(), key=lambda recipient: recipient.processor.name_key)
     for recipient in ordered:
         recipient.categories = dict(sorted(recipient.categories.items(), key=lambda pair: pair[1].code))

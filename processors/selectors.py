@@ -14,7 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import Left, StrIndex
 from django.utils import timezone
 
 from processors.models import (
@@ -90,7 +106,7 @@ def processor_find(name: str) -> Processor | None:
 def processor_profile(pk: int) -> Processor:
     """A processor with its group, members and aliases loaded (DoesNotExist when there is none)."""
     return (
-        Processor.objects.select_related("member_of")
+        Processor.objects.select_related("member_of", "owner")
         .prefetch_related(
             Prefetch("members", queryset=Processor.objects.order_by("name_key")),
             Prefetch("aliases", queryset=ProcessorAlias.objects.order_by("text")),
@@ -239,6 +255,27 @@ def operations_with_unmapped_items(
     return queryset.filter(Exists(items)) if unmapped else queryset.exclude(Exists(items))
 
 
+def operations_matching_text_q(text: str) -> Q:
+    """Operations whose service, recipient (or an alias), data item, purpose or scenario contains ``text``.
+
+    One id subquery per table, not an OR across joined tables: PostgreSQL then answers each part from
+    that table's trigram index (migration 0011), and no row is repeated, so no DISTINCT is needed.
+    """
+    services = Service.objects.filter(Q(name__icontains=text) | Q(name_en__icontains=text)).values("pk")
+    processors = Processor.objects.filter(Q(name_zh__icontains=text) | Q(name_en__icontains=text))
+    processors = processors.values("pk")
+    aliases = ProcessorAlias.objects.filter(text__icontains=text).values("processor")
+    items = DataItem.objects.filter(text__icontains=text).values("operation")
+    return (
+        Q(service__in=services)
+        | Q(processor__in=processors)
+        | Q(processor__in=aliases)
+        | Q(pk__in=items)
+        | Q(purpose_text__icontains=text)
+        | Q(usage_scenario__icontains=text)
+    )
+
+
 # --- Who receives what ----------------------------------------------------------------------------
 # Every "who receives X?" answer is a list of ``Receipt``: the flows (an operation with its data items
 # and purposes) reaching a recipient, gathered under one heading — a recipient, a category or a purpose.
@@ -370,6 +407,65 @@ def category_recipients(
     return receipts_by_recipient(flows_of_items(items))
 
 
+def category_recipient_page(
+    category: DataCategory, receiving: QuerySet[Operation], processors: Iterable[Processor]
+) -> list[Receipt]:
+    """``category_recipients`` for one page of recipients, aggregated in the database.
+
+    A category every row sends (姓名) reaches thousands of operations of a page's 50 recipients; loading
+    them as models made the page grow with the register. Here each column (categories, services,
+    purposes) is one ``DISTINCT`` values query over those operations, so Python sees only what is shown.
+    """
+    processors = list(processors)
+    receipts = {processor.pk: Receipt(processor=processor) for processor in processors}
+    if not receipts:
+        return []
+    page_operations = receiving.filter(processor__in=list(receipts)).order_by()
+    page_ids = page_operations.values("pk")
+    category_pairs = list(
+        DataItem.objects.filter(category_subtree_q([category], prefix="category__"), operation__in=page_ids)
+        .values_list("operation__processor_id", "category_id")
+        .distinct()
+    )
+    categories = DataCategory.objects.in_bulk({category_id for _, category_id in category_pairs})
+    for processor_id, category_id in sorted(category_pairs, key=lambda pair: categories[pair[1]].code):
+        receipts[processor_id].categories.setdefault(category_id, categories[category_id])
+    service_pairs = list(page_operations.values_list("processor_id", "service_id").distinct())
+    services = Service.objects.select_related("controller").in_bulk({pair[1] for pair in service_pairs})
+    for processor_id, service_id in sorted(service_pairs):
+        receipts[processor_id].services.setdefault(service_id, services[service_id])
+    links = (
+        Operation.purposes.through.objects.filter(operation__in=page_ids)
+        .values_list("operation__processor_id", "purpose_id")
+        .distinct()
+    )
+    purpose_pairs = list(links)
+    purposes = Purpose.objects.in_bulk({pair[1] for pair in purpose_pairs})
+    for processor_id, purpose_id in sorted(
+        purpose_pairs, key=lambda pair: (purposes[pair[1]].position, purposes[pair[1]].code)
+    ):
+        receipts[processor_id].purposes.setdefault(purpose_id, purposes[purpose_id])
+    # An operation without mapped purposes keeps its published purpose text.
+    texts = (
+        page_operations.filter(purposes__isnull=True)
+        .exclude(purpose_text="")
+        .values_list("processor_id", "purpose_text")
+        .distinct()
+    )
+    for processor_id, text in sorted(texts):
+        receipts[processor_id].purposes.setdefault(text, text)
+    return list(receipts.values())
+
+
+def category_receiving_operations(
+    category: DataCategory, operations: QuerySet[Operation] | None = None
+) -> QuerySet[Operation]:
+    """The operations (of all, or of the given ones) sending the category or a descendant."""
+    items = DataItem.objects.filter(category_subtree_q([category], prefix="category__"))
+    queryset = Operation.objects.all() if operations is None else operations
+    return queryset.filter(pk__in=items.values("operation_id"))
+
+
 def processor_received_categories(processor: Processor, operations: QuerySet[Operation]) -> dict:
     """The API's shape of ``receipts_by_category`` for a processor (its own and its group's flows)."""
     operations = operations.filter(operations_reaching_q([processor])).order_by().values("pk")
@@ -438,97 +534,161 @@ def category_receipts(
 
 
 # --- The processor × category matrix --------------------------------------------------------------
+# Bounded at any register size: a page shows one page of recipients (rows) and either the category
+# groups (the top level) or one group's categories (its drill-down) as columns.
 
 
 @dataclass
 class CategoryMatrix:
-    """Processors × categories with the number of operations in each cell."""
+    """One page of recipients × categories, with the number of operations in each cell.
 
+    Columns are either the category groups (every one of them, in tree order: ``by_group``) or the
+    categories that occur on the page's rows, of one ``group`` when it is given.
+    """
+
+    group: DataCategory | None
+    by_group: bool
     rows: list[dict]
     columns: list[dict]
     cells: list[dict]
 
     def grid(self) -> dict:
-        """The matrix laid out for a table: columns grouped under their top-level category (one query)."""
-        roots = {
-            root.code: root
-            for root in DataCategory.objects.filter(
-                code__in={column["code"].split(".")[0] for column in self.columns}
-            )
-        }
-        groups: dict[str, dict] = {}
-        for column in self.columns:
-            root = column["code"].split(".")[0]
-            groups.setdefault(root, {"category": roots.get(root), "columns": []})["columns"].append(column)
-        columns = [column for group in groups.values() for column in group["columns"]]
+        """The page laid out for a table: each row with its cells in column order."""
         counts = {(cell["processor"], cell["category"]): cell["operations"] for cell in self.cells}
         rows = [
-            {**row, "cells": [(column, counts.get((row["id"], column["code"]), 0)) for column in columns]}
+            {
+                **row,
+                "cells": [(column, counts.get((row["id"], column["code"]), 0)) for column in self.columns],
+            }
             for row in self.rows
         ]
         return {
-            "groups": list(groups.values()),
-            "columns": columns,
+            "group": self.group,
+            "by_group": self.by_group,
+            "columns": self.columns,
             "rows": rows,
             "max": max(counts.values(), default=0),
         }
 
 
-def category_matrix(operations: QuerySet[Operation]) -> CategoryMatrix:
-    """The matrix of the operations' processors and categories, in two aggregate queries."""
-    operation_ids = operations.order_by().values("pk")
-    cells = (
-        DataItem.objects.filter(operation__in=operation_ids, category__isnull=False)
-        .values(
-            "operation__processor_id",
-            "operation__processor__name_zh",
-            "operation__processor__name_en",
-            "operation__processor__name_key",
-            "category_id",
-            "category__code",
-            "category__name_zh",
-            "category__name_en",
-            "category__sensitive",
-        )
-        .annotate(operations=Count("operation_id", distinct=True))
-        .order_by("operation__processor__name_key", "category__code")
+def category_groups() -> QuerySet[DataCategory]:
+    """The top-level categories (the matrix's groups), in tree order."""
+    return DataCategory.objects.filter(parent__isnull=True).order_by("position", "code")
+
+
+def matrix_recipients(
+    operations: QuerySet[Operation], group: DataCategory | None = None
+) -> QuerySet[Processor]:
+    """The matrix's rows, by name: recipients of the operations (with an item of ``group`` when given)."""
+    if group is None:
+        senders = operations.order_by().values("processor_id")
+    else:
+        senders = DataItem.objects.filter(
+            category_subtree_q([group], prefix="category__"),
+            operation__in=operations.order_by().values("pk"),
+        ).values("operation__processor_id")
+    return Processor.objects.filter(pk__in=senders).order_by("name_key", "pk")
+
+
+def _group_code() -> Case:
+    """A data item's category group: its code up to the first dot."""
+    code = F("category__code")
+    return Case(
+        When(category__code__contains=".", then=Left(code, StrIndex(code, Value(".")) - 1)),
+        default=code,
+        output_field=CharField(),
     )
+
+
+def category_matrix(
+    operations: QuerySet[Operation],
+    recipients: Iterable[Processor],
+    *,
+    group: DataCategory | None = None,
+    by_group: bool = False,
+) -> CategoryMatrix:
+    """The matrix rows of these recipients (one page of ``matrix_recipients``), in two aggregate queries
+    (and one for the groups with ``by_group``). Columns: the category groups (``by_group``), else the
+    categories that occur on these rows (of ``group`` only, when given)."""
+    recipients = list(recipients)
+    ids = [recipient.pk for recipient in recipients]
+    items = DataItem.objects.filter(
+        operation__in=operations.order_by().values("pk"), operation__processor_id__in=ids
+    )
+    if by_group:
+        cells = (
+            items.filter(category__isnull=False)
+            .annotate(group_code=_group_code())
+            .values("operation__processor_id", "group_code")
+            .annotate(operations=Count("operation_id", distinct=True))
+            .order_by()
+        )
+        found = [(cell["operation__processor_id"], cell["group_code"], cell["operations"]) for cell in cells]
+        columns = [_column(category) for category in category_groups()]
+    else:
+        within = category_subtree_q([group], prefix="category__") if group else Q(category__isnull=False)
+        cells = (
+            items.filter(within)
+            .values(
+                "operation__processor_id",
+                "category__code",
+                "category__name_zh",
+                "category__name_en",
+                "category__sensitive",
+            )
+            .annotate(operations=Count("operation_id", distinct=True))
+            .order_by()
+        )
+        occurring: dict[str, dict] = {}
+        found = []
+        for cell in cells:
+            code = cell["category__code"]
+            occurring.setdefault(
+                code,
+                {
+                    "code": code,
+                    "name_zh": cell["category__name_zh"],
+                    "name_en": cell["category__name_en"],
+                    "sensitive": cell["category__sensitive"],
+                },
+            )
+            found.append((cell["operation__processor_id"], code, cell["operations"]))
+        columns = sorted(occurring.values(), key=lambda column: column["code"])
     totals = dict(
-        Operation.objects.filter(pk__in=operation_ids)
+        operations.filter(processor_id__in=ids)
         .order_by()
         .values("processor_id")
         .annotate(total=Count("pk"))
         .values_list("processor_id", "total")
     )
-    rows: dict[int, dict] = {}
-    columns: dict[str, dict] = {}
-    matrix_cells = []
-    for cell in cells:
-        processor_id, code = cell["operation__processor_id"], cell["category__code"]
-        rows.setdefault(
-            processor_id,
-            {
-                "id": processor_id,
-                "name_zh": cell["operation__processor__name_zh"],
-                "name_en": cell["operation__processor__name_en"],
-                "operations": totals.get(processor_id, 0),
-            },
-        )
-        columns.setdefault(
-            code,
-            {
-                "code": code,
-                "name_zh": cell["category__name_zh"],
-                "name_en": cell["category__name_en"],
-                "sensitive": cell["category__sensitive"],
-            },
-        )
-        matrix_cells.append({"processor": processor_id, "category": code, "operations": cell["operations"]})
+    rows = [
+        {
+            "id": recipient.pk,
+            "name_zh": recipient.name_zh,
+            "name_en": recipient.name_en,
+            "operations": totals.get(recipient.pk, 0),
+        }
+        for recipient in recipients
+    ]
     return CategoryMatrix(
-        rows=list(rows.values()),
-        columns=sorted(columns.values(), key=lambda column: column["code"]),
-        cells=matrix_cells,
+        group=group,
+        by_group=by_group,
+        rows=rows,
+        columns=columns,
+        cells=[
+            {"processor": processor_id, "category": code, "operations": count}
+            for processor_id, code, count in sorted(found, key=lambda cell: (ids.index(cell[0]), cell[1]))
+        ],
     )
+
+
+def _column(category: DataCategory) -> dict:
+    return {
+        "code": category.code,
+        "name_zh": category.name_zh,
+        "name_en": category.name_en,
+        "sensitive": category.sensitive,
+    }
 
 
 # --- The dashboard --------------------------------------------------------------------------------
@@ -561,13 +721,73 @@ def register_summary(
     }
 
 
+# --- Reviews --------------------------------------------------------------------------------------
+# A row is overdue when its next review is before today; a row never reviewed is counted apart (it has
+# no due date until someone reviews it or sets one).
+
+REVIEW_OVERDUE = "overdue"
+REVIEW_NEVER = "never"
+
+
+def review_state_q(state: str, *, today: datetime.date | None = None) -> Q:
+    """Rows of a reviewed model (operation, processor) in a review state: overdue or never reviewed."""
+    if state == REVIEW_NEVER:
+        return Q(reviewed_at__isnull=True)
+    return Q(review_due__lt=today or timezone.localdate())
+
+
+def reviews_overdue(queryset: QuerySet, *, limit: int, today: datetime.date | None = None) -> dict[str, Any]:
+    """The first overdue rows (oldest due first, owner loaded), how many are overdue, how many never
+    reviewed: two counts in one query."""
+    today = today or timezone.localdate()
+    overdue = queryset.filter(review_state_q(REVIEW_OVERDUE, today=today))
+    counts = queryset.aggregate(
+        overdue=Count("pk", filter=review_state_q(REVIEW_OVERDUE, today=today)),
+        never=Count("pk", filter=review_state_q(REVIEW_NEVER)),
+    )
+    rows = list(overdue.select_related("owner").order_by("review_due", "pk")[:limit])
+    return {"rows": rows, **counts}
+
+
+def processors_in_register(operations: QuerySet[Operation]) -> QuerySet[Processor]:
+    """The processors the operations send data to, directly or as the group they belong to."""
+    return Processor.objects.filter(processors_reached_q(operations))
+
+
 # --- Published versions ---------------------------------------------------------------------------
+
+
+class SnapshotOperationCount(Func):
+    """The number of operations frozen in a version, counted by the database's JSON functions.
+
+    Counting in Python meant reading and parsing every version's whole snapshot to list them."""
+
+    output_field = IntegerField()
+
+    def __init__(self) -> None:
+        super().__init__(F("snapshot"))
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = "COALESCE(json_array_length(%(expressions)s, '$.operations'), 0)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = "COALESCE(jsonb_array_length(%(expressions)s -> 'operations'), 0)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+def versions_counted(versions: QuerySet[PublishedVersion]) -> QuerySet[PublishedVersion]:
+    """Versions to list: without their snapshot and stored pages, with ``operation_count``."""
+    return versions.defer("snapshot", "rendered_pages").annotate(operation_count=SnapshotOperationCount())
 
 
 def version_list(controller: Controller) -> QuerySet[PublishedVersion]:
     """A controller's published versions, the one in effect latest first."""
-    return controller.versions.select_related("published_by").order_by(
-        "-effective_on", "-published_at", "-id"
+    # The snapshot and the stored pages are large: read when a version's content is asked for, not to list.
+    return (
+        controller.versions.select_related("published_by")
+        .defer("snapshot", "rendered_pages")
+        .order_by("-effective_on", "-published_at", "-id")
     )
 
 
@@ -642,6 +862,27 @@ def controller_allows(user: Any, controller: Controller | None, *, role: int = C
     if controller is None:
         return sees_every_controller(user)
     return sees_every_controller(user) or controllers_for(user, role=role).filter(pk=controller.pk).exists()
+
+
+def owner_choices(user: Any) -> QuerySet:
+    """Who may be named owner of a row by this user: active members of the controllers they edit (directly
+    or through a group), and themselves; a superuser may name any active account."""
+    from django.contrib.auth import get_user_model  # the user model is configuration, read when asked
+
+    users = get_user_model().objects.filter(is_active=True)
+    if not sees_every_controller(user):
+        controllers = controllers_for(user, role=ControllerRole.EDITOR)
+        users = users.filter(
+            Q(controller_memberships__controller__in=controllers)
+            | Q(groups__controller_memberships__controller__in=controllers)
+            | Q(pk=getattr(user, "pk", None))
+        ).distinct()
+    return users.order_by("username")
+
+
+def edits_any_controller(user: Any) -> bool:
+    """Whether the user edits at least one register: the role shared records (a processor's review) need."""
+    return sees_every_controller(user) or controllers_for(user, role=ControllerRole.EDITOR).exists()
 
 
 def visible_to(user: Any, queryset: QuerySet, *, role: int = ControllerRole.VIEWER) -> QuerySet:

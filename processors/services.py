@@ -3,13 +3,18 @@
 Each validates with ``full_clean()`` so model constraints are reported as field errors before the
 database has to refuse them, and runs inside a transaction. Grouped by entity: controllers, processors,
 services, operations, data items, the taxonomy's aliases, published versions; one update per entity.
+
+Why one module: every write shares the claimed, version-checked save (``_validated_save``) and the
+findings refresh, and "one update service per entity" is checked by reading one file; the entities'
+sections are short, and splitting them would spread that one save rule over many modules.
 """
 
 import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Max, Model, QuerySet
 from django.utils import timezone
@@ -18,8 +23,10 @@ from django.utils.translation import gettext as _
 from processors.findings import findings_refresh
 from processors.history import (
     current_history_state,
+    history_attrs,
     history_bulk_create,
     history_context,
+    merged_into_reason,
     user_has_audit_trail,
 )
 from processors.models import (
@@ -27,6 +34,7 @@ from processors.models import (
     Channel,
     Controller,
     ControllerMembership,
+    ControllerRole,
     DataItem,
     DeletionNoticeLetter,
     Finding,
@@ -39,6 +47,8 @@ from processors.models import (
     Purpose,
     Service,
 )
+from processors.selectors import controllers_for
+from processors.spreadsheets.cells import split_list
 from processors.taxonomy import ItemMapping, Taxonomy
 from processors.text import normalize_key
 
@@ -173,6 +183,135 @@ def processor_alias_create(*, processor: Processor, text: str) -> ProcessorAlias
     return _validated_save(ProcessorAlias(processor=processor, text=text))
 
 
+# --- Processors: merge ----------------------------------------------------------------------------
+# Duplicates (AWS / Amazon Web Services, Inc.; a brand and its company) become one recipient. Nothing is
+# lost: operations, group members, aliases and deletion letters move to the survivor; an operation that
+# would be a second row of the survivor's (same service, relationship and period) gives its data items
+# and purposes to that row instead. Every change is a history row with the user; the merged processors'
+# own history stays, and their deletion row names the survivor (history.processor_ids_merged_into).
+
+
+@transaction.atomic
+def processors_merge(survivor: Processor, others: Sequence[Processor], *, user: Any) -> Processor:
+    """Merge ``others`` into ``survivor``: their operations, members, aliases and names move, they go."""
+    others = [other for other in dict.fromkeys(others) if other.pk != survivor.pk]
+    if not others:
+        raise ValidationError(_("Choose at least one other processor to merge into the surviving one."))
+    _check_may_merge(others, user=user)
+    ids = [survivor.pk, *(other.pk for other in others)]
+    # Locked in one order, so two merges of overlapping sets wait for each other instead of deadlocking.
+    rows = Processor.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    locked = {processor.pk: processor for processor in rows}
+    if len(locked) != len(ids):
+        raise ValidationError(_("One of the processors was deleted meanwhile; nothing was merged."))
+    survivor, others = locked[survivor.pk], [locked[other.pk] for other in others]
+    actor = user if getattr(user, "pk", None) is not None else None
+    touched: set[int] = set()
+    with history_context(history_attrs()["history_channel"], user=actor):
+        for other in others:
+            touched |= _merge_operations(survivor, other)
+            for member in other.members.exclude(pk__in=ids):
+                if survivor.kind != Processor.Kind.GROUP:
+                    raise ValidationError(
+                        _("%(other)s is a group with members; the surviving processor must be a group too.")
+                        % {"other": other}
+                    )
+                _validated_save(member, member_of=survivor)
+            for alias in other.aliases.all():
+                _validated_save(alias, processor=survivor)
+            for letter in other.deletion_letters.all():
+                letter.processor = survivor
+                letter.save(update_fields=["processor"])
+        # The survivor keeps its group; without one (or when its group is merged into it) it takes theirs.
+        groups = [other.member_of_id for other in others if other.member_of_id not in (None, *ids)]
+        if survivor.member_of_id in ids or (survivor.member_of_id is None and groups):
+            _validated_save(survivor, member_of_id=groups[0] if groups else None)
+        _add_names_as_aliases(survivor, others)
+        for other in others:
+            # The deletion row of its history names the survivor, so the survivor's history shows it.
+            other._change_reason = merged_into_reason(survivor.pk)
+            other.delete()
+    findings_refresh(operations=touched, processors=[survivor])
+    return survivor
+
+
+def _check_may_merge(others: Sequence[Processor], *, user: Any) -> None:
+    if not (user.has_perm("processors.change_processor") and user.has_perm("processors.delete_processor")):
+        raise PermissionDenied(_("Merging processors needs the permissions to change and to delete them."))
+    # Operations move from every controller that sends data to the others: the user edits each of them.
+    moving = Controller.objects.filter(services__operations__processor__in=others).distinct()
+    if moving.exclude(pk__in=controllers_for(user, role=ControllerRole.EDITOR)).exists():
+        raise PermissionDenied(
+            _(
+                "These processors receive data from controllers where you are not an editor; only someone "
+                "who edits every one of them may merge the processors."
+            )
+        )
+
+
+def _merge_operations(survivor: Processor, other: Processor) -> set[int]:
+    """Move the other's operations to the survivor; one that would clash joins the survivor's row."""
+    touched = set()
+    for operation in Operation.objects.select_for_update().filter(processor=other).order_by("pk"):
+        twin = Operation.objects.filter(
+            service_id=operation.service_id,
+            processor=survivor,
+            relationship=operation.relationship,
+            effective_from=operation.effective_from,
+        ).first()
+        if twin is None:
+            touched.add(_validated_save(operation, processor=survivor).pk)
+            continue
+        _operation_absorb(twin, operation, other)
+        touched.add(twin.pk)
+    return touched
+
+
+def _operation_absorb(twin: Operation, operation: Operation, other: Processor) -> None:
+    """Give ``operation``'s data items, purposes and actions to ``twin`` (the survivor's), then delete it."""
+    known = {normalize_key(item.text) for item in twin.data_items.all()}
+    position = (twin.data_items.aggregate(last=Max("position"))["last"] or 0) + 1
+    copies, added = [], []
+    by_position: dict[int, list[DataItem]] = {}
+    for item in operation.data_items.order_by("position", "id"):
+        by_position.setdefault(item.position, []).append(item)
+    for rows in by_position.values():
+        if normalize_key(rows[0].text) in known:
+            continue  # the same item is on the survivor's row already
+        known.add(normalize_key(rows[0].text))
+        added.append(rows[0].text)
+        # Copied with their category and how it was matched: a reviewer's choice is kept.
+        copies += [
+            DataItem(
+                operation=twin, position=position, text=row.text, category_id=row.category_id, match=row.match
+            )
+            for row in rows
+        ]
+        position += 1
+    history_bulk_create(DataItem, copies)
+    twin.purposes.add(*operation.purposes.all())
+    twin.actions.add(*operation.actions.all())
+    note = _("Merged from %(processor)s: operation #%(id)s.") % {"processor": other, "id": operation.pk}
+    _validated_save(
+        twin,
+        data_items_text="、".join(part for part in (twin.data_items_text, *added) if part),
+        notes="\n".join(part for part in (twin.notes, note) if part),
+    )
+    operation.delete()
+
+
+def _add_names_as_aliases(survivor: Processor, others: Sequence[Processor]) -> None:
+    # Alias keys are unique across processors: a name another processor already uses as alias is skipped.
+    taken = {normalize_key(survivor.name_zh), normalize_key(survivor.name_en), ""}
+    for other in others:
+        for name in (other.name_zh, other.name_en):
+            key = normalize_key(name)
+            if key in taken or ProcessorAlias.objects.filter(key=key).exists():
+                continue
+            taken.add(key)
+            processor_alias_create(processor=survivor, text=name)
+
+
 # --- Services -------------------------------------------------------------------------------------
 
 
@@ -204,12 +343,22 @@ def operation_create(
     taxonomy: Taxonomy | None = None,
     **fields: Any,
 ) -> Operation:
-    """Create one processing operation (a row of a disclosure table) with its data items."""
+    """Create one processing operation (a row of a disclosure table) with its data items.
+
+    Items given one by one are mapped as they are; without them, a typed ``data_items_text`` is split
+    into items as an import splits its cell (``operation_set_data_items_from_text``).
+    """
+    typed_text = fields.get("data_items_text") if not data_items else None
     fields.setdefault("data_items_text", "、".join(data_items))
     operation = _validated_save(Operation(service=service, processor=processor), **fields)
     operation.purposes.set(purposes)
     operation.actions.set(actions)
-    operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy, refresh=False)
+    if typed_text:
+        operation_set_data_items_from_text(
+            operation=operation, text=typed_text, taxonomy=taxonomy, refresh=False
+        )
+    else:
+        operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy, refresh=False)
     findings_refresh(operations=[operation])
     return operation
 
@@ -226,11 +375,24 @@ def operation_update(
     **fields: Any,
 ) -> Operation:
     """Change the given fields of an operation and, where given, replace its data items, purposes and
-    actions (refused with StaleObject if its version moved on)."""
+    actions (refused with StaleObject if its version moved on).
+
+    A changed ``data_items_text`` given without ``data_items`` replaces the items with the text's, split
+    and mapped as an import would; the same text given again (a PUT of the whole row) leaves them alone.
+    """
+    retyped = None
+    if data_items is None and "data_items_text" in fields and operation.pk is not None:
+        stored = Operation.objects.filter(pk=operation.pk).values_list("data_items_text", flat=True).first()
+        if (fields["data_items_text"] or "") != (stored or ""):
+            retyped = fields["data_items_text"] or ""
     operation = _validated_save(operation, expected_version=expected_version, **fields)
     operation_set_terms(operation=operation, purposes=purposes, actions=actions, refresh=False)
     if data_items is not None:
         operation_set_data_items(operation=operation, items=data_items, taxonomy=taxonomy, refresh=False)
+    elif retyped is not None:
+        operation_set_data_items_from_text(
+            operation=operation, text=retyped, taxonomy=taxonomy, refresh=False
+        )
     findings_refresh(operations=[operation])
     return operation
 
@@ -273,6 +435,67 @@ def operation_set_data_items(
     return created
 
 
+def data_items_split(text: str) -> list[str]:
+    """The items of a typed "data items as published" text, split exactly as an import splits its cell."""
+    return split_list(text).items
+
+
+def operation_items_planned(
+    *, text: str, operation: Operation | None = None, taxonomy: Taxonomy | None = None
+) -> list[DataItem]:
+    """The data items a typed text becomes, unsaved: what ``operation_set_data_items_from_text`` writes.
+
+    Split as an import splits its cell and mapped by the taxonomy (an unknown item is one row without a
+    category, kept verbatim); an item the operation already has with a category set by hand keeps it,
+    so correcting another item's spelling does not undo a reviewer's mapping. Writes nothing, so the
+    admin shows the same rows for review before they are saved.
+    """
+    taxonomy = taxonomy or Taxonomy.load()
+    by_hand: dict[str, list[int]] = {}
+    if operation is not None and operation.pk is not None:
+        for item_text, category_id in operation.data_items.filter(
+            match=DataItem.Match.MANUAL, category__isnull=False
+        ).values_list("text", "category_id"):
+            by_hand.setdefault(item_text, []).append(category_id)
+    operation_id = operation.pk if operation is not None else None
+    rows: list[DataItem] = []
+    for position, item_text in enumerate(data_items_split(text)):
+        if item_text in by_hand:
+            rows += [
+                DataItem(
+                    operation_id=operation_id,
+                    position=position,
+                    text=item_text,
+                    category_id=category_id,
+                    match=DataItem.Match.MANUAL,
+                )
+                for category_id in by_hand[item_text]
+            ]
+            continue
+        mapping = taxonomy.map_item(item_text)
+        rows += data_item_rows(
+            operation_id=operation_id, position=position, mapping=mapping, taxonomy=taxonomy
+        )
+    return rows
+
+
+@transaction.atomic
+def operation_set_data_items_from_text(
+    *, operation: Operation, text: str, taxonomy: Taxonomy | None = None, refresh: bool = True
+) -> list[DataItem]:
+    """Replace an operation's data items with those of a typed text (``operation_items_planned``).
+
+    The one itemisation rule of the register outside an import: the admin form, the API and any other
+    door that takes a typed list end here, so "手机号、设备标识符、心率" gives the items an import gives.
+    """
+    rows = operation_items_planned(text=text, operation=operation, taxonomy=taxonomy)
+    operation.data_items.all().delete()
+    created = history_bulk_create(DataItem, rows)
+    if refresh:
+        findings_refresh(operations=[operation])
+    return created
+
+
 @transaction.atomic
 def operation_delete(*, operation: Operation, expected_version: int | None = None) -> None:
     """Remove an operation with its data items (retiring it, status=retired, keeps the history instead)."""
@@ -285,6 +508,41 @@ def operation_delete(*, operation: Operation, expected_version: int | None = Non
     operation.delete()
     # Its findings went with it; its recipient's (a contact owed for its flows) may have gone too.
     findings_refresh(processors=[processor_id])
+
+
+# --- Review and ownership -------------------------------------------------------------------------
+# PIPL Art. 54 expects regular audits: who last checked a row, when, and when it is next due.
+
+
+def review_due_after(day: datetime.date) -> datetime.date:
+    """The next review of a row reviewed on ``day`` (REGISTER_REVIEW_INTERVAL_DAYS later)."""
+    return day + datetime.timedelta(days=settings.REGISTER_REVIEW_INTERVAL_DAYS)
+
+
+def _mark_reviewed(instance: Operation | Processor, *, user: Any) -> Operation | Processor:
+    reviewer = user if getattr(user, "pk", None) is not None else None
+    now = timezone.now()
+    # The history row says who, when and through which door; the copied name outlives the account.
+    with history_context(history_attrs()["history_channel"], user=reviewer):
+        return _validated_save(
+            instance,
+            reviewed_at=now,
+            reviewed_by=reviewer,
+            reviewed_by_name=reviewer.get_username() if reviewer is not None else "",
+            review_due=review_due_after(timezone.localdate(now)),
+        )
+
+
+@transaction.atomic
+def operation_mark_reviewed(*, operation: Operation, user: Any) -> Operation:
+    """Record that the user reviewed the operation now; its next review is due one interval later."""
+    return _mark_reviewed(operation, user=user)
+
+
+@transaction.atomic
+def processor_mark_reviewed(*, processor: Processor, user: Any) -> Processor:
+    """Record that the user reviewed the processor now; its next review is due one interval later."""
+    return _mark_reviewed(processor, user=user)
 
 
 # --- Data items -----------------------------------------------------------------------------------
@@ -367,7 +625,16 @@ def category_aliases_add_from_items(*, items: Iterable[DataItem], taxonomy: Taxo
         if alias.key and alias.key not in new_aliases and taxonomy.resolve_category(alias.text) is None:
             new_aliases[alias.key] = alias
     history_bulk_create(CategoryAlias, list(new_aliases.values()))
+    if new_aliases:
+        data_items_remap_unmapped()
     return len(new_aliases)
+
+
+@transaction.atomic
+def data_items_remap_unmapped() -> int:
+    """Map every unmapped item again after the taxonomy learnt wording (an alias added here or in the
+    admin), so the items and their findings follow it; returns how many are now mapped."""
+    return data_items_remap(items=DataItem.objects.filter(category__isnull=True))
 
 
 # --- Users ----------------------------------------------------------------------------------------

@@ -66,7 +66,11 @@ MIN_SCAN_KEY_LENGTH = 2
 HEAD_ONLY_KEYS = frozenset({"手机", "电话", "地址", "phone", "mobile", "address"})
 
 # Rule 6: words around an item that change nothing: 您的外部存储信息 is 外部存储, IMEI信息 is IMEI.
-_FILLER_PREFIX = re.compile(r"^(?:例如|比如|包括|如|您的|您|你的|读取|获取|收集|采集|当前的?|设备的?)")
+# Possessives chain (您手机当前的服务地信息 is 服务地信息), so the prefix repeats; 手机 only with 的 after it,
+# because 手机型号 and 手机号 are items of their own.
+_FILLER_PREFIX = re.compile(
+    r"^(?:例如|比如|包括|如|您的|您|你的|读取|获取|收集|采集|当前的?|设备的?|手机(?:当前)?的|订单(?:中)?的|加密(?:处理)?的)+"
+)
 _GENERIC_SUFFIX = re.compile(r"(?:中的|的)?(?:相关)?(?:信息|数据|资料|详情|information|info|data|details)$")
 # What may be left of an item once the known items inside it are taken out, for it still to be just
 # those items run together (姓名手机) rather than a longer phrase that contains one (持卡人身份证号码).
@@ -708,6 +712,23 @@ def infer_items_from_text(text: str, *, taxonomy: Taxonomy | None = None) -> lis
     """
     taxonomy = taxonomy or Taxonomy.load_categories()
     return taxonomy.infer_items(text or "")
+
+
+def item_inferred_from(item: DataItem) -> tuple[str, str]:
+    """Why an inferred item was inferred, for the review queue: ``(field, text)``.
+
+    ``("purpose", …)`` or ``("usage_scenario", …)`` with the operation's cell, for an item found there
+    (刷脸 in 刷脸登录) that the published items do not name; else ``("data_items", item text)``: its words
+    contain a known item. Reads the item's operation (select it with the item).
+    """
+    operation = item.operation
+    phrase = spaced_key(item.text)
+    if phrase and phrase not in spaced_key(operation.data_items_text):
+        for field_name in ("purpose_text", "usage_scenario"):
+            text = getattr(operation, field_name)
+            if phrase in spaced_key(text):
+                return field_name.removesuffix("_text"), text
+    return "data_items", item.text
 
 
 def category_find(value: str, *, taxonomy: Taxonomy | None = None) -> DataCategory | None:

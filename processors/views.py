@@ -3,6 +3,10 @@
 Two audiences: the public reads a controller's disclosure table (when the controller publishes it; those
 pages are ``disclosure.views``); staff with the model's view permission (the same rule as the admin and the
 API) explore the register.
+
+Why one module: the register's pages share the reader mixin, the filter form's context and the
+explorer's query handling; each view is a few lines over selectors, and the pages with real parts of
+their own (disclosure, the upload flow, accounts) already live in their own modules.
 """
 
 import datetime
@@ -14,17 +18,18 @@ from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 from django_filters.views import FilterView
 
-from processors import notice_letters, selectors, services, taxonomy
+from processors import flows, notice_letters, selectors, services, taxonomy
 from processors.filters import FindingFilterSet, OperationFilterSet
 from processors.findings import (
     RULES,
@@ -53,7 +58,7 @@ from processors.notices import NoticeError, deletion_notice, deletion_notice_csv
 from processors.spreadsheets import export
 
 # Query parameters that steer a page rather than filter the register.
-PAGE_PARAMETERS = ("page", "format", "lang")
+PAGE_PARAMETERS = ("page", "format", "lang", "marks")
 EXPORT_FORMATS = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv; charset=utf-8",
@@ -89,6 +94,13 @@ def filter_data(request: HttpRequest) -> QueryDict | None:
     return data or None
 
 
+def visible_operations_filterset(request: HttpRequest) -> OperationFilterSet:
+    """The explorer's filters from the query, over the operations the user may see."""
+    return OperationFilterSet(
+        filter_data(request), queryset=selectors.operations_visible_to(request.user), request=request
+    )
+
+
 def filter_parameters(request: HttpRequest) -> list[tuple[str, str]]:
     """The request's filter parameters (without page, format and lang), for links that keep them."""
     data = filter_data(request) or QueryDict()
@@ -122,16 +134,70 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "controllers": controllers.order_by("code"),
             "recent_operations": selectors.operation_list(operations).order_by("-updated_at", "-pk")[:8],
             "recent_processors": Processor.objects.order_by("-updated_at", "-pk")[:6],
-            "recent_imports": list(selectors.import_records_recent(records=imports)),
+            "recent_imports": [
+                (record, import_counts_text(record.counts))
+                for record in selectors.import_records_recent(records=imports)
+            ],
+            **dashboard_charts(operations),
             "findings_total": counts["total"],
             "findings_by_severity": severity_counts(counts),
             "findings_by_rule": rule_counts(counts),
             "top_findings": stored_findings_for_display(top),
+            **dashboard_reviews(operations),
         },
     )
 
 
 DASHBOARD_FINDINGS = 6
+# Overdue reviews listed on the dashboard per kind; the count and a link lead to the rest.
+DASHBOARD_REVIEWS = 8
+
+
+def dashboard_reviews(operations: QuerySet[Operation]) -> dict[str, Any]:
+    """What is due for review: the oldest overdue operations and processors, with counts (PIPL Art. 54)."""
+    return {
+        "overdue_operations": selectors.reviews_overdue(
+            operations.select_related("service__controller", "processor"), limit=DASHBOARD_REVIEWS
+        ),
+        "overdue_processors": selectors.reviews_overdue(
+            selectors.processors_in_register(operations), limit=DASHBOARD_REVIEWS
+        ),
+        "review_overdue_query": urlencode({"review": selectors.REVIEW_OVERDUE}),
+        "review_never_query": urlencode({"review": selectors.REVIEW_NEVER}),
+    }
+
+
+def import_counts_text(counts: dict[str, Any]) -> str:
+    """An import record's counts as a reader says them: "43 rows · operations: 43 created, 2 changed"."""
+    entities = {"processors": _("processors"), "services": _("services"), "operations": _("operations")}
+    kinds = {
+        "created": _("%(count)d created"),
+        "changed": _("%(count)d changed"),
+        "unchanged": _("%(count)d unchanged"),
+    }
+    parts = []
+    if isinstance(counts.get("rows"), int):
+        parts.append(_("%(count)d rows") % {"count": counts["rows"]})
+    for entity, label in entities.items():
+        numbers = counts.get(entity)
+        if not isinstance(numbers, dict):
+            continue
+        said = [text % {"count": numbers[kind]} for kind, text in kinds.items() if numbers.get(kind)]
+        if said:
+            parts.append(f"{label}: {', '.join(said)}")
+    return " · ".join(parts)
+
+
+def dashboard_charts(operations: QuerySet[Operation]) -> dict[str, Any]:
+    """The dashboard's two pictures (flows by category group, destinations abroad) and their tables."""
+    group_bars = flows.flows_by_category_group(operations)
+    country_bars = flows.cross_border_countries(operations)
+    return {
+        "group_bars": group_bars,
+        "group_chart": flows.bars_data(group_bars),
+        "country_bars": country_bars,
+        "country_chart": flows.bars_data(country_bars),
+    }
 
 
 def severity_counts(summary: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -155,10 +221,12 @@ def findings_by_severity(found: list[Any]) -> list[tuple[str, str, int]]:
 # --- Explorer -------------------------------------------------------------------------------------
 
 
-def _spreadsheet_response(operations: QuerySet[Operation], *, fmt: str, lang: str, name: str) -> HttpResponse:
+def _spreadsheet_response(
+    operations: QuerySet[Operation], *, fmt: str, lang: str, name: str, marks: bool = False
+) -> HttpResponse:
     response = HttpResponse(content_type=EXPORT_FORMATS[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-{lang}.{fmt}"'
-    export.export_disclosure(operations, fmt=fmt, lang=lang, stream=response)
+    export.export_disclosure(operations, fmt=fmt, lang=lang, stream=response, marks=marks)
     return response
 
 
@@ -207,7 +275,8 @@ def filter_form_context(request: HttpRequest, filterset: OperationFilterSet) -> 
         "values": {name: request.GET.getlist(name) for name in shown},
         "hidden_parameters": [(name, value) for name, value in parameters if name not in shown],
         "query": urlencode(parameters),
-        "filtered": any(name != "ordering" for name, _value in parameters),
+        # The matrix's group is where the reader is, not a filter: a drill-down keeps the panel closed.
+        "filtered": any(name not in ("ordering", "group") for name, _value in parameters),
     }
 
 
@@ -250,7 +319,10 @@ class ExplorerExportView(RegisterReaderMixin, View):
                 for message in errors:
                     messages.error(request, message)
             return redirect(f"{reverse('processors:explorer')}?{urlencode(filter_parameters(request))}")
-        return _spreadsheet_response(operations, fmt=fmt, lang=table_language(request), name="operations")
+        marks = request.GET.get("marks") == "1"
+        return _spreadsheet_response(
+            operations, fmt=fmt, lang=table_language(request), name="operations", marks=marks
+        )
 
 
 # --- Processor, category, matrix ------------------------------------------------------------------
@@ -280,13 +352,44 @@ class ProcessorView(RegisterReaderMixin, TemplateView):
             "receipts": selectors.receipts_by_purpose(operations),
             "services": list(services.values()),
             "findings": findings_visible_to(user, processor=processor),
+            "may_review": may_review_processor(user),
+            "review_overdue": bool(processor.review_due and processor.review_due < timezone.localdate()),
             "history": history,
             "history_truncated": len(history) >= PROCESSOR_HISTORY,
+            "history_shown": PROCESSOR_HISTORY_SHOWN,
         }
 
 
 # The processor page shows the latest changes; the administration keeps the whole history.
 PROCESSOR_HISTORY = 50
+# Changes listed before "show all"; each is one line until opened.
+PROCESSOR_HISTORY_SHOWN = 8
+
+
+def may_review_processor(user: Any) -> bool:
+    """Whether the user may mark a processor reviewed: its change permission and an editor's role."""
+    return user.has_perm("processors.change_processor") and selectors.edits_any_controller(user)
+
+
+class ProcessorReviewView(RegisterReaderMixin, View):
+    """POST: the signed-in user marks the processor reviewed now (kept in its history)."""
+
+    permission_required = ("processors.view_processor", "processors.change_processor")
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        processor = Processor.objects.filter(pk=pk).first()
+        if processor is None:
+            raise Http404(_("No such processor."))
+        if not may_review_processor(request.user):
+            raise PermissionDenied
+        processor = services.processor_mark_reviewed(processor=processor, user=request.user)
+        messages.success(
+            request,
+            _("Marked reviewed; the next review is due on %(date)s.")
+            % {"date": date_format(processor.review_due)},
+        )
+        return redirect(reverse("processors:processor", args=[processor.pk]) + "#review")
 
 
 class CategoryView(RegisterReaderMixin, TemplateView):
@@ -306,18 +409,32 @@ class CategoryView(RegisterReaderMixin, TemplateView):
         self.category = category
         return super().get(request, *args, **kwargs)
 
+    # A category every row sends (姓名) has every recipient: they come a page at a time.
+    paginate_by = 50
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         category = self.category
-        recipients = selectors.category_recipients(
+        receiving = selectors.category_receiving_operations(
             category, selectors.operations_visible_to(self.request.user)
         )
+        recipients_page = Paginator(
+            Processor.objects.filter(pk__in=receiving.order_by().values("processor_id"))
+            .prefetch_related(Prefetch("members", queryset=Processor.objects.order_by("name_key")))
+            .order_by("name_key", "pk"),
+            self.paginate_by,
+        ).get_page(self.request.GET.get("page"))
+        recipients = selectors.category_recipient_page(category, receiving, recipients_page.object_list)
         return {
             **super().get_context_data(**kwargs),
             "category": category,
             "lineage": selectors.category_lineage(category),
             "children": category.children.order_by("position", "code"),
             "recipients": recipients,
-            "operation_count": sum(len(recipient.operations) for recipient in recipients),
+            "recipient_count": recipients_page.paginator.count,
+            "operation_count": receiving.count(),
+            "page_obj": recipients_page,
+            "is_paginated": recipients_page.has_other_pages(),
+            "page_range": recipients_page.paginator.get_elided_page_range(recipients_page.number),
         }
 
 
@@ -355,21 +472,58 @@ class CategoryIndexView(RegisterReaderMixin, TemplateView):
 
 
 class MatrixView(RegisterReaderMixin, TemplateView):
-    """Processors × categories: how many operations send each category to each processor."""
+    """Recipients × category groups, and ``?group=`` one group's categories: how many operations send
+    them to each recipient, a page of recipients at a time (the page's size does not grow with the
+    register)."""
 
     template_name = "processors/matrix.html"
+    paginate_by = 50
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        filterset = OperationFilterSet(
-            filter_data(self.request),
-            queryset=selectors.operations_visible_to(self.request.user),
-            request=self.request,
-        )
+        filterset = visible_operations_filterset(self.request)
         valid = not filterset.is_bound or filterset.is_valid()
+        code = self.request.GET.get("group", "")
+        group = selectors.category_groups().filter(code=code).first() if code else None
+        if code and group is None:
+            raise Http404(_("No such category group."))
+        context = {
+            **super().get_context_data(**kwargs),
+            **filter_form_context(self.request, filterset),
+            "grid": None,
+        }
+        if valid:
+            page = Paginator(selectors.matrix_recipients(filterset.qs, group), self.paginate_by).get_page(
+                self.request.GET.get("page")
+            )
+            context.update(
+                grid=selectors.category_matrix(
+                    filterset.qs, page.object_list, group=group, by_group=group is None
+                ).grid(),
+                page_obj=page,
+                is_paginated=page.has_other_pages(),
+                page_range=page.paginator.get_elided_page_range(page.number),
+            )
+        return context
+
+
+class FlowView(RegisterReaderMixin, TemplateView):
+    """Controller → service → recipient → country as a chart and a table, narrowed by the explorer's
+    filters (OperationFilterSet) and bounded by ``processors.flows``."""
+
+    template_name = "processors/flows.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        filterset = visible_operations_filterset(self.request)
+        valid = not filterset.is_bound or filterset.is_valid()
+        chart = flows.operation_flow(filterset.qs, filter_parameters(self.request)) if valid else None
+        country_bars = flows.cross_border_countries(filterset.qs) if valid else []
         return {
             **super().get_context_data(**kwargs),
             **filter_form_context(self.request, filterset),
-            "grid": selectors.category_matrix(filterset.qs).grid() if valid else None,
+            "chart": chart,
+            "chart_data": chart.as_data() if chart is not None else None,
+            "country_bars": country_bars,
+            "country_chart": flows.bars_data(country_bars),
         }
 
 
@@ -452,6 +606,7 @@ class DeletionNoticeView(RegisterReaderMixin, TemplateView):
     acknowledged (POST)."""
 
     template_name = "processors/deletion_notice.html"
+    paginate_by = 50
 
     def notice(self, request: HttpRequest) -> tuple[DeletionNoticeForm, Any, NoticeError | None]:
         form = DeletionNoticeForm(filter_data(request))
@@ -483,9 +638,19 @@ class DeletionNoticeView(RegisterReaderMixin, TemplateView):
         if notice is not None and output in ("docx", "txt"):
             return self.letter(request, notice, lang=lang, reply_by=reply_by, output=output)
         rows = []
+        page_obj = None
+        open_count = 0
         if notice is not None:
             latest = notice_letters.notice_letters_latest(notice)
-            for recipient in notice.recipients:
+            open_count = sum(
+                1
+                for recipient in notice.recipients
+                if (letter := latest.get(recipient.processor.pk)) is None or not letter.acknowledged
+            )
+            # A category every row sends (姓名) names every recipient: the letters come a page at a time
+            # (the CSV still holds them all).
+            page_obj = Paginator(notice.recipients, self.paginate_by).get_page(request.GET.get("page"))
+            for recipient in page_obj.object_list:
                 text = notice_letters.notice_letter_text(
                     recipient, lang=lang, reply_by=reply_by, controller=notice.controller
                 )
@@ -500,6 +665,10 @@ class DeletionNoticeView(RegisterReaderMixin, TemplateView):
             reply_by=reply_by,
             rows=rows,
             open_rows=[row for row in rows if row["letter"] is None or not row["letter"].acknowledged],
+            open_count=open_count,
+            page_obj=page_obj,
+            is_paginated=page_obj is not None and page_obj.has_other_pages(),
+            page_range=page_obj.paginator.get_elided_page_range(page_obj.number) if page_obj else (),
             can_record=request.user.has_perm(LETTER_PERMISSION),
             **kwargs,
         )

@@ -5,6 +5,7 @@ Everything that differs between a laptop and production comes from the environme
 and a production start without DJANGO_SECRET_KEY refuses to run.
 """
 
+import json
 import os
 import secrets
 from datetime import timedelta
@@ -68,7 +69,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
-    "axes",
+    "registry.apps.LoginAttemptsConfig",  # django-axes, with a translated name (registry/apps.py)
+    # Background jobs (imports): Django's tasks API, with PostgreSQL (or SQLite) as the queue.
+    "django_tasks",
+    "registry.apps.JobQueueConfig",  # django-tasks-db, with a translated name
     "processors",
 ]
 
@@ -193,6 +197,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # A successful login forgets that pair's earlier typos, so an occasional mistake never adds up to a lockout.
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "processors.middleware.login_lockout_response"
+# The username as recorded, cut to the length of its column (a longer one made PostgreSQL fail the login).
+AXES_USERNAME_CALLABLE = "processors.middleware.login_attempt_username"
 # No start-up banner: it would be printed before every management command's own output.
 AXES_VERBOSE = False
 
@@ -212,6 +218,14 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Uploads waiting between preview and confirm, and the progress of import jobs: one store every app
+    # server and worker shares (see "Uploads and background jobs" below).
+    "uploads": {
+        "BACKEND": os.environ.get(
+            "DJANGO_REGISTER_UPLOAD_STORAGE", "processors.spreadsheets.uploads.UploadFolderStorage"
+        ),
+        "OPTIONS": json.loads(os.environ.get("DJANGO_REGISTER_UPLOAD_STORAGE_OPTIONS") or "{}"),
+    },
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -271,6 +285,12 @@ LOGGING = {
 # History is evidence of who changed the register: it is read-only everywhere (processors/history.py).
 
 SIMPLE_HISTORY_REVERT_DISABLED = True
+
+# --- Reviews --------------------------------------------------------------------------------------
+# Marking an operation or processor reviewed sets its next review this many days later (PIPL Art. 54
+# expects regular audits); the dashboard lists what is overdue.
+
+REGISTER_REVIEW_INTERVAL_DAYS = int(os.environ.get("DJANGO_REGISTER_REVIEW_INTERVAL_DAYS", 365))
 
 # --- REST framework -------------------------------------------------------------------------------
 # The API at /api/v1/ (processors/api.py). Reading needs the model's view permission, as in the admin,
@@ -341,8 +361,9 @@ REGISTER_IMPORT_MAX_UNPACKED_BYTES = int(
 REGISTER_IMPORT_MAX_COMPRESSION_RATIO = int(
     os.environ.get("DJANGO_REGISTER_IMPORT_MAX_COMPRESSION_RATIO", 100)
 )
-# Data rows per sheet, below the header.
-REGISTER_IMPORT_MAX_ROWS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_ROWS", 20_000))
+# Data rows per sheet, below the header. Confirmed imports run as background jobs, so a large register
+# (100,000 rows import in about a minute) no longer holds a request.
+REGISTER_IMPORT_MAX_ROWS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_ROWS", 200_000))
 # A second import into the same register waits this many seconds for the first, then is refused with
 # "another import into this register is running" (never a 500).
 REGISTER_IMPORT_LOCK_TIMEOUT = float(os.environ.get("DJANGO_REGISTER_IMPORT_LOCK_TIMEOUT", 60))
@@ -350,11 +371,29 @@ REGISTER_IMPORT_MAX_COLUMNS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_COL
 # Excel's own limit for one cell, so nothing typed in Excel is refused.
 REGISTER_IMPORT_MAX_CELL_CHARS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_CELL_CHARS", 32_767))
 
-# --- Browser UI -----------------------------------------------------------------------------------
-# Uploads wait here between preview and confirm (processors/spreadsheets/uploads.py), bound to their
-# user and deleted after REGISTER_UPLOAD_TTL seconds. Default: a folder in the system temp directory.
-REGISTER_UPLOAD_DIR = os.environ.get("DJANGO_REGISTER_UPLOAD_DIR") or None
+# --- Uploads and background jobs ------------------------------------------------------------------
+# Uploads wait between preview and confirm in the "uploads" storage (STORAGES above;
+# processors/spreadsheets/uploads.py), bound to their user and deleted after REGISTER_UPLOAD_TTL
+# seconds. Several app servers and workers must share it, so it is never a server's temp dir: by
+# default a folder, DJANGO_REGISTER_UPLOAD_DIR (a shared volume when there are several machines); any
+# Django storage backend instead with DJANGO_REGISTER_UPLOAD_STORAGE=dotted.path.Storage and its options
+# as JSON in DJANGO_REGISTER_UPLOAD_STORAGE_OPTIONS (e.g. django-storages' S3 backend).
+REGISTER_UPLOAD_DIR = os.environ.get("DJANGO_REGISTER_UPLOAD_DIR") or str(BASE_DIR / "var" / "uploads")
 REGISTER_UPLOAD_TTL = int(os.environ.get("DJANGO_REGISTER_UPLOAD_TTL", 3600))
+# Confirmed imports run as background jobs (processors/jobs.py, decision 27) on Django's tasks API: the
+# database backend by default, so the database is the queue and `manage.py db_worker` runs them on any
+# machine (`make run` starts one beside the server). DJANGO_TASK_BACKEND=immediate runs each job inside
+# the request that starts it, for a process that has no worker (the test suite does).
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+}
+_task_backend = os.environ.get("DJANGO_TASK_BACKEND", "database")
+if _task_backend not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f"DJANGO_TASK_BACKEND must be one of {', '.join(_TASK_BACKENDS)}.")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_task_backend]}}
+
+# --- Browser UI -----------------------------------------------------------------------------------
 # Who may frame a public disclosure table (/disclosure/<code>/embed/), as CSP frame-ancestors sources;
 # empty means any site, since the embedded table is public and read-only.
 REGISTER_EMBED_FRAME_ANCESTORS = env_list("DJANGO_REGISTER_EMBED_FRAME_ANCESTORS")

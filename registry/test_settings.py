@@ -4,6 +4,9 @@ import os
 
 # Not a secret: it only signs cookies inside the test run.
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-key-not-used-anywhere-else-0123456789abcdef")
+# Background jobs run inside the request that starts them; tests/test_jobs.py and the browser import
+# start a real worker process (DJANGO_TASK_BACKEND=database) where that is what they test.
+os.environ.setdefault("DJANGO_TASK_BACKEND", "immediate")
 
 from registry.settings import *  # noqa: E402,F403
 

@@ -1017,13 +1017,13 @@ def publish_twice(controller: Controller) -> PublishedVersion:
 
 # Findings (stored): session and user (2), the controller filter list (1), the counts (1) and the page.
 # The deletion notice: session and user (2), the controller list (1), the category lookup, the holding
-# operations with their processors, members, categories and services prefetched.
+# operations as values, the categories held per processor, the processors, members, services, categories.
 # A version page: session and user (2), the version with its controller (twice: the diffs' and the
 # form's) and its previous version (3), and the live snapshot (6: controller, extra sensitive categories,
 # operations, and their items, purposes and actions).
 TOOL_PAGE_QUERIES = [
     ("admin:processors_findings", {}, 5),
-    ("admin:processors_deletion_notice", {"categories": "手机号"}, 7),
+    ("admin:processors_deletion_notice", {"categories": "手机号"}, 10),
 ]
 
 

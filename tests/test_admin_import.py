@@ -167,3 +167,22 @@ def test_an_import_confirmed_in_the_admin_is_recorded_as_coming_from_the_admin(a
         ("admin", "previewed"),
         ("admin", "imported"),
     }
+
+
+def test_an_import_into_a_new_controller_ends_on_the_operations_of_that_controller(admin_client, admin_user):
+    from processors.models import Controller, ControllerMembership, ControllerRole
+
+    real = Path(settings.BASE_DIR) / "tests" / "data" / "real" / "16-sage-subprocessors.md"
+    file = SimpleUploadedFile(real.name, real.read_bytes())
+    new = {"controller": "+new", "new_code": "sage", "new_name_en": "Sage Bionetworks"}
+    preview = admin_client.post(IMPORT_URL, {**new, "file": file})["Location"]
+    token = preview.rstrip("/").rsplit("/", 1)[-1]
+    assert not Controller.objects.filter(code="sage").exists()
+
+    done = admin_client.post(reverse("admin:processors_operation_import_confirm", args=[token]))
+
+    assert done["Location"].endswith("?controller=sage")
+    assert Operation.objects.filter(service__controller__code="sage").count() == 13
+    assert ControllerMembership.objects.filter(
+        controller__code="sage", user=admin_user, role=ControllerRole.ADMIN
+    ).exists()

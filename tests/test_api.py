@@ -182,6 +182,30 @@ def test_the_matrix_refuses_an_unknown_category(api_client):
     assert error(api_client.get("/api/v1/matrix/?category=身份正号"), 400)["code"] == "invalid_filter"
 
 
+def test_the_matrix_pages_its_processors_and_drills_into_a_group(api_client):
+    vendors = [make_processor(name_zh=f"矩阵接收方{number}") for number in range(3)]
+    for vendor in vendors:
+        make_operation(processor=vendor, data_items=["手机号", "身份证号"])
+
+    first = api_client.get("/api/v1/matrix/?page_size=2").json()
+    second = api_client.get(first["next"]).json()
+    identity = api_client.get("/api/v1/matrix/?group=identity").json()
+    groups = api_client.get("/api/v1/matrix/?by=group&page_size=1").json()
+
+    assert first["count"] == 3 and len(first["rows"]) == 2 and len(second["rows"]) == 1
+    assert {cell["processor"] for cell in first["cells"]} == {row["id"] for row in first["rows"]}
+    assert identity["group"] == "identity"
+    assert [column["code"] for column in identity["columns"]] == ["identity.id_card_number"]
+    assert {(cell["category"], cell["operations"]) for cell in groups["cells"]} == {
+        ("basic", 1),
+        ("identity", 1),
+    }
+
+
+def test_the_matrix_refuses_a_group_that_is_not_a_top_level_category(api_client):
+    assert error(api_client.get("/api/v1/matrix/?group=basic.name"), 400)["code"] == "invalid_filter"
+
+
 # --- Read representations -----------------------------------------------------------------------------
 
 

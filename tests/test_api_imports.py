@@ -48,14 +48,15 @@ def test_a_dry_run_on_the_itrus_table_previews_43_operations_and_writes_nothing(
     assert ImportRecord.objects.get(pk=report["import_record_id"]).result == ImportRecord.Result.PREVIEWED
 
 
-def test_dry_run_false_imports_the_table_and_records_the_import(api_client, controller):
+def test_dry_run_false_imports_the_table_as_a_job_and_records_the_import(api_client, controller):
     response = post_import(api_client, file=upload(ITRUS_TABLE), controller="newapp", dry_run="false")
 
-    assert response.status_code == 201, response.content
-    assert response.json()["committed"] is True
+    assert response.status_code == 202, response.content
+    job = api_client.get(response["Location"]).json()
+    assert job["committed"] is True and job["status"] == "imported" and job["rows_done"] == 43
     assert Operation.objects.filter(service__controller=controller).count() == 43
     record = ImportRecord.objects.filter(controller=controller, dry_run=False).get()
-    assert record.channel == "api" and response.json()["import_record_id"] == record.pk
+    assert record.channel == "api" and response.json()["id"] == job["id"] == record.pk
     assert record.result == ImportRecord.Result.IMPORTED
     assert record.file_name == ITRUS_TABLE.name
     listed = api_client.get("/api/v1/imports/", {"controller": "newapp", "result": "imported"}).json()
@@ -91,7 +92,7 @@ def test_an_unknown_header_is_read_as_the_field_the_map_parameter_names(api_clie
         map=["合作单位=recipient", "备注=ignore"],
     )
 
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     assert Operation.objects.get().processor.name_zh == "北京亿美软通科技有限公司"
 
 

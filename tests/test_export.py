@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 from openpyxl.cell.rich_text import CellRichText, TextBlock
 
 from processors.demo import demo_load
-from processors.disclosure.rows import rows_from_operations
+from processors.disclosure.rows import FILE_HEADERS, rows_from_operations
 from processors.models import Controller, DataCategory, DataItem, Operation, Processor
 from processors.spreadsheets.export import (
-    DISCLOSURE_HEADERS,
     NOTES_SHEET_TITLE,
     WORKBOOK_SHEETS,
     ExportError,
@@ -106,8 +105,8 @@ def register_state(controller: Controller) -> set[tuple]:
 # --- The Chinese disclosure table -----------------------------------------------------------------
 
 
-def test_the_chinese_xlsx_has_the_five_itrus_headers_in_row_1(demo):
-    assert table_rows(disclosure())[0] == ITRUS_HEADERS
+def test_the_chinese_xlsx_has_the_five_itrus_headers_then_the_countries_abroad_in_row_1(demo):
+    assert table_rows(disclosure())[0] == [*ITRUS_HEADERS, "境外接收方所在国家或地区"]
 
 
 def test_the_chinese_xlsx_has_one_row_per_demo_operation(demo):
@@ -226,11 +225,12 @@ def test_the_notes_sheet_has_one_cell_per_row_so_imports_skip_it(demo):
 
 
 def test_the_english_table_has_english_headers(demo):
-    assert table_rows(disclosure(lang="en"))[0] == list(DISCLOSURE_HEADERS["en"])
+    assert table_rows(disclosure(lang="en"))[0] == list(FILE_HEADERS["en"])
 
 
 def test_the_english_table_names_categories_purposes_and_actions_in_english(demo):
-    row = row_for(table_rows(disclosure(lang="en")), "身份认证服务", "北京银联商务")
+    # The service has no English name: it is shown in Chinese, marked as such.
+    row = row_for(table_rows(disclosure(lang="en")), "身份认证服务 [Chinese only]", "北京银联商务")
 
     assert row[2] == "Name; Resident ID number; Phone number; Bank card number"
     assert row[3] == "Identity verification"
@@ -241,7 +241,7 @@ def test_the_english_table_keeps_an_unmapped_item_verbatim():
     operation = make_operation(data_items=("姓名", "神秘字段"))
     assert DataItem.objects.filter(operation=operation, category__isnull=True).exists()
 
-    assert table_rows(disclosure(lang="en"))[1][2] == "Name; 神秘字段"
+    assert table_rows(disclosure(lang="en"))[1][2] == "Name; 神秘字段 [Chinese only]"
 
 
 # --- CSV --------------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_the_csv_is_utf8_with_a_bom_and_the_itrus_headers(demo):
     data = disclosure(fmt="csv")
 
     assert data.startswith("\ufeff".encode())
-    assert csv_rows(data)[0] == ITRUS_HEADERS
+    assert csv_rows(data)[0] == [*ITRUS_HEADERS, "境外接收方所在国家或地区"]
     assert len(csv_rows(data)) == 44
 
 
@@ -571,7 +571,6 @@ def test_export_register_needs_a_format_it_can_tell(tmp_path):
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_every_exported_disclosure_header_is_recognised_by_the_importer(lang):
     from processors.spreadsheets.columns import DISCLOSURE_COLUMNS
-    from processors.spreadsheets.export import DISCLOSURE_HEADERS
 
-    fields = [DISCLOSURE_COLUMNS.field_for(header, None) for header in DISCLOSURE_HEADERS[lang]]
-    assert fields == ["service", "recipient", "data_items", "purpose", "actions"]
+    fields = [DISCLOSURE_COLUMNS.field_for(header, None) for header in FILE_HEADERS[lang]]
+    assert fields[:5] == ["service", "recipient", "data_items", "purpose", "actions"]

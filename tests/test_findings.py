@@ -251,3 +251,52 @@ def test_findings_take_the_same_number_of_queries_for_10_and_200_operations():
 
     assert Operation.objects.count() == 200
     assert queries_for_findings() == ten <= 2 * len(RULES)
+
+
+# --- Rows that leave out what a notice must say (issues 11 and 14) -------------------------------------
+
+
+def test_an_operation_without_data_items_is_saved_and_flagged():
+    operation = make_operation(data_items=(), relationship="entrusted", legal_basis="contract")
+
+    [finding] = flagged("data_items_missing")
+
+    assert finding.subject_id == operation.pk and finding.severity == "medium"
+    assert str(finding.rule.reference) == "PIPL Arts. 17, 23"
+    assert flagged("unmapped_items") == []
+
+
+def test_an_operation_without_an_action_is_flagged_with_its_published_wording():
+    make_operation(
+        actions=(), actions_text="某种特别的处理", relationship="entrusted", legal_basis="contract"
+    )
+    make_operation(actions=(), relationship="entrusted", legal_basis="contract")
+
+    details = sorted(finding.detail for finding in flagged("action_missing"))
+
+    assert details == ["", "Published as “某种特别的处理”, which names no known processing action."]
+
+
+def test_an_operation_without_a_relationship_or_legal_basis_is_flagged_once_for_each():
+    operation = make_operation()
+
+    codes = [finding.code for finding in findings(operation=operation, today=TODAY)]
+
+    assert codes.count("relationship_missing") == 1 and codes.count("legal_basis_missing") == 1
+    assert {
+        f.severity for f in findings(operation=operation, today=TODAY) if f.code == "legal_basis_missing"
+    } == {"low"}
+
+
+def test_a_complete_row_trips_none_of_the_missing_field_rules():
+    operation = make_operation(relationship="entrusted", legal_basis="contract")
+
+    codes = {finding.code for finding in findings(operation=operation, today=TODAY)}
+
+    assert not codes & {"data_items_missing", "action_missing", "relationship_missing", "legal_basis_missing"}
+
+
+def test_a_retired_operation_without_anything_is_not_flagged():
+    make_operation(data_items=(), actions=(), purposes=(), status="retired")
+
+    assert findings(today=TODAY) == []

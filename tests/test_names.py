@@ -1,6 +1,6 @@
 """Near-identical company names (processors/names.py): reported for a person, never merged."""
 
-from processors.names import NEAR_NAMES_REPORTED, NearNames, near_duplicate_pairs
+from processors.names import NEAR_NAMES_REPORTED, NearNames, name_core, near_duplicate_pairs, recipient_kind
 from processors.text import normalize_key
 
 
@@ -35,3 +35,63 @@ def test_a_name_like_hundreds_of_others_reports_only_the_closest_few():
 
     assert len(close) == NEAR_NAMES_REPORTED  # itself, then the closest others
     assert close[0] == keys[7]
+
+
+def pairs_of(*names: str) -> set[frozenset[str]]:
+    keyed = {number: normalize_key(name) for number, name in enumerate(names)}
+    return {frozenset((names[first], names[second])) for first, second in near_duplicate_pairs(keyed)}
+
+
+def test_a_brand_and_the_legal_name_it_begins_are_a_possible_duplicate():
+    assert pairs_of("支付宝", "支付宝（中国）网络技术有限公司") == {
+        frozenset(("支付宝", "支付宝（中国）网络技术有限公司"))
+    }
+    # The place a Chinese legal name begins with is not part of the brand.
+    assert pairs_of("百度", "北京百度网讯科技有限公司") == {frozenset(("百度", "北京百度网讯科技有限公司"))}
+
+
+def test_a_romanised_or_translated_brand_is_paired_through_the_brand_list():
+    assert frozenset(("Alipay", "支付宝（中国）网络技术有限公司")) in pairs_of(
+        "Alipay", "支付宝（中国）网络技术有限公司"
+    )
+    assert pairs_of("微信支付", "财付通支付科技有限公司") == {
+        frozenset(("微信支付", "财付通支付科技有限公司"))
+    }
+
+
+def test_an_acronym_a_short_form_and_the_legal_name_are_one_company():
+    found = pairs_of("AWS", "Amazon Web Services, Inc.", "Amazon Web Services")
+
+    assert found == {
+        frozenset(("AWS", "Amazon Web Services, Inc.")),
+        frozenset(("AWS", "Amazon Web Services")),
+        frozenset(("Amazon Web Services, Inc.", "Amazon Web Services")),
+    }
+
+
+def test_entities_of_one_group_and_look_alike_brands_are_not_paired_by_their_core():
+    assert pairs_of("OVH US, LLC", "OVH Groupe SA") == set()
+    assert pairs_of("Mailgun Technologies Inc.", "Mailchimp") == set()
+    assert (
+        pairs_of("腾讯云IM", "腾讯云计算（北京）有限责任公司") == set()
+    )  # a product, not the company's name
+
+
+def test_name_core_drops_legal_forms_and_bracketed_notes_only():
+    assert name_core(normalize_key("SCALEWAY S.A.S.")) == "scaleway"
+    assert name_core(normalize_key("Slack Technologies, Inc.")) == "slack"
+    assert name_core(normalize_key("支付宝（中国）网络技术有限公司")) == "支付宝网络技术"
+    assert name_core(normalize_key("Atlassian")) == "atlassian"  # "as" is a legal form only after a comma
+
+
+def test_a_name_is_a_brand_only_when_the_brand_list_knows_it_and_it_has_no_legal_form():
+    assert recipient_kind("支付宝") == "brand"
+    assert recipient_kind("微信支付") == "brand"
+    assert recipient_kind("AWS") == "brand"
+    assert recipient_kind("支付宝（中国）网络技术有限公司") == "organisation"
+    assert recipient_kind("Stripe") == "organisation"  # unknown: nothing says it is a brand
+    assert recipient_kind("电信终端产业协会移动安全工作委员会") == "organisation"
+
+
+def test_a_name_with_its_legal_name_in_brackets_is_a_brand():
+    assert recipient_kind("某某钱包", qualifier="某某支付科技有限公司") == "brand"

@@ -87,13 +87,34 @@ def test_what_a_processor_receives_by_purpose_keeps_the_published_text_of_unmapp
     assert receipts[1].unmapped == ["火星文"]
 
 
-def test_the_matrix_grid_groups_columns_under_their_top_level_category(group_register):
-    grid = selectors.category_matrix(Operation.objects.all()).grid()
+def test_the_matrix_counts_operations_per_group_and_per_category_of_a_group(group_register):
+    operations = Operation.objects.all()
+    recipients = selectors.matrix_recipients(operations)
 
-    assert [group["category"].code for group in grid["groups"]] == ["basic", "identity"]
-    assert [column["code"] for column in grid["columns"]] == [
-        "basic.name",
-        "basic.phone_number",
-        "identity.id_card_number",
-    ]
-    assert grid["max"] == 1
+    by_group = selectors.category_matrix(operations, recipients, by_group=True).grid()
+    identity = selectors.category_groups().get(code="identity")
+    drilled = selectors.category_matrix(
+        operations, selectors.matrix_recipients(operations, identity), group=identity
+    ).grid()
+
+    assert [column["code"] for column in by_group["columns"]] == list(
+        selectors.category_groups().values_list("code", flat=True)
+    )
+    assert {
+        cell["category"] for cell in selectors.category_matrix(operations, recipients, by_group=True).cells
+    } == {
+        "basic",
+        "identity",
+    }
+    assert [column["code"] for column in drilled["columns"]] == ["identity.id_card_number"]
+    assert drilled["max"] == 1
+
+
+def test_a_matrix_group_cell_counts_an_operation_once_however_many_of_its_items_it_has(group_register):
+    loner = group_register["loner"]
+    make_operation(processor=loner, data_items=["姓名", "手机号"])
+    operations = Operation.objects.all()
+
+    matrix = selectors.category_matrix(operations, [loner], by_group=True)
+
+    assert [(cell["category"], cell["operations"]) for cell in matrix.cells] == [("basic", 2)]

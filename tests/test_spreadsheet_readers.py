@@ -227,7 +227,8 @@ def test_a_sheet_without_cells_has_no_rows_rather_than_crashing_the_reader():
     assert rows(package(""), "t.xlsx") == []
 
 
-def test_a_single_cell_far_below_the_limit_is_refused_before_the_sheet_is_held_in_memory():
+def test_a_single_cell_far_below_the_limit_is_refused_before_the_sheet_is_held_in_memory(settings):
+    settings.REGISTER_IMPORT_MAX_ROWS = 20_000
     data = package(
         '<row r="1"><c r="A1"><v>1</v></c><c r="B1"><v>2</v></c></row>'
         '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
@@ -497,3 +498,90 @@ def test_an_opendocument_spreadsheet_is_named():
 
     assert error.code == "ods"
     assert "OpenDocument spreadsheet (.ods)" in error.message
+
+
+# --- too-wide rows: refused where they are, past openpyxl's last column letter (ZZZ = 18,278) ------
+
+WIDE = 18_300
+
+
+def wide_header(count: int = WIDE) -> list[str]:
+    return [f"h{index}" for index in range(count)]
+
+
+def wide_docx(count: int = WIDE) -> bytes:
+    import docx
+
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=2)
+    for row, texts in zip(table.rows, (["服务", "主体"], ["短信", "亿美"]), strict=True):
+        for cell, text in zip(row.cells, texts, strict=True):
+            cell.text = text
+    buffer = io.BytesIO()
+    document.save(buffer)
+    source, out = zipfile.ZipFile(io.BytesIO(buffer.getvalue())), io.BytesIO()
+    cells = "".join(f"<w:tc><w:p><w:r><w:t>h{index}</w:t></w:r></w:p></w:tc>" for index in range(count))
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            part = source.read(info.filename)
+            if info.filename == "word/document.xml":
+                text = part.decode("utf-8")
+                start = text.index("<w:tr")
+                end = text.index("</w:tr>", start) + len("</w:tr>")
+                part = (text[:start] + f"<w:tr>{cells}</w:tr>" + text[end:]).encode("utf-8")
+            target.writestr(info, part)
+    return out.getvalue()
+
+
+def wide_files() -> dict[str, bytes | str]:
+    header = wide_header()
+    cells_without_reference = "".join(f'<c t="inlineStr"><is><t>h{i}</t></is></c>' for i in range(WIDE))
+    second = '<row r="2"><c r="A2" t="inlineStr"><is><t>短信</t></is></c></row>'
+    return {
+        "t.csv": (",".join(header) + "\n短信,亿美\n").encode(),
+        "t.tsv": ("\t".join(header) + "\n短信\t亿美\n").encode(),
+        "pasted": "\t".join(header) + "\n短信\t亿美\n",
+        "t.md": ("|" + "|".join(header) + "|\n|" + "|".join(["-"] * WIDE) + "|\n|短信|亿美|\n").encode(),
+        "t.html": (
+            "<table><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr>"
+            "<tr><td>短信</td><td>亿美</td></tr></table>"
+        ).encode(),
+        "t.docx": wide_docx(),
+        "counted.xlsx": package(f'<row r="1">{cells_without_reference}</row>{second}'),
+        "referenced.xlsx": package(
+            '<row r="1"><c r="A1" t="inlineStr"><is><t>a</t></is></c>'
+            f'<c r="AAAA1" t="inlineStr"><is><t>b</t></is></c></row>{second}'
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(wide_files()))
+def test_a_row_wider_than_openpyxl_can_name_is_refused_with_its_row_by_every_reader(name):
+    data = wide_files()[name]
+
+    error = refusal(data, name)
+
+    assert error.code == "too_many_columns"
+    assert error.row == 1
+    assert error.column  # located, even where openpyxl would have no letter for it
+    assert "at most 100 are read" in error.message
+
+
+def test_a_counted_workbook_row_reports_its_real_width_and_last_column():
+    error = refusal(wide_files()["counted.xlsx"], "counted.xlsx")
+
+    assert (error.column, f"{WIDE:,}" in error.message) == ("AAAV", True)
+
+
+def test_column_names_go_on_past_zzz():
+    from processors.spreadsheets.limits import column_name
+
+    assert [column_name(n) for n in (1, 26, 27, 702, 703, 18_278, 18_279)] == [
+        "A",
+        "Z",
+        "AA",
+        "ZZ",
+        "AAA",
+        "ZZZ",
+        "AAAA",
+    ]

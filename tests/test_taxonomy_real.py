@@ -154,7 +154,6 @@ def test_an_item_made_of_known_items_and_filler_words_is_not_a_guess(taxonomy, i
     [
         ("01-jiamai-sdk.md", "应用内设备标识符", ("device.id_permanent",)),
         ("04-coolapk-privacy.md", "网关取号报错日志等用于改善SDK性能", ("activity.crash_logs",)),
-        ("06-usongame-sdk.md", "您手机当前的服务地信息", ("location.coarse",)),
     ],
 )
 def test_an_item_whose_words_contain_a_known_item_is_inferred(taxonomy, file, item, codes):
@@ -163,6 +162,21 @@ def test_an_item_whose_words_contain_a_known_item_is_inferred(taxonomy, file, it
     mapping = taxonomy.map_item(item)
 
     assert (mapping.category_codes, mapping.match) == (codes, "inferred")
+
+
+@pytest.mark.parametrize(
+    ("file", "item", "code"),
+    [
+        ("06-usongame-sdk.md", "您手机当前的服务地信息", "location.coarse"),
+        ("19-tmall-global-partners.html", "订单的收货人姓名", "basic.name"),
+    ],
+)
+def test_a_possessive_before_an_item_changes_nothing(taxonomy, file, item, code):
+    assert in_corpus(file, item)
+
+    mapping = taxonomy.map_item(item)
+
+    assert (mapping.category_codes, mapping.match) == ((code,), "alias")
 
 
 @pytest.mark.parametrize(

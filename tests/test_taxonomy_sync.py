@@ -325,8 +325,30 @@ def test_upgrading_a_version_1_register_adds_only_what_version_2_introduced():
 
 
 def test_version_2_adds_the_sdk_vocabulary():
-    added = newer_than(1)
+    added = {
+        kind: count - later
+        for (kind, count), later in zip(newer_than(1).items(), newer_than(2).values(), strict=True)
+    }
 
-    assert FIXTURE["version"] == 2
     assert (added["groups"], added["categories"]) == (1, 20)
     assert added["category_aliases"] > 400
+
+
+def test_version_3_adds_only_aliases_of_the_partner_and_sdk_lists_of_files_19_and_20():
+    added = newer_than(2)
+
+    assert FIXTURE["version"] == 3
+    assert (added["groups"], added["categories"], added["purposes"], added["actions"]) == (0, 0, 0, 0)
+    assert added["category_aliases"] == 42
+
+
+@pytest.mark.django_db
+def test_upgrading_a_version_2_register_maps_the_consignee_phone_of_a_partner_list():
+    empty_taxonomy()
+    taxonomy_sync(data=as_of(2))
+    assert not CategoryAlias.objects.filter(text="收货人联系电话").exists()
+
+    result = taxonomy_sync()
+
+    assert result.skipped == [] and created(result) == newer_than(2)
+    assert CategoryAlias.objects.get(text="收货人联系电话").category.code == "basic.phone_number"

@@ -15,8 +15,9 @@ from django.utils import timezone
 from bench.api_bench import generate_register
 from processors import services
 from processors.middleware import parse_policy
-from processors.models import Controller, ImportRecord, Operation, Processor, PublicVersions
+from processors.models import Controller, DataCategory, ImportRecord, Operation, Processor, PublicVersions
 from processors.spreadsheets import uploads
+from processors.views import MatrixView
 from tests.builders import make_controller, make_member, make_operation, make_processor, make_service
 
 pytestmark = pytest.mark.django_db
@@ -215,13 +216,14 @@ def test_the_download_is_the_same_table_as_a_csv_in_the_chosen_language(client, 
 
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="acme-disclosure-en.csv"'
-    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    rows = list(csv.reader(io.StringIO(response.getvalue().decode("utf-8-sig"))))
     assert rows[0] == [
         "Service/feature",
         "Recipient",
         "Personal information processed",
         "Purpose",
         "Processing method",
+        "Countries/regions abroad",
     ]
     assert len(rows) == 1 + 3
 
@@ -230,7 +232,7 @@ def test_the_download_as_xlsx_is_a_workbook(client, register):
     response = client.get("/disclosure/acme/download/?format=xlsx")
 
     assert response["Content-Type"].startswith("application/vnd.openxmlformats")
-    assert response.content[:2] == b"PK"
+    assert response.streaming and response.getvalue()[:2] == b"PK"
 
 
 def test_an_unknown_download_format_is_not_found(client, register):
@@ -425,16 +427,45 @@ def test_the_category_search_suggests_close_names_when_nothing_matches(admin_cli
     assert "?q=" in page
 
 
-def test_the_matrix_shows_only_categories_that_occur(admin_client, register):
+def test_the_matrix_opens_with_one_column_per_category_group(admin_client, register):
     grid = admin_client.get("/matrix/").context["grid"]
+
+    groups = DataCategory.objects.filter(parent__isnull=True).order_by("position", "code")
+    assert [column["code"] for column in grid["columns"]] == [group.code for group in groups]
+    vendor = next(row for row in grid["rows"] if row["id"] == register["vendor"].pk)
+    assert {column["code"]: count for column, count in vendor["cells"] if count} == {"basic": 1}
+
+
+def test_a_matrix_group_drills_into_its_categories_that_occur(admin_client, register):
+    response = admin_client.get("/matrix/?group=basic")
+    grid = response.context["grid"]
 
     codes = [column["code"] for column in grid["columns"]]
     assert codes == sorted(codes)
-    assert set(codes) == {"basic.email", "basic.name", "basic.phone_number", "identity.id_card_number"}
+    assert set(codes) == {"basic.email", "basic.name", "basic.phone_number"}
+    page = text(response)
+    assert '<a href="/categories/basic.email/"' in page
+    assert f'<a href="/processors/{register["vendor"].pk}/"' in page
+
+
+def test_the_matrix_pages_its_recipients(admin_client, register):
+    for number in range(MatrixView.paginate_by):
+        make_operation(processor=make_processor(name_zh=f"分页接收方{number:03d}"), data_items=["手机号"])
+
+    first = admin_client.get("/matrix/").context
+    second = admin_client.get("/matrix/?page=2").context
+
+    assert len(first["grid"]["rows"]) == MatrixView.paginate_by
+    assert first["page_obj"].paginator.count == MatrixView.paginate_by + len(second["grid"]["rows"])
+    assert not {row["id"] for row in first["grid"]["rows"]} & {row["id"] for row in second["grid"]["rows"]}
+
+
+def test_an_unknown_matrix_group_is_a_404(admin_client, register):
+    assert admin_client.get("/matrix/?group=basic.name").status_code == 404
 
 
 def test_matrix_cells_link_to_the_explorer_filtered_by_processor_and_category(admin_client, register):
-    page = text(admin_client.get("/matrix/?sensitive=true"))
+    page = text(admin_client.get("/matrix/?sensitive=true&group=identity"))
 
     checker = register["checker"].pk
     assert f"/explorer/?sensitive=true&amp;processor={checker}&amp;category=identity.id_card_number" in page
@@ -710,10 +741,10 @@ def test_an_older_version_stays_viewable_and_downloadable(client, register):
     assert "新核验有限公司" in text(client.get("/disclosure/acme/"))
     assert "新核验有限公司" not in text(client.get("/disclosure/acme/versions/v1/"))
     response = client.get("/disclosure/acme/versions/v1/download/?format=csv&lang=zh")
-    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    rows = list(csv.reader(io.StringIO(response.getvalue().decode("utf-8-sig"))))
     assert rows[0][0] == "服务/功能名称"
     assert len(rows) == 1 + 3
-    assert client.get("/disclosure/acme/versions/v1/download/?format=xlsx").content[:2] == b"PK"
+    assert client.get("/disclosure/acme/versions/v1/download/?format=xlsx").getvalue()[:2] == b"PK"
 
 
 def test_a_version_is_found_by_its_id_too(client, register):
@@ -860,48 +891,54 @@ def test_an_unknown_category_in_a_deletion_notice_suggests_close_names(admin_cli
 # controllers) are 5 more on the explorer and the matrix.
 PAGE_QUERIES = {
     # 4 for the figures, top categories, category groups, controllers, recent operations (1 + 3
-    # prefetches), recent processors, recent imports; the stored findings' counts and top rows (2)
-    "dashboard": 17,
+    # prefetches), recent processors, recent imports; the stored findings' counts and top rows (2);
+    # the charts (3); the reviews due: a count and a list each for operations and processors (4)
+    "dashboard": 24,
     # count, page, data items, purposes, actions
     "explorer": 12,
     # ... and one to resolve the category
     "explorer_filtered": 13,
-    # two aggregates for the cells and totals, one for the column groups' names
-    "matrix": 10,
-    # processor, members, aliases, operations (1 + 3 prefetches); its findings (14); its history (6)
-    "processor": 29,
-    # category, aliases, children, the recipients' data items (with their operations, services and
-    # processors), their purposes and the recipients' members; a root has no ancestors
-    "category": 8,
+    # the recipients' count and page, two aggregates for the cells and totals, the category groups
+    "matrix": 12,
+    # processor, members, aliases, operations (1 + 3 prefetches); its findings (one or two a rule, 19);
+    # its history (6)
+    "processor": 34,
+    # category, aliases, children; a root has no ancestors; the recipients' count and page, the operation
+    # count; for the page's recipients only (selectors.category_recipient_page): their processors and
+    # members, and the distinct (recipient, category), (recipient, service) and (recipient, purpose) rows
+    "category": 16,
     # the tree, the operation count per category
     "categories": 4,
-    # controller, the version in effect (none), extra sensitive categories, operations (1 + 4
-    # prefetches), dates; for the owner's notice the last published version and the publish role
-    "disclosure": 13,
-    "embed": 11,
+    # controller, the version in effect (none), the services' row counts, the page's ids, extra sensitive
+    # categories, operations (1 + 4 prefetches), dates, the recipients abroad (2); for the owner's notice
+    # the last published version, whether anything changed since, and the publish role
+    "disclosure": 17,
+    "embed": 15,
     # the controller choices, the stored findings' counts, their count and one page
     "findings": 6,
     # ... and the chosen controller
     "findings_filtered": 7,
-    # the controller choices and the chosen one, the category, the holding operations (1 + 2 prefetches),
-    # the letters already recorded for the recipients
-    "deletion_notice": 9,
-    "deletion_notice_csv": 6,
-    # controller, the version in effect: the table is its snapshot; for the owner's notice the last
-    # published version, the live snapshot (extra sensitive categories, operations with 4 prefetches)
-    # and the publish role
-    "disclosure_published": 12,
-    "embed_published": 4,
+    # the controller choices and the chosen one, the category, the holding operations as values, the
+    # categories held per recipient, the recipients, services and categories named, the letters already
+    # recorded for the page's recipients (processors.notices builds the notice from values)
+    "deletion_notice": 12,
+    "deletion_notice_csv": 9,  # the same notice, every recipient, without the letters
+    # controller, the version in effect, its stored pages (rendered here on the first request: its
+    # snapshot, then the stored page written in a transaction); for the owner's notice the last
+    # published version, whether anything changed since, and the publish role
+    "disclosure_published": 13,
+    "embed_published": 10,
     # controller, the versions, the version in effect, the publish role
     "versions": 6,
-    # controller, the version by its label, the publish role (for "withdraw")
-    "version": 5,
-    "version_download": 4,
-    # controller, the versions (both sides are among them)
-    "diff": 4,
-    "diff_markdown": 4,
+    # controller, the version by its label, the publish role (for "withdraw"); its table rendered and
+    # stored on this first request (as for the published page)
+    "version": 11,
+    "version_download": 5,
+    # controller, the versions (both sides are among them), the two snapshots (not read to list them)
+    "diff": 6,
+    "diff_markdown": 6,
     # ... and the live register's snapshot (extra sensitive categories, operations with 4 prefetches)
-    "diff_live": 10,
+    "diff_live": 11,
 }
 
 

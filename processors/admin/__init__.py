@@ -5,14 +5,23 @@ the inlines, the shared action), ``filters`` (changelist filters, which delegate
 API and the browser use), ``display`` (badges and summaries) and ``tools`` (the tool pages: findings,
 deletion notice, import, export, publish), each listed on its ModelAdmin in ``tool_pages``. Forms live
 in ``processors.forms``. Writes go through ``processors.services`` where a service exists.
+
+Why one module: the ModelAdmins are declarations read side by side (fieldsets, filters, actions of
+related models must agree), and ``admin.site`` registers them in one place; their helpers already live
+in the modules named above.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import OuterRef, Q, Value
 from django.db.models.functions import Concat
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -28,8 +37,10 @@ from processors.admin.base import (
     PurposeAliasInline,
     ReadOnlyAdmin,
     RegisterHistoryAdmin,
+    ReviewedAdminMixin,
     VersionCheckedAdmin,
     count_subquery,
+    mark_reviewed,
     remap_data_items,
 )
 from processors.admin.filters import (
@@ -46,7 +57,8 @@ from processors.disclosure import documents
 from processors.disclosure.rows import rows_from_snapshot
 from processors.filters import OperationFilterSet, ProcessorFilterSet
 from processors.findings import findings, findings_refresh, findings_visible_to
-from processors.forms import DataItemForm, ProcessorForm
+from processors.forms import DataItemForm, OperationForm, ProcessorForm, ProcessorMergeForm
+from processors.history import processor_ids_merged_into
 from processors.models import (
     CategoryAlias,
     Controller,
@@ -99,6 +111,12 @@ class DataCategoryAdmin(RegisterHistoryAdmin):
         "position",
     )
     inlines = [CategoryAliasInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # A new alias maps the unmapped items worded like it, and their findings follow.
+        if any(formset.new_objects or formset.changed_objects for formset in formsets):
+            services.data_items_remap_unmapped()
 
     def get_queryset(self, request):
         # Counted in subqueries: joining aliases and items at once would multiply the rows.
@@ -215,7 +233,7 @@ class ControllerAdmin(VersionCheckedAdmin):
 
 
 @admin.register(Processor)
-class ProcessorAdmin(VersionCheckedAdmin):
+class ProcessorAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
     form = ProcessorForm
     formfield_overrides = COMPACT_TEXTAREAS
     list_display = ("name", "kind", "member_of", "country", "contact_phone", "operation_count")
@@ -225,6 +243,7 @@ class ProcessorAdmin(VersionCheckedAdmin):
         filterset_list_filter(ProcessorFilterSet, "country", base=ProcessorCountryListFilter),
         filterset_list_filter(ProcessorFilterSet, "receives", base=CategoryTreeListFilter),
         filterset_list_filter(ProcessorFilterSet, "controller"),
+        filterset_list_filter(ProcessorFilterSet, "review"),
     )
     search_fields = ("name_zh", "name_en", "aliases__text", "contact_phone", "uscc")
     autocomplete_fields = ("member_of",)
@@ -233,6 +252,8 @@ class ProcessorAdmin(VersionCheckedAdmin):
         "members",
         "received_categories",
         "findings_list",
+        "reviewed_at",
+        "reviewed_by_name",
         "created_at",
         "updated_at",
     )
@@ -259,9 +280,11 @@ class ProcessorAdmin(VersionCheckedAdmin):
         ),
         (_("Notes"), {"fields": ("notes",)}),
         (_("Compliance findings"), {"fields": ("findings_list",)}),
+        (_("Review"), {"fields": ("owner", ("reviewed_at", "reviewed_by_name"), "review_due")}),
         (_("Records"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = [ProcessorOperationInline, ProcessorAliasInline]
+    actions = [mark_reviewed, "merge_processors"]
     tool_pages = tools.PROCESSOR_TOOLS
 
     def get_queryset(self, request):
@@ -278,6 +301,53 @@ class ProcessorAdmin(VersionCheckedAdmin):
     def save_model(self, request, obj, form, change):
         # The form has filled in the instance (new or existing); the service validates and saves it.
         services.processor_update(processor=obj, **self.update_kwargs(form, change))
+
+    def history_records(self, processor):
+        # The processors merged into this one are part of its history (their rows outlive them).
+        return Processor.history.filter(id__in=[processor.pk, *processor_ids_merged_into(processor)])
+
+    def has_merge_permission(self, request) -> bool:
+        # Django offers an action when any one of its permissions is held; merging needs both.
+        return self.has_change_permission(request) and self.has_delete_permission(request)
+
+    @admin.action(description=_("Merge into one…"), permissions=["merge"])
+    def merge_processors(self, request, queryset):
+        """Duplicates become one: a page to choose the survivor, then processors_merge does the rest."""
+        if queryset.count() < 2:
+            self.message_user(request, gettext("Select at least two processors to merge."), messages.WARNING)
+            return None
+        form = ProcessorMergeForm(request.POST if "post" in request.POST else None, processors=queryset)
+        if form.is_valid():
+            survivor = form.cleaned_data["survivor"]
+            others = list(queryset.exclude(pk=survivor.pk))
+            try:
+                services.processors_merge(survivor, others, user=request.user)
+            except (PermissionDenied, ValidationError) as error:
+                reason = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+                message = gettext("Nothing was merged: %(reason)s") % {"reason": reason}
+                self.message_user(request, message, messages.ERROR)
+                return None
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d processor was merged into %(survivor)s; its names are now aliases.",
+                    "%(count)d processors were merged into %(survivor)s; their names are now aliases.",
+                    len(others),
+                )
+                % {"count": len(others), "survivor": survivor},
+                messages.SUCCESS,
+            )
+            return redirect("admin:processors_processor_change", survivor.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Merge processors into one"),
+            "opts": self.opts,
+            "form": form,
+            "processors": queryset.prefetch_related("aliases"),
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/processors/merge_processors.html", context)
 
     @admin.display(description=_("name"), ordering="name_key")
     def name(self, processor: Processor) -> str:
@@ -368,17 +438,10 @@ class ServiceAdmin(VersionCheckedAdmin):
 
 
 @admin.register(Operation)
-class OperationAdmin(VersionCheckedAdmin):
-    list_display = (
-        "service",
-        "controller",
-        "processor",
-        "data_categories",
-        "purposes_list",
-        "relationship_name",
-        "cross_border",
-        "status",
-    )
+class OperationAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
+    # What fits beside the filters at 1440 px; controller, purposes and relationship are filters and
+    # on the change form.
+    list_display = ("service", "processor", "data_categories", "cross_border", "status")
     list_select_related = ("service__controller", "processor")
     # Short lists first; the long ones (purposes, processors) at the end of the sidebar.
     list_filter = (
@@ -390,6 +453,7 @@ class OperationAdmin(VersionCheckedAdmin):
         filterset_list_filter(OperationFilterSet, "status"),
         filterset_list_filter(OperationFilterSet, "legal_basis"),
         filterset_list_filter(OperationFilterSet, "consent_type"),
+        filterset_list_filter(OperationFilterSet, "review"),
         filterset_list_filter(OperationFilterSet, "category", base=CategoryTreeListFilter),
         filterset_list_filter(OperationFilterSet, "purpose", base=PurposeListFilter),
         filterset_list_filter(OperationFilterSet, "processor", base=ProcessorInRegisterListFilter),
@@ -403,8 +467,29 @@ class OperationAdmin(VersionCheckedAdmin):
         "data_items__text",
     )
     autocomplete_fields = ("service", "processor", "purposes", "actions")
+    form = OperationForm
+
+    def get_search_results(self, request, queryset, search_term):
+        # The site's search, word by word (every word must match): one id subquery per table, which
+        # PostgreSQL answers from trigram indexes, instead of Django's OR over four joined tables that
+        # needs DISTINCT and reads every row. search_fields above only make the admin show its box.
+        for term in smart_split(search_term):
+            if term[:1] in "\"'":
+                term = unescape_string_literal(term)
+            if term := term.strip():
+                queryset = queryset.filter(selectors.operations_matching_text_q(term))
+        return queryset, False
+
     formfield_overrides = COMPACT_TEXTAREAS
-    readonly_fields = ("source_text", "findings_list", "created_at", "updated_at")
+    readonly_fields = (
+        "source_text",
+        "items_preview",
+        "findings_list",
+        "reviewed_at",
+        "reviewed_by_name",
+        "created_at",
+        "updated_at",
+    )
     fieldsets = (
         (
             _("What"),
@@ -412,6 +497,8 @@ class OperationAdmin(VersionCheckedAdmin):
                 "fields": (
                     "service",
                     "data_items_text",
+                    "items_preview",
+                    "items_confirmed",
                     ("purposes", "purpose_text"),
                     ("actions", "actions_text", "actions_open_ended"),
                     "usage_scenario",
@@ -419,6 +506,7 @@ class OperationAdmin(VersionCheckedAdmin):
                 )
             },
         ),
+        (_("Compliance findings"), {"fields": ("findings_list",)}),
         (_("Who"), {"fields": (("processor", "recipient_qualifier"), "relationship", "sharing_method")}),
         (
             _("Legal footing"),
@@ -446,11 +534,11 @@ class OperationAdmin(VersionCheckedAdmin):
                 )
             },
         ),
-        (_("Compliance findings"), {"fields": ("findings_list",)}),
+        (_("Review"), {"fields": ("owner", ("reviewed_at", "reviewed_by_name"), "review_due")}),
         (_("Source"), {"fields": ("source_text", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = [DataItemInline]
-    actions = [remap_data_items, *tools.EXPORT_ACTIONS]
+    actions = [remap_data_items, mark_reviewed, *tools.EXPORT_ACTIONS]
     tool_pages = tools.OPERATION_TOOLS
 
     def get_queryset(self, request):
@@ -458,11 +546,31 @@ class OperationAdmin(VersionCheckedAdmin):
 
     def save_model(self, request, obj, form, change):
         # The form has filled in the instance (new or existing); the service validates and saves it.
+        # A changed text is itemised by operation_update; a new operation's text here, by the same rule.
         services.operation_update(operation=obj, **self.update_kwargs(form, change))
+        if not change and form.items_text_changed():
+            services.operation_set_data_items_from_text(
+                operation=obj, text=obj.data_items_text, refresh=False
+            )
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not DataItem:
             return super().save_formset(request, form, formset, change)
+        if form.items_text_changed():
+            # The items were just recorded from the typed text; rows edited beside it are not applied
+            # over them (the text is the source), and the user is told so.
+            if formset.has_changed():
+                self.message_user(
+                    request,
+                    gettext(
+                        "The data items were recorded from the typed text; changes to the item rows in the "
+                        "same save were not applied."
+                    ),
+                    messages.WARNING,
+                )
+            # What the admin's change message reads from a saved formset: nothing, as nothing was saved.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+            return None
         items = formset.save(commit=False)
         services.data_items_save(operation=form.instance, saved=items, deleted=formset.deleted_objects)
         formset.save_m2m()
@@ -506,6 +614,14 @@ class OperationAdmin(VersionCheckedAdmin):
     def findings_list(self, operation: Operation) -> str:
         return display.findings_html(findings(operation=operation)) if operation.pk else "—"
 
+    @admin.display(description=_("items as they will be recorded"))
+    def items_preview(self, operation: Operation) -> str:
+        """The typed text split and mapped by the one itemisation rule, before (and after) it is saved."""
+        if not (operation.data_items_text or "").strip():
+            return gettext("Type the data items above (separated by 、 , ; or new lines) to see them here.")
+        rows = services.operation_items_planned(text=operation.data_items_text, operation=operation)
+        return display.items_preview_html(rows)
+
 
 @admin.register(DataItem)
 class DataItemAdmin(RegisterHistoryAdmin):
@@ -542,7 +658,7 @@ class DataItemAdmin(RegisterHistoryAdmin):
 
     @admin.display(description=_("review"))
     def review(self, item: DataItem) -> str:
-        return display.needs_review_flag() if item.pk is not None and item.needs_review else ""
+        return display.review_flag(item)
 
     @admin.display(description=_("processing operation"), ordering="operation_id")
     def operation_link(self, item: DataItem) -> str:

@@ -7,12 +7,14 @@ system writes. The inlines are declarative, like the ModelAdmins in ``processors
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.widgets import AdminTextareaWidget
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.widgets import AdminTextareaWidget, AutocompleteSelect, AutocompleteSelectMultiple
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import models
+from django.db import IntegrityError, models
 from django.db.models import F, Func, IntegerField, Subquery
 from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
@@ -59,7 +61,66 @@ def count_subquery(queryset, field: str = "pk") -> Subquery:
     return Subquery(queryset.order_by().annotate(count=count).values("count"), output_field=IntegerField())
 
 
-class RegisterAdmin(admin.ModelAdmin):
+def choices_that_can_exist(widget, value) -> list:
+    """The selected values that could name a row: what the form posted or the address gave as initial.
+
+    Django's autocomplete widgets look their selected values up to show them, so a value that is no key
+    at all ("x", NUL, a 10,000-character string) made re-showing a refused form, or an add form opened
+    with ?controller=…, a 500; such a value is simply not shown as selected (the form refuses it anyway).
+    """
+    remote = widget.field.remote_field
+    model = remote.model
+    key = model._meta.get_field(getattr(remote, "field_name", None) or model._meta.pk.name)
+    kept = []
+    for item in value:
+        try:
+            key.get_prep_value(key.to_python(item))
+        except (ValidationError, ValueError, TypeError):
+            continue
+        kept.append(item)
+    return kept
+
+
+class CheckedAutocompleteSelect(AutocompleteSelect):
+    def optgroups(self, name, value, attr=None):
+        return super().optgroups(name, choices_that_can_exist(self, value), attr)
+
+
+class CheckedAutocompleteSelectMultiple(AutocompleteSelectMultiple):
+    def optgroups(self, name, value, attr=None):
+        return super().optgroups(name, choices_that_can_exist(self, value), attr)
+
+
+CHECKED_AUTOCOMPLETE = {
+    AutocompleteSelect: CheckedAutocompleteSelect,
+    AutocompleteSelectMultiple: CheckedAutocompleteSelectMultiple,
+}
+
+
+class CheckedAutocompleteMixin:
+    """For ModelAdmins and inlines: autocomplete widgets that never look up a value that is no key."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        widget = getattr(formfield, "widget", None)
+        inner = getattr(widget, "widget", widget)  # inside the "add another" wrapper
+        if type(inner) in CHECKED_AUTOCOMPLETE:
+            inner.__class__ = CHECKED_AUTOCOMPLETE[type(inner)]
+        return formfield
+
+
+class RefusedSaveForm:
+    """Mixed into a change form whose first save was refused: the same data, invalid with that reason."""
+
+    refusal = ""
+
+    def clean(self):
+        cleaned = super().clean()
+        self.add_error(None, self.refusal)
+        return cleaned
+
+
+class RegisterAdmin(CheckedAutocompleteMixin, admin.ModelAdmin):
     """A register model's admin; the tool pages it lists are routed before the model's own URLs.
 
     Membership narrows it (``selectors.visible_to``): changelists, change forms, actions, exports and
@@ -72,6 +133,42 @@ class RegisterAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [page.urlpattern(self) for page in self.tool_pages] + super().get_urls()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The change form, where a save refused after the form validated shows the form again.
+
+        Between the form's checks and the service's write another user may save the same row (the
+        service then refuses the stale version), take the name it was to have (IntegrityError), or
+        delete it. Django's own transaction around the save rolls everything back; the form is then
+        validated once more, with the refusal as its error, so the user sees the posted values, why
+        nothing was saved and, for a stale version, who changed what (VersionCheckedForm).
+        """
+        if request.method != "POST" or getattr(request, "save_refusal", None):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ObjectDoesNotExist:
+            if object_id is None:
+                raise
+            # Deleted meanwhile: the second pass answers as for any missing object (back to the index).
+            request.save_refusal = gettext("It was deleted by someone else meanwhile; nothing was saved.")
+        except ValidationError as error:
+            request.save_refusal = gettext("Nothing was saved: %(reason)s") % {
+                "reason": " ".join(error.messages)
+            }
+        except IntegrityError:
+            request.save_refusal = gettext(
+                "Someone else saved a conflicting change while you were editing; nothing was saved. "
+                "Check the values below and save again."
+            )
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        refusal = getattr(request, "save_refusal", None)
+        if not refusal:
+            return form
+        return type(form.__name__, (RefusedSaveForm, form), {"refusal": refusal})
 
     def get_queryset(self, request):
         return selectors.visible_to(request.user, super().get_queryset(request))
@@ -111,13 +208,17 @@ class RegisterHistoryAdmin(RegisterAdmin, SimpleHistoryAdmin):
     def get_urls(self):
         return [url for url in super().get_urls() if not (url.name or "").endswith("_simple_history")]
 
+    def history_records(self, obj):
+        """The historical rows the history page lists: the object's own."""
+        return obj.history.all()
+
     def history_view(self, request, object_id, extra_context=None):
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_or_change_permission(request, obj):
             raise PermissionDenied
-        records = obj.history.order_by("-history_date", "-history_id")
+        records = self.history_records(obj).order_by("-history_date", "-history_id")
         page = Paginator(records, self.history_list_per_page).get_page(request.GET.get("p"))
         context = {
             **self.admin_site.each_context(request),
@@ -158,6 +259,24 @@ class VersionCheckedAdmin(RegisterHistoryAdmin):
         return {"expected_version": form.cleaned_data.get("opened_version"), **form.changed_fields()}
 
 
+class ReviewedAdminMixin:
+    """The review fields of an operation or processor: an owner chosen among the user's fellow editors,
+    without the account admin's add/change buttons (accounts are managed in their own admin)."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner":
+            kwargs["queryset"] = selectors.owner_choices(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "owner" and formfield is not None:
+            widget = formfield.widget
+            widget.can_add_related = widget.can_change_related = widget.can_delete_related = False
+            widget.can_view_related = False
+        return formfield
+
+
 class ReadOnlyAdmin(RegisterAdmin):
     """Records written by the system only (imports, published versions): to be looked at, never edited."""
 
@@ -192,6 +311,47 @@ def remap_data_items(model_admin, request, queryset):
     )
 
 
+@admin.action(description=_("Mark reviewed (next review one interval later)"), permissions=["change"])
+def mark_reviewed(model_admin, request, queryset):
+    """Operations and processors alike: each selected row reviewed now by this user, in its history."""
+    if queryset.model is Operation:
+        # An operation is reviewed by an editor of its controller; a viewer's selection is skipped.
+        allowed = selectors.visible_to(request.user, queryset, role=ControllerRole.EDITOR)
+        review = services.operation_mark_reviewed
+        keyword = "operation"
+    else:
+        # Processors are shared: an editor of any register may review them.
+        allowed = queryset if selectors.edits_any_controller(request.user) else queryset.none()
+        review = services.processor_mark_reviewed
+        keyword = "processor"
+    rows = list(allowed.order_by("pk"))
+    for row in rows:
+        review(**{keyword: row}, user=request.user)
+    if rows:
+        model_admin.message_user(
+            request,
+            ngettext(
+                "%(count)d row marked reviewed by you; next review due %(due)s.",
+                "%(count)d rows marked reviewed by you; next review due %(due)s.",
+                len(rows),
+            )
+            % {"count": len(rows), "due": date_format(services.review_due_after(timezone.localdate()))},
+            messages.SUCCESS,
+        )
+    skipped = queryset.count() - len(rows)
+    if skipped:
+        model_admin.message_user(
+            request,
+            ngettext(
+                "%(count)d row was not marked: reviewing needs an editor's role in its register.",
+                "%(count)d rows were not marked: reviewing needs an editor's role in their register.",
+                skipped,
+            )
+            % {"count": skipped},
+            messages.WARNING,
+        )
+
+
 # --- Inlines --------------------------------------------------------------------------------------
 
 
@@ -215,7 +375,7 @@ class ProcessorAliasInline(AliasInline):
     model = ProcessorAlias
 
 
-class DataItemInline(admin.TabularInline):
+class DataItemInline(CheckedAutocompleteMixin, admin.TabularInline):
     model = DataItem
     form = DataItemForm
     formset = DataItemInlineFormSet
@@ -242,7 +402,7 @@ class DataItemInline(admin.TabularInline):
 
     @admin.display(description=_("review"))
     def review(self, item: DataItem) -> str:
-        return display.needs_review_flag() if item.pk is not None and item.needs_review else ""
+        return display.review_flag(item)
 
 
 class ProcessorOperationInline(admin.TabularInline):

@@ -11,11 +11,11 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 
-from processors import selectors
+from processors import selectors, taxonomy
 from processors.disclosure import documents
 from processors.disclosure.diff import VersionDiff
 from processors.findings import Finding, Severity
-from processors.models import DataCategory, ImportRecord, Operation
+from processors.models import DataCategory, DataItem, ImportRecord, Operation
 
 # Ideographic spaces survive HTML whitespace collapsing, so the tree stays indented in <select>s and lists.
 TREE_INDENT = "\u3000\u3000"
@@ -63,6 +63,26 @@ def needs_review_flag() -> str:
     return format_html('<span class="needs-review">⚑ {}</span>', gettext("unmapped — needs review"))
 
 
+def review_flag(item: DataItem) -> str:
+    """The ⚑ mark of an item a person must look at: unmapped, or inferred, with what it was inferred from."""
+    if item.pk is None:
+        return ""
+    if item.category_id is None:
+        return needs_review_flag()
+    if item.match != DataItem.Match.INFERRED:
+        return ""
+    source, text = taxonomy.item_inferred_from(item)
+    why = {
+        "purpose": gettext("inferred from the purpose “%(text)s”"),
+        "usage_scenario": gettext("inferred from the usage scenario “%(text)s”"),
+    }.get(source, gettext("its words contain a known item: “%(text)s”"))
+    return format_html(
+        '<span class="needs-review">⚑ {}</span> <span class="help">{}</span>',
+        gettext("inferred — needs review"),
+        why % {"text": text},
+    )
+
+
 def join_html(parts: Iterable[Any]) -> str:
     """Safe HTML parts joined by the language's list separator."""
     # The list separator is translated: 、 in Chinese, a comma in English.
@@ -83,6 +103,34 @@ def data_categories_summary(operation: Operation) -> str:
         ) % {"count": unmapped}
         parts.append(format_html('<span class="needs-review">⚑ {}</span>', message))
     return join_html(parts) if parts else "—"
+
+
+def items_preview_html(rows: list[DataItem]) -> str:
+    """Unsaved data items (``services.operation_items_planned``) as a table: item, category, how matched."""
+    if not rows:
+        return format_html('<span class="muted">{}</span>', gettext("No data items in the typed text."))
+    categories = DataCategory.objects.in_bulk({row.category_id for row in rows if row.category_id})
+    cells = []
+    for row in rows:
+        category = categories.get(row.category_id)
+        if category is None:
+            shown = needs_review_flag()
+        else:
+            # Code and match under the name, so three narrow columns fit a phone's width.
+            detail = format_html(
+                '<span class="category-code"><code>{}</code> · {}</span>',
+                category.code,
+                row.get_match_display(),
+            )
+            shown = format_html("{}<br>{}", category_badge(category), detail)
+        cells.append((row.position + 1, row.text, shown))
+    return format_html(
+        '<table class="items-preview"><thead><tr><th>#</th><th>{}</th><th>{}</th></tr></thead>'
+        "<tbody>{}</tbody></table>",
+        gettext("item as published"),
+        gettext("data category"),
+        format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", cells),
+    )
 
 
 def purposes_summary(operation: Operation) -> str:

@@ -17,7 +17,10 @@ from django_filters.filters import QuerySetRequestMixin
 
 from processors import selectors, taxonomy
 from processors.admin.display import category_tree_choices
-from processors.models import DataCategory, Processor, Purpose
+from processors.models import DataCategory, DataItem, Processor, Purpose
+
+# Long lists (the category tree, purposes, processors, countries) fold and scroll with a search box.
+COMPACT_FILTER_TEMPLATE = "admin/processors/compact_filter.html"
 
 
 class FilterSetListFilter(admin.SimpleListFilter):
@@ -75,12 +78,16 @@ def filterset_list_filter(filterset_class, name: str, base: type[FilterSetListFi
 class CategoryTreeListFilter(FilterSetListFilter):
     """The whole category tree, groups above their indented leaves; a group includes its descendants."""
 
+    template = COMPACT_FILTER_TEMPLATE
+
     def lookups(self, request, model_admin):
         return category_tree_choices()
 
 
 class ProcessorInRegisterListFilter(FilterSetListFilter):
     """Only processors that occur in the register, directly or as a member of a listed group."""
+
+    template = COMPACT_FILTER_TEMPLATE
 
     def lookups(self, request, model_admin):
         listed = selectors.operations_visible_to(request.user).values("processor")
@@ -89,12 +96,16 @@ class ProcessorInRegisterListFilter(FilterSetListFilter):
 
 
 class PurposeListFilter(FilterSetListFilter):
+    template = COMPACT_FILTER_TEMPLATE
+
     def lookups(self, request, model_admin):
         return [(purpose.code, str(purpose)) for purpose in Purpose.objects.all()]
 
 
 class ProcessorCountryListFilter(FilterSetListFilter):
     """The countries processors are established in, by name."""
+
+    template = COMPACT_FILTER_TEMPLATE
 
     def lookups(self, request, model_admin):
         codes = Processor.objects.exclude(country="").order_by().values_list("country", flat=True).distinct()
@@ -142,4 +153,6 @@ class NeedsReviewListFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() not in {"true", "false"}:
             return queryset
-        return queryset.filter(category__isnull=self.value() == "true")
+        # An inferred item is a guess a person confirms (刷脸 read off 刷脸登录): it waits for review too.
+        waiting = Q(category__isnull=True) | Q(match=DataItem.Match.INFERRED)
+        return queryset.filter(waiting) if self.value() == "true" else queryset.exclude(waiting)

@@ -45,6 +45,7 @@ from processors.import_flow import (
     ImportConfirmView,
     ImportDiscardView,
     ImportFrame,
+    ImportJobView,
     ImportPreviewView,
     ImportUploadView,
 )
@@ -113,6 +114,7 @@ class AdminImportFrame(ImportFrame):
     preview_url: str = "admin:processors_operation_import_preview"
     confirm_url: str = "admin:processors_operation_import_confirm"
     discard_url: str = "admin:processors_operation_import_discard"
+    job_url: str = "admin:processors_operation_import_job"
     base_template: str = "admin/processors/import_page.html"
     channel: str = Channel.ADMIN
     model_admin: admin.ModelAdmin | None = None
@@ -400,6 +402,7 @@ def diff_download_view(
 
 OPERATION_TOOLS = (
     ToolPage("import/", "processors_operation_import", ImportUploadView),
+    ToolPage("import/jobs/<int:pk>/", "processors_operation_import_job", ImportJobView),
     ToolPage("import/<str:token>/", "processors_operation_import_preview", ImportPreviewView),
     ToolPage("import/<str:token>/confirm/", "processors_operation_import_confirm", ImportConfirmView),
     ToolPage("import/<str:token>/discard/", "processors_operation_import_discard", ImportDiscardView),

@@ -245,6 +245,12 @@ class ImportPermission(RegisterPermission):
     perms_map = {**RegisterPermission.perms_map, "POST": ["processors.add_operation"]}
 
 
+class ReviewPermission(RegisterPermission):
+    """Marking a row reviewed changes it: the model's change permission (the role is checked by the view)."""
+
+    perms_map = {**RegisterPermission.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
+
+
 class ReadRateThrottle(UserRateThrottle):
     """Limits reads per user (the "reads" rate), so a script cannot page through the register unchecked."""
 

@@ -64,6 +64,10 @@ class MatrixCellSerializer(serializers.Serializer):
 
 
 class MatrixSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text=_("Processors in the whole matrix (rows are paged)."))
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    group = serializers.CharField(allow_null=True, help_text=_("The category group drilled into, if any."))
     rows = MatrixRowSerializer(many=True)
     columns = CategorySummarySerializer(many=True)
     cells = MatrixCellSerializer(many=True)
@@ -187,6 +191,33 @@ class ImportReportSerializer(serializers.Serializer):
     shape = serializers.CharField(help_text=_("disclosure (the five-column table) or workbook."))
 
 
+class ImportJobSerializer(serializers.Serializer):
+    """A background import's state (documentation of ``processors.jobs.ImportJobState.to_dict()``)."""
+
+    id = serializers.IntegerField(help_text=_("The import record of the job (see /imports/{id}/)."))
+    url = serializers.URLField(help_text=_("Where to poll the job."))
+    status = serializers.CharField(
+        help_text=_("queued (waiting for a worker), running, imported or failed (nothing was written)."),
+    )
+    status_label = serializers.CharField()
+    finished = serializers.BooleanField()
+    committed = serializers.BooleanField()
+    file_name = serializers.CharField()
+    controller = serializers.CharField(allow_null=True)
+    rows_done = serializers.IntegerField()
+    rows_total = serializers.IntegerField(
+        allow_null=True, help_text=_("The rows to import, when a preview counted them.")
+    )
+    percent = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+    counts = serializers.DictField(
+        help_text=_("When finished: rows, and created/changed/unchanged per entity.")
+    )
+    errors = ImportProblemSerializer(many=True)
+    warnings = ImportProblemSerializer(many=True)
+
+
 class ImportRecordSerializer(serializers.ModelSerializer):
     controller = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     # The name stored at import time: it stays when the user account is gone (docs/decisions.md).
@@ -245,7 +276,8 @@ class PublishedVersionSerializer(serializers.ModelSerializer):
         ]
 
     def get_operations(self, version: PublishedVersion) -> int:
-        return len(version.snapshot.get("operations", ()))
+        counted = getattr(version, "operation_count", None)  # selectors.versions_counted: no snapshot read
+        return counted if counted is not None else len(version.snapshot.get("operations", ()))
 
 
 class DisclosureRowSerializer(serializers.Serializer):
@@ -257,15 +289,27 @@ class DisclosureRowSerializer(serializers.Serializer):
     destinations = serializers.ListField(child=serializers.CharField())
 
 
+# A version's rows come a page at a time (?rows_page=), so a 100,000-row table is not one response.
+VERSION_ROWS_PER_PAGE = 1000
+
+
 class PublishedVersionDetailSerializer(PublishedVersionSerializer):
-    rows = serializers.SerializerMethodField(help_text=_("The published disclosure table, row by row."))
+    rows = serializers.SerializerMethodField(
+        help_text=_("The published disclosure table, row by row (one page of rows_page).")
+    )
+    rows_pages = serializers.SerializerMethodField(help_text=_("Pages of rows (?rows_page=1 … rows_pages)."))
 
     class Meta(PublishedVersionSerializer.Meta):
-        fields = [*PublishedVersionSerializer.Meta.fields, "rows"]
+        fields = [*PublishedVersionSerializer.Meta.fields, "rows", "rows_pages"]
+
+    def get_rows_pages(self, version: PublishedVersion) -> int:
+        return max(1, -(-len(version.snapshot.get("operations", ())) // VERSION_ROWS_PER_PAGE))
 
     @extend_schema_field(DisclosureRowSerializer(many=True))
     def get_rows(self, version: PublishedVersion) -> list[dict]:
-        rows = rows_from_snapshot(version.snapshot, self.context.get("lang", "zh"))
+        start = (self.context.get("rows_page", 1) - 1) * VERSION_ROWS_PER_PAGE
+        entries = version.snapshot.get("operations", [])[start : start + VERSION_ROWS_PER_PAGE]
+        rows = rows_from_snapshot({**version.snapshot, "operations": entries}, self.context.get("lang", "zh"))
         return [
             {
                 "service": row.service,

@@ -29,6 +29,7 @@ from processors.api.policy import (
     FilteredObjectSchema,
     InvalidFilter,
     RegisterAPIMixin,
+    RegisterPagination,
     RegisterPermission,
     download,
     read_query,
@@ -84,23 +85,62 @@ class ProcessorCategoriesView(RegisterAPIMixin, GenericAPIView):
         return Response(self.get_serializer(received).data)
 
 
-@extend_schema(responses={200: MatrixSerializer}, summary=_("Processors × data categories"))
+class MatrixQuerySerializer(serializers.Serializer):
+    group = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=selectors.category_groups(),
+        required=False,
+        help_text=_("Code of a category group: its categories only (a drill-down)."),
+    )
+    by = serializers.ChoiceField(
+        choices=["category", "group"],
+        default="category",
+        help_text=_("group: one column per category group, counting the operations with any of its items."),
+    )
+
+
+class MatrixPagination(RegisterPagination):
+    """Recipients a page: the cells of a page stay bounded whatever the register's size."""
+
+    page_size = 100
+    max_page_size = 500
+
+
+@extend_schema(
+    parameters=[MatrixQuerySerializer],
+    responses={200: MatrixSerializer},
+    summary=_("Processors × data categories"),
+)
 class CategoryMatrixView(RegisterAPIMixin, GenericAPIView):
     """Processors × categories with the number of operations in each cell, for a heat map.
 
-    Honours every operation filter; rows are the processors, columns the categories (with their
-    sensitive flag), and only non-empty cells are listed.
+    Honours every operation filter; rows are the processors (paged by name: ``count``, ``next``,
+    ``previous``), columns the categories occurring on the page's rows (with their sensitive flag) or,
+    with ``by=group``, the category groups; only non-empty cells are listed.
     """
 
     queryset = Operation.objects.all()
     filterset_class = OperationFilterSet
-    pagination_class = None
+    pagination_class = MatrixPagination
     serializer_class = MatrixSerializer
     schema = FilteredObjectSchema()
 
     def get(self, request: Request) -> Response:
+        options = read_query(MatrixQuerySerializer, request)
         operations = self.filter_queryset(self.get_queryset())
-        return Response(self.get_serializer(selectors.category_matrix(operations)).data)
+        group = options.get("group")
+        page = self.paginate_queryset(selectors.matrix_recipients(operations, group))
+        matrix = selectors.category_matrix(operations, page, group=group, by_group=options["by"] == "group")
+        document = {
+            "count": self.paginator.page.paginator.count,
+            "next": self.paginator.get_next_link(),
+            "previous": self.paginator.get_previous_link(),
+            "group": group.code if group else None,
+            "rows": matrix.rows,
+            "columns": matrix.columns,
+            "cells": matrix.cells,
+        }
+        return Response(self.get_serializer(document).data)
 
 
 # --- Export -------------------------------------------------------------------------------------------

@@ -75,6 +75,25 @@ OPERATION_OWN_FIELDS = [
 ]
 
 
+# Who answers for a row and when it was last checked; read-only (a POST to …/mark-reviewed/ sets them).
+REVIEW_FIELDS = ["owner", "reviewed_at", "reviewed_by", "review_due"]
+
+
+class ReviewFieldsMixin(serializers.Serializer):
+    """The review fields of an operation or processor, read-only, names rather than ids."""
+
+    owner = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text=_("Username of who answers for it.")
+    )
+    reviewed_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    reviewed_by = serializers.CharField(
+        source="reviewed_by_name",
+        read_only=True,
+        help_text=_("Who last marked it reviewed (kept as a name)."),
+    )
+    review_due = serializers.DateField(read_only=True, allow_null=True, help_text=_("Next review."))
+
+
 class CategorySummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = DataCategory
@@ -276,7 +295,7 @@ class ReceiptSerializer(serializers.Serializer):
     )
 
 
-class ProcessorSerializer(serializers.ModelSerializer):
+class ProcessorSerializer(ReviewFieldsMixin, serializers.ModelSerializer):
     country = CountryField(read_only=True, allow_blank=True)
     member_of = ProcessorSummarySerializer(read_only=True, allow_null=True)
     aliases = serializers.SerializerMethodField(help_text=_("Other names the processor is known by."))
@@ -289,6 +308,7 @@ class ProcessorSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             *PROCESSOR_OWN_FIELDS,
+            *REVIEW_FIELDS,
             "created_at",
             "updated_at",
             "via",
@@ -335,7 +355,7 @@ class ProcessorWriteSerializer(CountryFieldMixin, serializers.ModelSerializer):
 # --- Operations ---------------------------------------------------------------------------------------
 
 
-class OperationSerializer(serializers.ModelSerializer):
+class OperationSerializer(ReviewFieldsMixin, serializers.ModelSerializer):
     service = ServiceSummarySerializer(read_only=True)
     processor = ProcessorSummarySerializer(read_only=True)
     categories = serializers.SerializerMethodField(
@@ -366,6 +386,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "actions_text",
             "actions_open_ended",
             *OPERATION_OWN_FIELDS,
+            *REVIEW_FIELDS,
             "created_at",
             "updated_at",
         ]
@@ -412,7 +433,8 @@ class OperationWriteSerializer(serializers.ModelSerializer):
         help_text=_(
             "Data items as published (手机号, basic.phone_number, phone number…), each mapped onto "
             "categories by code, name or alias; one no category matches is kept as an unmapped item and "
-            "reported in unmapped_items. On update the list replaces the current items."
+            "reported in unmapped_items. On update the list replaces the current items. Without it, a "
+            "new or changed data_items_text is split into items as an import splits its cell."
         ),
     )
     purposes = TermListField(

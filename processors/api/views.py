@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -26,7 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from processors import history, selectors, services
+from processors import history, jobs, selectors, services
 from processors.api.policy import (
     LANGUAGE_PARAMETER,
     MARKDOWN,
@@ -40,6 +41,7 @@ from processors.api.policy import (
     ImportRejected,
     InvalidFilter,
     RegisterAPIMixin,
+    ReviewPermission,
     StableOrderingMixin,
     download,
     limit_choices,
@@ -49,6 +51,7 @@ from processors.api.policy import (
 )
 from processors.api.report_serializers import (
     HistoryEntrySerializer,
+    ImportJobSerializer,
     ImportRecordSerializer,
     ImportReportSerializer,
     ImportRequestSerializer,
@@ -238,7 +241,7 @@ class ProcessorViewSet(
 ):
     """Recipients; ?receives= answers "which processors receive X?" and says through which operations."""
 
-    queryset = Processor.objects.select_related("member_of").prefetch_related("aliases")
+    queryset = Processor.objects.select_related("member_of", "owner").prefetch_related("aliases")
     serializer_class = ProcessorSerializer
     write_serializer_class = ProcessorWriteSerializer
     filterset_class = ProcessorFilterSet
@@ -286,6 +289,22 @@ class ProcessorViewSet(
         entries = history.processor_history(processor, limit=limit, user=request.user)
         return Response([entry.to_dict() for entry in entries])
 
+    @extend_schema(
+        summary=_("Mark the processor reviewed"), request=None, responses={200: ProcessorSerializer}
+    )
+    @action(detail=True, methods=["post"], url_path="mark-reviewed", permission_classes=[ReviewPermission])
+    def mark_reviewed(self, request: Request, pk: str) -> Response:
+        """Record that you reviewed the processor now; review_due moves one review interval on."""
+        processor = self.get_object()
+        if not selectors.edits_any_controller(request.user):
+            # Processors are shared; reviewing one needs an editor's role in at least one register.
+            raise exceptions.PermissionDenied(
+                _("Reviewing a processor needs an editor's role in a register.")
+            )
+        services.processor_mark_reviewed(processor=processor, user=request.user)
+        read = self.get_read_object(processor)
+        return Response(ProcessorSerializer(read, context=self.get_serializer_context()).data)
+
 
 # --- Operations ---------------------------------------------------------------------------------------
 
@@ -304,7 +323,7 @@ class OperationViewSet(ReadWriteViewSetMixin, viewsets.ModelViewSet):
     filterset_class = OperationFilterSet
 
     def get_queryset(self) -> QuerySet[Operation]:
-        return selectors.operation_list(super().get_queryset())
+        return selectors.operation_list(super().get_queryset()).select_related("owner")
 
     def get_read_object(self, instance: Operation) -> Operation:
         return self.get_queryset().get(pk=instance.pk)
@@ -343,6 +362,17 @@ class OperationViewSet(ReadWriteViewSetMixin, viewsets.ModelViewSet):
         operation = get_object_or_404(selectors.operations_visible_to(request.user), pk=pk)
         return Response([entry.to_dict() for entry in history.history_for(operation, limit=limit)])
 
+    @extend_schema(
+        summary=_("Mark the operation reviewed"), request=None, responses={200: OperationSerializer}
+    )
+    @action(detail=True, methods=["post"], url_path="mark-reviewed", permission_classes=[ReviewPermission])
+    def mark_reviewed(self, request: Request, pk: str) -> Response:
+        """Record that you reviewed the operation now; review_due moves one review interval on."""
+        # get_object narrows to the controllers where the user is an editor (a POST): others are a 404.
+        operation = services.operation_mark_reviewed(operation=self.get_object(), user=request.user)
+        read = self.get_read_object(operation)
+        return Response(OperationSerializer(read, context=self.get_serializer_context()).data)
+
 
 def _with_published_items_text(validated_data: dict) -> dict:
     # Items given as a list still leave the register a published form of them, as an import would.
@@ -364,7 +394,10 @@ _IMPORT_FIELD_CODES = {"header_map": "map"}
         request={"multipart/form-data": ImportRequestSerializer},
         responses={
             200: OpenApiResponse(ImportReportSerializer, description=_("The preview of a dry run.")),
-            201: OpenApiResponse(ImportReportSerializer, description=_("The committed import.")),
+            202: OpenApiResponse(
+                ImportJobSerializer,
+                description=_("The import runs as a background job; poll the URL in its Location header."),
+            ),
         },
     ),
 )
@@ -377,8 +410,11 @@ class ImportViewSet(
 ):
     """Spreadsheet imports: POST a file (or pasted text) to preview it, or with dry_run=false to import it.
 
-    dry_run defaults to true, so nothing is written unless asked. A file with any error writes nothing
-    and answers 400 with every located problem. GET lists the import records.
+    dry_run defaults to true, so nothing is written unless asked. A preview with any error answers 400
+    with every located problem. A real import answers 202 at once: it runs as a background job
+    (processors.jobs), whose state — rows done of the total, then the counts or the located problems of a
+    failed import, which writes nothing — is at the job URL in the Location header. GET lists the import
+    records.
     """
 
     queryset = ImportRecord.objects.select_related("controller", "user")
@@ -413,6 +449,8 @@ class ImportViewSet(
             file_name = upload.name
         else:
             source, file_name = data["text"], uploads.PASTED_FILE_NAME
+        if not data["dry_run"]:
+            return self._start_job(request, data, source, file_name)
         report = import_register(
             source,
             controller=data["controller"],
@@ -435,6 +473,37 @@ class ImportViewSet(
             raise ImportRejected(fields, problems=[problem.to_dict() for problem in report.problems])
         return Response(body, status=status.HTTP_201_CREATED if report.committed else status.HTTP_200_OK)
 
+    def _start_job(self, request: Request, data: dict, source: bytes | str, file_name: str) -> Response:
+        source_field = "text" if isinstance(source, str) else "file"
+        try:
+            stored = uploads.upload_store(
+                user=request.user,
+                controller=data["controller"],
+                file_name=file_name,
+                **({"text": source} if isinstance(source, str) else {"data": source}),
+            )
+            if data.get("map"):
+                uploads.upload_set_header_map(stored.token, request.user, header_map=data["map"])
+            record = jobs.import_job_start(stored.token, request.user, channel=Channel.API)
+        except uploads.UploadError as error:
+            if error.code == IMPORT_BUSY:
+                raise ImportBusy() from None
+            field = "map" if error.code == "header_map" else source_field
+            raise exceptions.ValidationError({field: [error.message]}) from None
+        url = request.build_absolute_uri(reverse("api:import-job", args=[record.pk]))
+        body = {**jobs.import_job_state(record).to_dict(), "url": url}
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+    @extend_schema(summary=_("An import job's state"), responses={200: ImportJobSerializer})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def job(self, request: Request, pk: str) -> Response:
+        """Where a background import is: queued, running (rows done of the total), imported or failed."""
+        state = jobs.import_job_get(request.user, pk) if pk.isdigit() else None
+        if state is None:
+            raise exceptions.NotFound()
+        url = request.build_absolute_uri(reverse("api:import-job", args=[state.record.pk]))
+        return Response({**state.to_dict(), "url": url})
+
 
 # --- Published versions -------------------------------------------------------------------------------
 
@@ -451,6 +520,9 @@ class VersionDiffQuerySerializer(serializers.Serializer):
 
 class VersionDetailQuerySerializer(serializers.Serializer):
     lang = serializers.ChoiceField(choices=["zh", "en"], default="zh")
+    rows_page = serializers.IntegerField(
+        min_value=1, default=1, help_text=_("Page of the table's rows (1,000 a page; see rows_pages).")
+    )
 
 
 @extend_schema_view(
@@ -481,9 +553,13 @@ class PublishedVersionViewSet(
             return VersionPublishSerializer
         return PublishedVersionSerializer
 
+    def get_queryset(self) -> QuerySet[PublishedVersion]:
+        versions = super().get_queryset()
+        return selectors.versions_counted(versions) if self.action == "list" else versions
+
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         options = read_query(VersionDetailQuerySerializer, request)
-        context = {**self.get_serializer_context(), "lang": options["lang"]}
+        context = {**self.get_serializer_context(), **options}
         return Response(PublishedVersionDetailSerializer(self.get_object(), context=context).data)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

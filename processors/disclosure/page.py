@@ -8,8 +8,13 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import Http404
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from processors import findings, selectors
@@ -19,11 +24,22 @@ from processors.disclosure.rows import (
     DISCLOSURE_HEADERS,
     DisclosureRow,
     country_name,
+    english_or_marked,
     party_name,
     rows_from_snapshot,
 )
-from processors.disclosure.snapshots import Snapshot, snapshot_live
-from processors.models import Controller, FindingState, PublicVersions, PublishedVersion, Severity
+from processors.disclosure.snapshots import Snapshot, snapshot_from_operations, snapshot_live
+from processors.models import (
+    Controller,
+    FindingState,
+    Operation,
+    OperationStatus,
+    Processor,
+    PublicVersions,
+    PublishedVersion,
+    Service,
+    Severity,
+)
 from processors.models import Finding as StoredFinding
 
 # --- The table ------------------------------------------------------------------------------------
@@ -50,11 +66,33 @@ class DisclosureGroup:
 
     service: str
     rows: list[DisclosureEntry]
+    # Its first rows are on an earlier page.
+    continued: bool = False
+
+    @property
+    def anchor(self) -> str:
+        return f"service-{self.rows[0].row.service_id}"
+
+
+@dataclass
+class ServiceJump:
+    """A service in the table's jump list: where its rows start (page and anchor) and how many there are."""
+
+    id: int
+    name: str
+    rows: int
+    page: int
+
+    @property
+    def anchor(self) -> str:
+        return f"service-{self.id}"
 
 
 @dataclass
 class DisclosureTable:
-    """A controller's table from a snapshot: a published version's, or the live register's."""
+    """A controller's table (or one page of it) from a snapshot: a published version's, or the live
+    register's. ``total_rows``, ``services`` and ``abroad_parties`` describe the whole table when the
+    groups are one page of it."""
 
     controller: Controller
     lang: str
@@ -62,9 +100,16 @@ class DisclosureTable:
     last_updated: datetime.datetime | None = None
     effective_from: datetime.date | None = None
     version: PublishedVersion | None = None
+    total_rows: int | None = None
+    services: list[ServiceJump] = field(default_factory=list)
+    abroad_parties: list[tuple[dict[str, Any], list[str]]] | None = None
+    page: int = 1
+    pages: int = 1
 
     @property
     def row_count(self) -> int:
+        if self.total_rows is not None:
+            return self.total_rows
         return sum(len(group.rows) for group in self.groups)
 
     @property
@@ -74,18 +119,23 @@ class DisclosureTable:
     @property
     def abroad(self) -> list[tuple[dict[str, Any], list[str]]]:
         """Recipients established abroad (group members one by one), with the services sending to them."""
-        found: dict[Any, tuple[dict[str, Any], list[str]]] = {}
-        for group in self.groups:
-            for row in group.rows:
-                parties = row.members or [
-                    {**row.processor, "country_name": row.country, "abroad": row.abroad}
-                ]
-                for party in parties:
-                    if party["abroad"]:
-                        services = found.setdefault(party["id"], (party, []))[1]
-                        if group.service not in services:
-                            services.append(group.service)
-        return list(found.values())
+        if self.abroad_parties is not None:
+            return self.abroad_parties
+        return abroad_in_groups(self.groups)
+
+
+def abroad_in_groups(groups: list[DisclosureGroup]) -> list[tuple[dict[str, Any], list[str]]]:
+    """The recipients abroad among these rows (group members one by one), with their services."""
+    found: dict[Any, tuple[dict[str, Any], list[str]]] = {}
+    for group in groups:
+        for row in group.rows:
+            parties = row.members or [{**row.processor, "country_name": row.country, "abroad": row.abroad}]
+            for party in parties:
+                if party["abroad"]:
+                    services = found.setdefault(party["id"], (party, []))[1]
+                    if group.service not in services:
+                        services.append(group.service)
+    return list(found.values())
 
 
 def disclosure_table(
@@ -118,6 +168,159 @@ def disclosure_table(
         groups[-1].rows.append(DisclosureEntry(row, entry, country, abroad, members))
     dates = {} if version is not None else selectors.disclosure_dates(controller)
     return DisclosureTable(controller, lang, groups, **dates, version=version)
+
+
+# --- One page of a table ------------------------------------------------------------------------------
+# A 100,000-row table is not one page: rows are paged in table order, a jump list names every service
+# with the page its rows start on, and the recipients abroad are summed up over the whole table.
+
+DISCLOSURE_PAGE_ROWS = 250
+
+
+def service_name(lang: str, name: str, name_en: str) -> str:
+    """A service's name as the rows show it."""
+    return english_or_marked(name_en, name) if lang == "en" else name
+
+
+def page_count(rows: int) -> int:
+    return max(1, -(-rows // DISCLOSURE_PAGE_ROWS))
+
+
+def page_number(asked: Any, pages: int) -> int:
+    """The page asked for (?page=), kept within the table: a bad or missing value is the first page."""
+    try:
+        number = int(asked)
+    except (TypeError, ValueError):
+        return 1
+    return min(max(number, 1), pages)
+
+
+def service_jumps(counts: list[tuple[int, str, int]]) -> list[ServiceJump]:
+    """Services in table order with their row counts, each with the page its first row is on."""
+    jumps, start = [], 0
+    for service_id, name, rows in counts:
+        jumps.append(ServiceJump(service_id, name, rows, start // DISCLOSURE_PAGE_ROWS + 1))
+        start += rows
+    return jumps
+
+
+def disclosure_page_from_snapshot(
+    controller: Controller, snapshot: Snapshot, *, lang: str, page: int, version: PublishedVersion | None
+) -> DisclosureTable:
+    """One page of a snapshot's table, with the whole table's jump list and recipients abroad."""
+    entries = snapshot["operations"]
+    pages = page_count(len(entries))
+    page = page_number(page, pages)
+    counts: list[tuple[int, str, int]] = []
+    for entry in entries:
+        service = entry["service"]
+        if not counts or counts[-1][0] != service["id"]:
+            counts.append((service["id"], service_name(lang, service["name"], service.get("name_en", "")), 0))
+        counts[-1] = (*counts[-1][:2], counts[-1][2] + 1)
+    start = (page - 1) * DISCLOSURE_PAGE_ROWS
+    table = disclosure_table(
+        controller,
+        {**snapshot, "operations": entries[start : start + DISCLOSURE_PAGE_ROWS]},
+        lang=lang,
+        version=version,
+    )
+    table.total_rows = len(entries)
+    table.services = service_jumps(counts)
+    table.abroad_parties = abroad_in_snapshot(controller, snapshot, lang) if pages > 1 else None
+    table.page, table.pages = page, pages
+    _mark_continued(table)
+    return table
+
+
+def abroad_in_snapshot(
+    controller: Controller, snapshot: Snapshot, lang: str
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """The recipients abroad of a whole snapshot, as ``abroad_in_groups`` finds them, rows unrendered."""
+    home = (snapshot.get("controller") or {}).get("country") or controller.country.code or "CN"
+    found: dict[Any, tuple[dict[str, Any], list[str]]] = {}
+    for entry in snapshot["operations"]:
+        service = service_name(lang, entry["service"]["name"], entry["service"].get("name_en", ""))
+        processor = entry["processor"]
+        for party in processor["members"] or [processor]:
+            code = party.get("country") or ""
+            if code and code != home:
+                shown = {**party, "name": party_name(party, lang), "country_name": country_name(code, lang)}
+                services = found.setdefault(party["id"], ({**shown, "abroad": True}, []))[1]
+                if service not in services:
+                    services.append(service)
+    return list(found.values())
+
+
+def disclosure_page_live(controller: Controller, *, lang: str, page: Any) -> DisclosureTable:
+    """One page of the live register's table, read page by page (its cost does not grow with the table)."""
+    operations = selectors.disclosure_operations(controller)
+    counts = [
+        (row["service_id"], service_name(lang, row["service__name"], row["service__name_en"]), row["rows"])
+        for row in operations.order_by("service_id")
+        .values("service_id", "service__name", "service__name_en")
+        .annotate(rows=Count("pk"))
+    ]
+    total = sum(rows for _id, _name, rows in counts)
+    pages = page_count(total)
+    number = page_number(page, pages)
+    start = (number - 1) * DISCLOSURE_PAGE_ROWS
+    # The same order as operation_disclosure_list: service by service, then as the rows were added.
+    ids = list(
+        operations.order_by("service_id", "pk").values_list("pk", flat=True)[
+            start : start + DISCLOSURE_PAGE_ROWS
+        ]
+    )
+    snapshot = snapshot_from_operations(operations.filter(pk__in=ids), controller=controller)
+    table = disclosure_table(controller, snapshot, lang=lang)
+    table.total_rows = total
+    table.services = service_jumps(counts)
+    table.abroad_parties = abroad_live(controller, operations, lang)
+    table.page, table.pages = number, pages
+    _mark_continued(table)
+    return table
+
+
+def _mark_continued(table: DisclosureTable) -> None:
+    if table.groups and table.page > 1:
+        first = table.groups[0]
+        starts = {jump.anchor: jump.page for jump in table.services}
+        first.continued = starts.get(first.anchor, table.page) < table.page
+
+
+def abroad_live(controller: Controller, operations: Any, lang: str) -> list[tuple[dict[str, Any], list[str]]]:
+    """The recipients abroad of the whole live table (group members one by one), with their services,
+    as ``abroad_in_groups`` finds them on a page (a group with members stands for its members); two
+    queries whatever the table's size."""
+    home = controller.country.code or "CN"
+    has_members = Exists(Processor.objects.filter(member_of=OuterRef("processor_id")))
+    fields = ("name_key", "pk", "name_zh", "name_en", "country")
+    direct = (
+        operations.alias(grouped=has_members)
+        .filter(grouped=False, processor__country__gt="")
+        .exclude(processor__country=home)
+        .values_list(*(f"processor__{name}" for name in fields), "service__name", "service__name_en")
+        .distinct()
+    )
+    through_group = (
+        operations.filter(processor__members__country__gt="")
+        .exclude(processor__members__country=home)
+        .values_list(*(f"processor__members__{name}" for name in fields), "service__name", "service__name_en")
+        .distinct()
+    )
+    found: dict[int, tuple[dict[str, Any], list[str]]] = {}
+    for _key, pk, name_zh, name_en, country, service, service_en in sorted({*direct, *through_group}):
+        party = {
+            "id": pk,
+            "name_zh": name_zh,
+            "name_en": name_en,
+            "country_name": country_name(country, lang),
+            "abroad": True,
+        }
+        services = found.setdefault(pk, (party, []))[1]
+        name = service_name(lang, service, service_en)
+        if name not in services:
+            services.append(name)
+    return list(found.values())
 
 
 # --- Publishing checks ------------------------------------------------------------------------
@@ -306,3 +509,100 @@ def publish_context(controller: Controller, lang: str) -> dict[str, Any]:
     if diff is not None:
         context.update(diff_sections(diff, lang))
     return context
+
+
+# --- A published version's stored pages ----------------------------------------------------------------
+# A version is immutable, so its table is rendered once per language (and per variant: with links to the
+# processor pages for readers of the register, without for the public) and served as stored. Only the
+# table is stored: the page around it (CSRF token, user menu, CSP nonce, notices) is per request. The
+# first page and the jump list live in ``PublishedVersion.rendered_pages``, which a request reads whole,
+# so it is kept small; the later pages of a very long table go through the cache framework (shared
+# between app servers with Redis) and are rendered from the snapshot again when the cache lost them.
+
+TABLE_TEMPLATE = "processors/includes/disclosure_table.html"
+# Bumped when the table's template or renderer changes what a stored page shows: older ones re-render.
+RENDERED_FORMAT = 1
+STORED_PAGE = 1
+CACHED_PAGE_SECONDS = 7 * 24 * 3600
+
+
+def version_page(
+    version: PublishedVersion, *, lang: str, page: Any, links: bool
+) -> tuple[DisclosureTable, str]:
+    """A page of a version's table (its header data and its HTML), rendered once and then read as stored."""
+    variant = f"{lang}+links" if links else lang
+    stored = PublishedVersion.objects.values_list("rendered_pages", flat=True).get(pk=version.pk) or {}
+    meta = stored.get(variant)
+    if meta is not None and meta.get("format") != RENDERED_FORMAT:
+        meta = None
+    html = None
+    if meta is not None:
+        number = page_number(page, meta["pages"])
+        html = meta["html"].get(str(number)) or cache.get(_page_cache_key(version, variant, number))
+    if html is None:
+        snapshot = PublishedVersion.objects.values_list("snapshot", flat=True).get(pk=version.pk)
+        table = disclosure_page_from_snapshot(
+            version.controller, snapshot, lang=lang, page=page, version=version
+        )
+        number = table.page
+        html = render_to_string(TABLE_TEMPLATE, {"table": table, "link_processors": links})
+        created = meta is None
+        if meta is None:
+            meta = {
+                "format": RENDERED_FORMAT,
+                "rows": table.row_count,
+                "pages": table.pages,
+                "services": [[jump.id, jump.name, jump.rows, jump.page] for jump in table.services],
+                "html": {},
+            }
+        if number == STORED_PAGE:
+            meta["html"][str(number)] = html
+        else:
+            cache.set(_page_cache_key(version, variant, number), html, CACHED_PAGE_SECONDS)
+        if created or number == STORED_PAGE:
+            # Only this variant is written: a concurrent render of another one is not overwritten.
+            _store_variant(version, variant, meta)
+    table = DisclosureTable(
+        version.controller,
+        lang,
+        [],
+        version=version,
+        total_rows=meta["rows"],
+        services=[ServiceJump(*jump) for jump in meta["services"]],
+        page=number,
+        pages=meta["pages"],
+    )
+    # Our own rendering, read back from the database or the cache.
+    return table, mark_safe(html)  # noqa: S308
+
+
+def _page_cache_key(version: PublishedVersion, variant: str, number: int) -> str:
+    return f"disclosure-version:{version.pk}:{RENDERED_FORMAT}:{variant}:{number}"
+
+
+def _store_variant(version: PublishedVersion, variant: str, meta: dict[str, Any]) -> None:
+    with transaction.atomic():
+        current = (
+            PublishedVersion.objects.select_for_update()
+            .values_list("rendered_pages", flat=True)
+            .get(pk=version.pk)
+        )
+        PublishedVersion.objects.filter(pk=version.pk).update(
+            rendered_pages={**(current or {}), variant: meta}
+        )
+
+
+def unpublished_changes(controller: Controller, latest: PublishedVersion) -> bool:
+    """Whether the register changed since the latest version was published: its services, operations
+    or their recipients (one query, where comparing two whole snapshots would grow with the table; a
+    change undone since still counts)."""
+    since = latest.published_at
+    operations = Operation.objects.filter(service__controller=controller)
+    active = operations.filter(status=OperationStatus.ACTIVE).values("processor_id")
+    recipients = Processor.objects.filter(Q(pk__in=active) | Q(member_of__in=active), updated_at__gt=since)
+    return Controller.objects.filter(
+        Exists(Service.objects.filter(controller=controller, updated_at__gt=since))
+        | Exists(operations.filter(updated_at__gt=since))
+        | Exists(recipients),
+        pk=controller.pk,
+    ).exists()

@@ -20,12 +20,17 @@ What the cells say, in both languages:
   countries would read as a country nobody named. (The .csv writer stars sensitive items; that is not
   row text, since the .xlsx shows them bold.)
 - English lists use "; " because names contain commas ("HK, Macao and Taiwan travel permit").
+- The English table uses English names where the register records them; a name or text it can only
+  give in Chinese (a service, recipient or member without an English name, an unmapped item, a purpose
+  or actions known only as published) is followed by ``CHINESE_ONLY_MARK``, which the page's legend and
+  the notes sheet explain, so a reader knows it is the register's gap, not a translation left out.
 
 Document text is chosen by ``lang``, not by the active locale: a Chinese table must carry exactly the
 Chinese headers the importer knows, whatever language the user interface speaks.
 """
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -49,6 +54,11 @@ DISCLOSURE_HEADERS = {
     "zh": ("服务/功能名称", "服务主体", "处理个人信息范围", "处理个人信息目的", "处理个人信息方式"),
     "en": ("Service/feature", "Recipient", "Personal information processed", "Purpose", "Processing method"),
 }
+# Files (.xlsx, .csv) add a sixth column after the five published ones: the countries or regions a
+# cross-border row goes to, as the page shows them beside the recipient. The Chinese header is one the
+# importer reads as where the data is processed, so a re-imported table keeps the countries.
+COUNTRIES_HEADER = {"zh": "境外接收方所在国家或地区", "en": "Countries/regions abroad"}
+FILE_HEADERS = {lang: (*headers, COUNTRIES_HEADER[lang]) for lang, headers in DISCLOSURE_HEADERS.items()}
 SENSITIVE_MARK = "*"
 
 # Separators and brackets per language.
@@ -61,6 +71,10 @@ CROSS_BORDER_MARK_NO_COUNTRY = {"zh": "［境外］", "en": " [cross-border]"}
 COUNTRY_LOCALE = {"zh": "zh-hans", "en": "en"}
 # How Chinese publications must name these regions; django-countries' short names would not do.
 ZH_REGION_NAMES = {"HK": "中国香港", "MO": "中国澳门", "TW": "中国台湾"}
+
+# What follows a Chinese name or text in the English table when no English one is recorded.
+CHINESE_ONLY_MARK = " [Chinese only]"
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 # Distinct data-item texts whose open-endedness is kept for reuse.
 _TEXT_CACHE_SIZE = 50_000
@@ -87,18 +101,21 @@ class DisclosureRow:
     processor_id: int
     recipient_name: str
     destinations: tuple[str, ...] = ()
+    countries: str = ""  # the destinations as one cell in this language ("" for a domestic row)
 
     def data_items_text(self, sensitive_mark: str = "") -> str:
         return "".join(segment.text + (sensitive_mark if segment.bold else "") for segment in self.data_items)
 
     def texts(self, sensitive_mark: str = "") -> list[str]:
-        """The five cells as plain text (sensitive items followed by ``sensitive_mark``)."""
+        """A file's cells as plain text (sensitive items followed by ``sensitive_mark``): the five
+        published columns, then the countries abroad (``FILE_HEADERS``)."""
         return [
             self.service,
             self.recipient,
             self.data_items_text(sensitive_mark),
             self.purpose,
             self.actions,
+            self.countries,
         ]
 
 
@@ -170,10 +187,18 @@ def check_language(lang: str) -> None:
 
 
 def pick_name(lang: str, name_zh: str, name_en: str) -> str:
-    """A name in this language, else in the other one."""
+    """A name in this language, else in the other one (marked in English, ``english_or_marked``)."""
     if lang == "en":
-        return name_en or name_zh
+        return english_or_marked(name_en, name_zh)
     return name_zh or name_en
+
+
+def english_or_marked(english: str, chinese: str) -> str:
+    """The English text, else the Chinese one followed by ``CHINESE_ONLY_MARK`` (a text without Chinese
+    characters, such as a Latin brand name, needs no mark)."""
+    if english:
+        return english
+    return chinese + CHINESE_ONLY_MARK if _HAN.search(chinese or "") else chinese
 
 
 def party_name(party: Mapping[str, Any], lang: str) -> str:
@@ -225,7 +250,7 @@ def purpose_text(published: str, purposes: Sequence[tuple[Any, str, str]], lang:
     """
     if lang == "zh":
         return published or LIST_SEPARATOR[lang].join(purpose[1] for purpose in purposes)
-    return LIST_SEPARATOR[lang].join(purpose[2] for purpose in purposes) or published
+    return LIST_SEPARATOR[lang].join(purpose[2] for purpose in purposes) or english_or_marked("", published)
 
 
 def actions_text(published: str, open_ended: bool, actions: Sequence[tuple[Any, str, str]], lang: str) -> str:
@@ -239,7 +264,7 @@ def actions_text(published: str, open_ended: bool, actions: Sequence[tuple[Any, 
         text = ACTION_SEPARATOR[lang].join(action[1] for action in actions)
         return text + OPEN_ENDED[lang] if text and open_ended else text
     if not actions:
-        return published
+        return english_or_marked("", published)
     # Read as a list in a sentence: "Collect, store, use, etc."
     names = [actions[0][2]] + [lower_first(action[2]) for action in actions[1:]]
     if open_ended:
@@ -314,7 +339,7 @@ class RowRenderer:
         recipient_name = pick_name(lang, processor_zh, processor_en)
         return DisclosureRow(
             service_id=service_id,
-            service=(service_name_en or service_name) if lang == "en" else service_name,
+            service=english_or_marked(service_name_en, service_name) if lang == "en" else service_name,
             recipient=recipient_text(
                 recipient_name,
                 qualifier=qualifier,
@@ -336,6 +361,7 @@ class RowRenderer:
             processor_id=processor_id,
             recipient_name=recipient_name,
             destinations=destinations,
+            countries=self.separator.join(destinations),
         )
 
     def entry_row(self, entry: Mapping[str, Any]) -> DisclosureRow:
@@ -411,11 +437,15 @@ class RowRenderer:
                 name_zh, name_en = names
                 key, text = ("category", category), name_en or name_zh
             else:
-                key = ("text", text)
+                key, text = ("text", text), english_or_marked("", text)
             entry = entries.setdefault(key, [text, False])
             entry[1] = entry[1] or sensitive
         if not entries:
-            return (self.segment(data_items_text),) if data_items_text else ()
+            if not data_items_text:
+                return ()
+            return (
+                self.segment(english_or_marked("", data_items_text) if lang == "en" else data_items_text),
+            )
         separator = self.segment(self.separator)
         segments: list[Segment] = []
         for text, sensitive in entries.values():

@@ -5,14 +5,16 @@ register's view permission, the same rule as the admin and the API. The page, th
 render their rows through ``disclosure.rows``, so they show one table.
 """
 
+import tempfile
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.text import slugify
@@ -24,12 +26,15 @@ from processors import selectors, services
 from processors.disclosure.diff import VersionDiff, version_diff
 from processors.disclosure.documents import diff_markdown, diff_xlsx
 from processors.disclosure.page import (
+    TABLE_TEMPLATE,
     diff_sections,
-    disclosure_table,
+    disclosure_page_live,
     publish_context,
+    unpublished_changes,
     version_find,
     version_in_force,
     version_key,
+    version_page,
     versions_published,
     versions_visible,
 )
@@ -106,14 +111,26 @@ class DisclosureView(View):
             return redirect_to_login(request.get_full_path())
         lang = table_language(request)
         version = self.get_version()
-        snapshot = version.snapshot if version is not None else snapshot_live(controller)
-        self.live_snapshot = snapshot if version is None else None
+        links = self.link_processors()
         # The table may be asked for in another language than the page's (?lang= for an embed).
         with translation.override(language_code(lang)):
-            table = disclosure_table(controller, snapshot, lang=lang, version=version)
-            response = render(request, self.template_name, self.get_context_data(table=table))
+            if version is None:
+                table = disclosure_page_live(controller, lang=lang, page=request.GET.get("page"))
+                table_html = render_to_string(TABLE_TEMPLATE, {"table": table, "link_processors": links})
+            else:
+                table, table_html = version_page(
+                    version, lang=lang, page=request.GET.get("page"), links=links
+                )
+            self.table = table
+            response = render(
+                request, self.template_name, self.get_context_data(table=table, table_html=table_html)
+            )
         response.headers["Content-Language"] = language_code(lang)
         return response
+
+    def link_processors(self) -> bool:
+        """Whether the rows link their recipients to the processor pages (readers of the register only)."""
+        return self.request.user.has_perm("processors.view_processor")
 
     def get_context_data(self, **context: Any) -> dict[str, Any]:
         table = context["table"]
@@ -144,12 +161,9 @@ class DisclosureView(View):
     def owner_status(self, controller: Controller) -> dict[str, Any]:
         """What the register's owner should know: whether the page is private, and unpublished changes."""
         latest = next(iter(versions_published(controller)), None)
-        # The live table, when that is what the page shows, is not built twice.
-        live = self.live_snapshot if self.live_snapshot is not None else snapshot_live(controller)
-        unpublished = latest is None or version_diff(latest, live).has_changes
         return {
             "owner_private": not controller.disclosure_public,
-            "owner_unpublished": unpublished,
+            "owner_unpublished": latest is None or unpublished_changes(controller, latest),
             "publish_url": reverse("processors:publish", args=[controller.code]),
         }
 
@@ -164,6 +178,9 @@ class DisclosureEmbedView(DisclosureView):
 
     template_name = "processors/disclosure_embed.html"
     shows_owner_status = False
+
+    def link_processors(self) -> bool:
+        return False
 
     def get(self, request: HttpRequest, code: str, **kwargs: Any) -> HttpResponse:
         response = super().get(request, code, **kwargs)
@@ -190,19 +207,28 @@ class DisclosureDownloadView(DisclosureView):
         if fmt not in EXPORT_FORMATS:
             raise Http404(_("Unknown download format."))
         lang = table_language(request)
+        # ?marks=1: publication marks (sensitive items starred in a .csv, countries after a cross-border
+        # recipient), the option the notes sheet names; off by default so a table re-imports cleanly.
+        marks = request.GET.get("marks") == "1"
         version = self.get_version()
         if version is None:
             # The live register streams in chunks; a version is its snapshot. One renderer, one writer.
-            rows: Any = rows_from_operations(selectors.disclosure_operations(controller), lang=lang)
+            rows: Any = rows_from_operations(
+                selectors.disclosure_operations(controller), lang=lang, marks=marks
+            )
             name = f"{controller.code}-disclosure"
         else:
-            rows = rows_from_snapshot(version.snapshot, lang)
+            rows = rows_from_snapshot(version.snapshot, lang, marks=marks)
             name = (
                 slugify(f"{controller.code}-disclosure-{version.label}") or f"{controller.code}-{version.pk}"
             )
-        response = HttpResponse(content_type=EXPORT_FORMATS[fmt])
+        # Written to a temporary file (on disk past a few MB), then streamed from it in chunks: a table of
+        # any length downloads whole without being held in memory.
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it when sent)
+        write_disclosure(rows, stream=spool, fmt=fmt, lang=lang, marks=marks)
+        spool.seek(0)
+        response = FileResponse(spool, content_type=EXPORT_FORMATS[fmt])
         response.headers["Content-Disposition"] = f'attachment; filename="{name}-{lang}.{fmt}"'
-        write_disclosure(rows, stream=response, fmt=fmt, lang=lang)
         return response
 
 

@@ -139,12 +139,15 @@ _HAS_CJK = re.compile(rf"[{_CJK}]")
 _LATIN_BRAND = re.compile(r"^[A-Z][A-Za-z0-9&+'.\-]*$")
 
 # Words that make a space-separated Latin name one organisation ("Amazon Web Services", "Google LLC")
-# rather than a list of brands; casefolded.
+# or one product ("Google Places API", in tattou.ink's list) rather than a list of brands; casefolded.
 GENERIC_NAME_WORDS = frozenset(
     {
         "ab",
         "ag",
+        "ads",
         "analytics",
+        "api",
+        "apis",
         "app",
         "apps",
         "bank",
@@ -168,6 +171,8 @@ GENERIC_NAME_WORDS = frozenset(
         "international",
         "labs",
         "limited",
+        "maps",
+        "messaging",
         "llc",
         "ltd",
         "ltd.",
@@ -176,7 +181,9 @@ GENERIC_NAME_WORDS = frozenset(
         "nv",
         "n.v.",
         "pay",
+        "places",
         "plc",
+        "push",
         "platform",
         "pte",
         "sa",
@@ -188,11 +195,13 @@ GENERIC_NAME_WORDS = frozenset(
         "software",
         "solutions",
         "spa",
+        "storage",
         "s.p.a.",
         "systems",
         "technologies",
         "technology",
         "web",
+        "workspace",
     }
 )
 
@@ -278,7 +287,10 @@ def parse_recipient(cell: str | None) -> RecipientCell:
         if len(members) >= 2 and not inside.startswith(QUALIFIER_PREFIXES):
             return RecipientCell(names=members, group_name=before, **common)
         if not _separated(before):
-            return RecipientCell(names=[before], qualifier=inside, **common)
+            name, marker = _open_ended(before)
+            # "腾讯云等（以实际合作为准）": one name, "and others", and the note on both.
+            qualifier = f"{marker}（{inside}）" if marker else inside
+            return RecipientCell(names=[name], qualifier=qualifier, **common)
         # "顺丰速运、中通快递等（以实际合作为准）": a list with a note on it.
         text, qualifier = before, inside
 
@@ -286,18 +298,41 @@ def parse_recipient(cell: str | None) -> RecipientCell:
     # them; spaces only between capitalised Latin brands (an ASCII comma does not: "DigiCert, Inc." is
     # one name).
     listed = [clean_text(part) for part in _split_recipients(text) if clean_text(part)]
-    if len(listed) >= 2 and listed[-1].endswith(OPEN_ENDED_MARKERS) and len(listed[-1]) > 2:
-        last = listed[-1]
-        marker = next(marker for marker in OPEN_ENDED_MARKERS if last.endswith(marker))
-        listed[-1] = last[: -len(marker)].strip()
-        qualifier = f"{marker}（{qualifier}）" if qualifier else marker
-    names = listed if len(listed) >= 2 else (_latin_brands(text) or ([text] if text else []))
+    if _shares_head(listed):
+        listed = [text]
+    if listed:
+        listed[-1], marker = _open_ended(listed[-1])
+        if marker:
+            qualifier = f"{marker}（{qualifier}）" if qualifier else marker
+    names = listed if len(listed) != 1 else (_latin_brands(text) or listed)
     group_name = group_display_name(names) if len(names) >= 2 else ""
     return RecipientCell(names=names, group_name=group_name, qualifier=qualifier, **common)
 
 
+def _open_ended(name: str) -> tuple[str, str]:
+    """(name, 等) for a name ending in 等 / 等等 ("and others"), else (name, "")."""
+    for marker in OPEN_ENDED_MARKERS:
+        if name.endswith(marker) and len(name) > len(marker) + 1:
+            return name[: -len(marker)].strip(), marker
+    return name, ""
+
+
 _LINK_ADDRESS = re.compile(r"\s*<(?:https?|mailto|tel):[^>\s]*>")
 _RECIPIENT_SEPARATORS = re.compile(r"\s+(?:and|\+|&)\s+|\s*\+\s*|[、；;\n]", re.IGNORECASE)
+
+
+# The head nouns of a kind of recipient (合作伙伴, 服务商, 机构): 广告、分析合作伙伴 is one kind, "advertising
+# and analytics partners", whose first part has no head of its own.
+_KIND_HEAD = re.compile(r"(?:合作伙伴|伙伴|合作方|服务商|提供商|供应商|代理商|机构|商家|公司|平台)$")
+
+
+def _shares_head(parts: list[str]) -> bool:
+    """Whether a 、-list is one kind of recipient whose earlier parts borrow the last part's head noun."""
+    if len(parts) < 2 or not _KIND_HEAD.search(parts[-1]):
+        return False
+    return any(
+        len(part) <= 4 and _HAS_CJK.search(part) and not _KIND_HEAD.search(part) for part in parts[:-1]
+    )
 
 
 def _separated(text: str) -> bool:
@@ -540,6 +575,19 @@ def _link(text: str, address: str) -> str:
     if not text or text.rstrip("/") in (address.rstrip("/"), bare.rstrip("/")):
         return text or address
     return f"{text} <{address}>"
+
+
+# A data-items cell that says the recipient gets no personal data at all ("No personal data (code only)",
+# 不涉及个人信息): no items, and not an unmapped one; the text stays in the operation's published items.
+_NO_PERSONAL_DATA = re.compile(
+    r"^\s*(?:no\s+personal\s+(?:data|information)|(?:不涉及|无|不收集|不处理)(?:任何)?个人信息)(?![\w\u4e00-\u9fff])",
+    re.IGNORECASE,
+)
+
+
+def states_no_personal_data(text: str) -> bool:
+    """Whether a data-items cell says that no personal data is involved."""
+    return bool(_NO_PERSONAL_DATA.match(text or ""))
 
 
 def is_empty_marker(text: str) -> bool:

@@ -3,6 +3,10 @@
 Real tables name the same column a dozen ways (服务主体, 第三方名称, SDK运营方, Subprocessor…); this
 is the one place that knows them. Headers are compared with ``normalize_key`` so width, case and
 spacing never matter. A header the spec does not know is an error unless the caller maps it.
+
+Why one module: most of its length is the synonym lists, one per field, and each list only makes sense
+beside the field it names and the parser that reads its cells; split apart, a header would be added in
+one file and its field changed in another.
 """
 
 import re
@@ -305,6 +309,7 @@ DISCLOSURE_COLUMNS = ColumnSpec(
                 "Organization",
                 "Partner",
                 "Legal entity",
+                "第三方主体身份",
             ),
             required=True,
         ),
@@ -358,6 +363,7 @@ DISCLOSURE_COLUMNS = ColumnSpec(
                 "Data shared",
                 "Data involved",
                 "Customer data involved",
+                "Data transferred",
                 "Personal data involved",
                 "Personal data processed",
                 "Personal information",
@@ -406,6 +412,8 @@ DISCLOSURE_COLUMNS = ColumnSpec(
                 "Function",
                 "Functions",
                 "Nature of processing",
+                # A sub-processor list's "Role" is what the sub-processor does for the controller.
+                "Role",
                 "Services provided",
                 "Service provided",
                 "Service description",
@@ -505,6 +513,8 @@ DISCLOSURE_COLUMNS = ColumnSpec(
                 "隐私说明",
                 "第三方隐私政策链接，仅供参考",
                 "第三方隐私政策或官网链接",
+                "隐私政策或官网",
+                "隐私政策或官网链接",
                 "第三方个人信息处理规则",
                 "个人信息处理规则",
                 "隐私政策/官网链接",
@@ -613,6 +623,7 @@ DISCLOSURE_COLUMNS = ColumnSpec(
                 "第三方类型",
                 "第三方类别",
                 "合作方类型",
+                "所涉第三方",
                 "合作方类别",
                 "共享对象类型",
                 "共享对象类别",

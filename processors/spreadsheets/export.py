@@ -5,8 +5,9 @@ Two shapes, both written from a queryset of operations that the caller has alrea
 parameters):
 
 - **The disclosure table** (``export_disclosure``): the five columns of a published third-party table
-  (服务/功能名称 | 服务主体 | 处理个人信息范围 | 处理个人信息目的 | 处理个人信息方式), in Chinese or
-  English, as .xlsx or .csv, rows grouped service by service. Row 1 is the header and every cell is
+  (服务/功能名称 | 服务主体 | 处理个人信息范围 | 处理个人信息目的 | 处理个人信息方式), then the countries
+  or regions of a cross-border row (境外接收方所在国家或地区), in Chinese or English, as .xlsx or .csv,
+  rows grouped service by service. Row 1 is the header and every cell is
   written in the importer's own vocabulary, so the Chinese table re-imports with ``import_register``.
   The rows come from ``disclosure.rows``, the one renderer behind the page and published versions too;
   ``write_disclosure`` writes any such rows (a published version's file is the same writer's).
@@ -60,7 +61,7 @@ from openpyxl.worksheet.page import PageMargins
 from openpyxl.worksheet.worksheet import Worksheet
 
 from processors.disclosure.rows import (
-    DISCLOSURE_HEADERS,
+    FILE_HEADERS,
     LANGUAGES,
     SENSITIVE_MARK,
     DisclosureRow,
@@ -146,7 +147,7 @@ def _param_text(value: Any) -> str:
 DISCLOSURE_SHEET_TITLES = {"zh": "第三方信息共享清单", "en": "Third parties"}
 NOTES_SHEET_TITLE = "说明 Notes"  # Excel forbids "/" in a sheet name
 # Column widths in characters of the default font; a Chinese character is about two.
-DISCLOSURE_WIDTHS = (16, 36, 50, 18, 44)
+DISCLOSURE_WIDTHS = (16, 36, 50, 18, 44, 22)
 
 NOTES_TEXT = {
     "zh": {
@@ -157,6 +158,7 @@ NOTES_TEXT = {
             "单引号，该引号不属于原文。",
             "CSV 文件不带格式；导出时选择“发布标记”，则在敏感个人信息后加 *，"
             "在境外接收方后注明所在国家或地区。",
+            "最后一列为跨境传输的接收方所在国家或地区。",
         ),
         "cross_border": "境外接收方",
         "cross_border_line": "{recipient}：{countries}（服务/功能：{services}）",
@@ -170,6 +172,9 @@ NOTES_TEXT = {
             "front so that no spreadsheet runs it as a formula; the quote is not part of the text.",
             "A CSV file has no formatting; with publication marks, sensitive items end with * and "
             "cross-border recipients are followed by their countries or regions.",
+            "The last column names the countries or regions a cross-border recipient's data goes to.",
+            "[Chinese only] follows a name or text the register records only in Chinese (no English name "
+            "is recorded for it).",
         ),
         "cross_border": "Recipients outside mainland China",
         "cross_border_line": "{recipient}: {countries} (services: {services})",
@@ -245,7 +250,7 @@ def _write_disclosure_csv(
     text = io.TextIOWrapper(stream, encoding=encoding, newline="", write_through=True)
     try:
         writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(DISCLOSURE_HEADERS[lang])
+        writer.writerow(FILE_HEADERS[lang])
         count = 0
         mark = SENSITIVE_MARK if marks else ""
         for count, row in enumerate(rows, start=1):
@@ -495,7 +500,7 @@ def _write_disclosure_xlsx(
     workbook = _new_workbook()
     sheet = workbook.create_sheet(DISCLOSURE_SHEET_TITLES[lang])
     _prepare_sheet(sheet, DISCLOSURE_WIDTHS)
-    headers = DISCLOSURE_HEADERS[lang]
+    headers = FILE_HEADERS[lang]
     cells = _TableCells(workbook)
     heights = _RowHeights(DISCLOSURE_WIDTHS)
     cross_border: dict[int, _CrossBorderRecipient] = {}
@@ -515,6 +520,7 @@ def _write_disclosure_xlsx(
                     cells.rich(row.data_items, style),
                     cells.text(row.purpose, style),
                     cells.text(row.actions, style),
+                    cells.text(row.countries, style),
                 ],
                 heights.height(row.texts()),
             )

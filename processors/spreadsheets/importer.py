@@ -67,6 +67,8 @@ CHUNK_ROWS = 5000
 DEFAULT_SERVICE = gettext_lazy("All services")
 # Problems kept on the import record; a broken 100,000-row file must not make a huge JSON column.
 RECORD_PROBLEMS = 500
+# Header cells of each of a document's tables the report lists (the preview's table picker shows them).
+TABLE_HEADERS_SHOWN = 4
 
 
 def import_register(
@@ -289,6 +291,8 @@ def _run(
                     "rows": len(found.rows) - 1,
                     "columns": found.width,
                     "score": found.score,
+                    # The first header cells, for a person choosing among similar tables.
+                    "headers": [" ".join(cell.split()) for cell in found.header[:TABLE_HEADERS_SHOWN]],
                 }
                 for found in rows.tables
             ]

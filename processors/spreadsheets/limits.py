@@ -17,7 +17,6 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.utils.translation import gettext as _
-from openpyxl.utils import get_column_letter
 
 # Fallbacks for settings.REGISTER_IMPORT_*: generous for a register, small enough that a stray upload
 # cannot hurt. registry/settings.py states the values in force.
@@ -95,6 +94,19 @@ class ImportLimits:
         return self.max_rows + 1
 
 
+def column_name(number: int) -> str:
+    """The letters a spreadsheet program shows for column ``number`` (1 → A, 28 → AB), for any number.
+
+    openpyxl's get_column_letter stops at 18,278 (ZZZ) with a ValueError, and a hostile row can be far
+    wider than that; the location of a refusal must never be what fails.
+    """
+    letters = ""
+    while number > 0:
+        number, remainder = divmod(number - 1, 26)
+        letters = chr(ord("A") + remainder) + letters
+    return letters
+
+
 def location_text(*, sheet: str = "", row: int | None = None, column: str = "", header: str = "") -> str:
     """Where a problem is, as a person says it: sheet 'x', row 5, column B (服务主体)."""
     parts = []
@@ -135,6 +147,21 @@ def too_many_rows(
         sheet=sheet,
         row=row,
         code="too_many_rows",
+    )
+
+
+def too_many_columns(limits: ImportLimits, *, sheet: str, row: int, width: int) -> SpreadsheetError:
+    """The refusal of a row with cells in ``width`` columns, more than the limit, located at its last one."""
+    return SpreadsheetError(
+        _(
+            "This row has cells in %(count)s columns; at most %(limit)s are read. Delete the unused "
+            "columns on the right."
+        )
+        % {"count": f"{width:,}", "limit": limits.max_columns},
+        sheet=sheet,
+        row=row,
+        column=column_name(width),
+        code="too_many_columns",
     )
 
 
@@ -190,17 +217,7 @@ class SheetReader:
             width -= 1
         limits = self.limits
         if width > limits.max_columns:
-            raise SpreadsheetError(
-                _(
-                    "This row has cells in %(count)s columns; at most %(limit)s are read. Delete the unused "
-                    "columns on the right."
-                )
-                % {"count": width, "limit": limits.max_columns},
-                sheet=self.sheet,
-                row=number,
-                column=get_column_letter(width),
-                code="too_many_columns",
-            )
+            raise too_many_columns(limits, sheet=self.sheet, row=number, width=width)
         if width and max(map(len, cells)) <= limits.max_cell_chars and "\x00" not in "".join(cells):
             return  # the usual row, checked at C speed; the loop below says which cell is wrong
         for index in range(width):
@@ -211,7 +228,7 @@ class SheetReader:
                     % {"count": f"{len(cell):,}", "limit": f"{limits.max_cell_chars:,}"},
                     sheet=self.sheet,
                     row=number,
-                    column=get_column_letter(index + 1),
+                    column=column_name(index + 1),
                     code="cell_too_long",
                 )
             if "\x00" in cell:
@@ -222,7 +239,7 @@ class SheetReader:
                     ),
                     sheet=self.sheet,
                     row=number,
-                    column=get_column_letter(index + 1),
+                    column=column_name(index + 1),
                     code="nul",
                 )
 

@@ -31,8 +31,9 @@ from processors.spreadsheets.cells import (
     clean_markup,
     parse_recipient,
     split_list,
+    states_no_personal_data,
 )
-from processors.spreadsheets.columns import IGNORE, ColumnSpec, propose_field
+from processors.spreadsheets.columns import CJK_TEXT, IGNORE, ColumnSpec, propose_field
 from processors.spreadsheets.limits import MAX_TITLE_ROWS, SheetRow, SpreadsheetError
 from processors.spreadsheets.report import ERROR, WARNING, Problem
 from processors.taxonomy import ItemMapping, Taxonomy, TermMapping
@@ -56,6 +57,8 @@ class Sheet:
     fields: dict[str, int]  # field -> column index
     # A list without a recipient column names its SDK (the service column) as the recipient.
     recipient_from_service: bool = False
+    # A partner list whose only recipient column is the kind (店铺商家, 支付机构) names the kind as recipient.
+    recipient_from_role: bool = False
     unknown: list[int] = field(default_factory=list)  # columns whose header no field has
 
 
@@ -72,6 +75,8 @@ class ParsedRow:
     mappings: list[ItemMapping]
     purposes: TermMapping | None
     actions: TermMapping | None
+    # Items the purpose or scenario names only by an act (刷脸登录), after the published ones.
+    inferred: list[ItemMapping] = field(default_factory=list)
     # Worked out when the row is parsed, for the later stages.
     identity: tuple = ()
     item_rows: list[tuple] = field(default_factory=list)
@@ -173,6 +178,7 @@ class RowParser:
         self.purpose_cache: dict[str, tuple[TermMapping, tuple[int, ...]]] = {}
         self.action_cache: dict[str, tuple[TermMapping, tuple[int, ...]]] = {}
         self.item_rows_cache: dict[str, tuple[tuple, ...]] = {}
+        self.inferred_cache: dict[str, list[ItemMapping]] = {}
 
     def _problem(self, level: str, code: str, message: str, **where: Any) -> None:
         self.problems.append(located_problem(level, code, message, **where))
@@ -264,6 +270,8 @@ class RowParser:
             return None
         if "recipient" not in sheet.fields and "service" in sheet.fields:
             sheet.recipient_from_service = True
+        elif "recipient" not in sheet.fields and "recipient_role" in sheet.fields:
+            sheet.recipient_from_role = True
         if "service" not in sheet.fields and self.default_service:
             self.default_service_used = True
         sheet.unknown = unknown
@@ -298,7 +306,9 @@ class RowParser:
         missing = [
             column
             for column in self.spec.columns
-            if column.required and column.field not in sheet.fields and not sheet.recipient_from_service
+            if column.required
+            and column.field not in sheet.fields
+            and not (sheet.recipient_from_service or sheet.recipient_from_role)
         ]
         if missing:
             self._problem(
@@ -418,6 +428,8 @@ class RowParser:
             )
         if sheet.recipient_from_service and "service" in values:
             values["recipient"] = values["service"]
+        elif sheet.recipient_from_role and "recipient_role" in values:
+            values["recipient"] = values["recipient_role"]
         if "processing_locations" in values:
             self._report_locations(row, values["processing_locations"])
         if "recipient" in values:
@@ -431,7 +443,8 @@ class RowParser:
                     field_name="recipient",
                 )
         if "data_items" in values:
-            row.items = split_list(values["data_items"])
+            published = values["data_items"]
+            row.items = split_list("" if states_no_personal_data(published) else published)
             row.mappings = self.taxonomy.map_items(row.items.items)
             for mapping in row.mappings:
                 if not mapping.category_codes:  # unmapped
@@ -451,10 +464,42 @@ class RowParser:
         if "actions" in values:
             row.actions, row.action_ids = _cached(self.action_cache, values["actions"], self._actions)
             self._report_unmapped_terms(row, "actions", row.actions, ACTION_KIND)
+        self._infer_items(row)
         if "service" in values and row.recipient.names:
             row.identity = _row_identity(row)
-        row.item_rows = item_tuples(row.mappings, self.taxonomy, self.item_rows_cache)
+        row.item_rows = item_tuples([*row.mappings, *row.inferred], self.taxonomy, self.item_rows_cache)
         return row
+
+    def _infer_items(self, row: ParsedRow) -> None:
+        """Data items the purpose or scenario cell names only by an act (刷脸登录), unless the row lists them.
+
+        They are recorded as items of match "inferred" (a person confirms them): queries find them, and the
+        review queue shows the cell they came from.
+        """
+        listed = {code for mapping in row.mappings for code in mapping.category_codes}
+        listed |= {code.partition(".")[0] for code in listed}
+        for field_name in ("purpose", "usage_scenario"):
+            text = row.values.get(field_name)
+            if not text:
+                continue
+            for mapping in _cached(self.inferred_cache, text, self.taxonomy.infer_items):
+                code = mapping.category_codes[0]
+                if code in listed or code.partition(".")[0] in listed:
+                    continue
+                listed.add(code)
+                row.inferred.append(mapping)
+                self._problem(
+                    WARNING,
+                    "item_inferred",
+                    _(
+                        "“%(phrase)s” in this cell names personal information the row does not list; "
+                        "recorded as an inferred data item (needs review)."
+                    )
+                    % {"phrase": mapping.text},
+                    row=row,
+                    field_name=field_name,
+                    value=mapping.text,
+                )
 
     def _report_locations(self, row: ParsedRow, places: LocationCell) -> None:
         if places.text not in self.location_cache:
@@ -506,6 +551,63 @@ class RowParser:
                 field_name=field_name,
                 value=term,
             )
+
+
+# The cells two rows of one recipient may differ in and still be one flow, each adding to the other: a
+# partner list gives 店铺商家 one row for delivery and one for customs, each with its items and purpose.
+ADDITIVE_FIELDS = ("data_items", "purpose", "usage_scenario")
+
+
+def merge_repeated_row(earlier: ParsedRow, later: ParsedRow) -> bool:
+    """Add a later row of the same service and recipient to the earlier one, if they differ only in what
+    they list (data items, purpose, scenario); says whether it did. Other differences are conflicts."""
+    sheet = earlier.sheet
+    if later.sheet is not sheet:
+        return False
+    additive = {sheet.fields[name] for name in ADDITIVE_FIELDS if name in sheet.fields}
+    if any(
+        a != b
+        for index, (a, b) in enumerate(zip(earlier.cells, later.cells, strict=False))
+        if index not in additive
+    ):
+        return False
+    for name in ADDITIVE_FIELDS:
+        texts = [text for text in (earlier.values.get(name), later.values.get(name)) if text]
+        if texts:
+            separator = "；" if CJK_TEXT.search("".join(texts)) else "; "
+            earlier.values[name] = separator.join(dict.fromkeys(texts))
+    if later.purposes is not None:
+        if earlier.purposes is None:
+            earlier.purposes = later.purposes
+        else:
+            earlier.purposes = TermMapping(
+                tuple(dict.fromkeys((*earlier.purposes.codes, *later.purposes.codes))),
+                tuple(dict.fromkeys((*earlier.purposes.unmapped, *later.purposes.unmapped))),
+                earlier.purposes.open_ended or later.purposes.open_ended,
+            )
+        earlier.purpose_ids = tuple(dict.fromkeys((*earlier.purpose_ids, *later.purpose_ids)))
+    earlier.item_rows = _merged_item_rows(earlier, later)
+    return True
+
+
+def _merged_item_rows(earlier: ParsedRow, later: ParsedRow) -> list[tuple]:
+    """The earlier row's item rows, then the later row's items it does not have, at the next positions."""
+    texts = {text for _position, text, _category, _match in earlier.item_rows}
+    categories = {category for _position, _text, category, _match in earlier.item_rows if category}
+    inferred = {mapping.text for mapping in later.inferred}
+    by_position: dict[int, list[tuple]] = defaultdict(list)
+    for item in later.item_rows:
+        by_position[item[0]].append(item)
+    rows = list(earlier.item_rows)
+    position = 1 + max((item[0] for item in rows), default=-1)
+    for items in by_position.values():
+        text = items[0][1]
+        if text in texts or (text in inferred and {item[2] for item in items} <= categories):
+            continue
+        texts.add(text)
+        rows.extend((position, *item[1:]) for item in items)
+        position += 1
+    return rows
 
 
 def _row_identity(row: ParsedRow) -> tuple:

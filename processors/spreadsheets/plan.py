@@ -37,9 +37,9 @@ from django.db.models.base import ModelState
 from django.utils.translation import gettext as _
 
 from processors.models import Controller, DataItem, Operation, Processor, ProcessorAlias, Service
-from processors.names import NearNames
+from processors.names import NearNames, recipient_kind
 from processors.spreadsheets.cells import is_latin_name
-from processors.spreadsheets.parse import ParsedRow, located_problem, saved_item_tuples
+from processors.spreadsheets.parse import ParsedRow, located_problem, merge_repeated_row, saved_item_tuples
 from processors.spreadsheets.report import ERROR, WARNING, ImportReport, Tally, validation_messages
 from processors.text import normalize_key
 
@@ -252,14 +252,17 @@ class Planner:
     # --- duplicates -------------------------------------------------------------------------------
 
     def check_repeated_rows(self, rows: list[ParsedRow]) -> list[ParsedRow]:
-        """The rows to import: a row repeating another exactly is dropped with a warning; two different
-        rows of the file for one service and recipient (and relationship) are an error."""
+        """The rows to import: a row repeating another exactly is dropped with a warning; a row differing
+        from another of the chunk only in what it lists is added to it (``parse.merge_repeated_row``); any
+        other two rows of the file for one service and recipient (and relationship) are an error."""
         kept = []
+        chunk_rows: dict[tuple, ParsedRow] = {}
         for row in rows:
             if "service" not in row.values or not row.recipient.names:
                 kept.append(row)
                 continue
             identity = row.identity
+            chunk_rows.setdefault(identity, row)
             # The cells' hash, not the cells: the identities of every row are kept to the end of the import.
             earlier = self.seen.setdefault(identity, (row.sheet.name, row.number, hash(tuple(row.cells))))
             if earlier[:2] == (row.sheet.name, row.number):
@@ -269,6 +272,15 @@ class Planner:
                     WARNING,
                     "row_duplicate",
                     _("This row repeats row %(row)s exactly; it is imported once.") % {"row": earlier[1]},
+                    row=row,
+                    field_name="recipient",
+                )
+            elif chunk_rows[identity] is not row and merge_repeated_row(chunk_rows[identity], row):
+                self._problem(
+                    WARNING,
+                    "row_merged",
+                    _("Same service and recipient as row %(row)s; its items and purposes are added there.")
+                    % {"row": earlier[1]},
                     row=row,
                     field_name="recipient",
                 )
@@ -289,6 +301,7 @@ class Planner:
         self.report.matched_other_date = len(self.other_date_rows)
         if self.other_date_rows:
             dates = sorted({str(date) for date in self.other_date_rows.values()})
+            self.report.matched_dates = dates
             self._problem(
                 WARNING,
                 "dates_differ",
@@ -364,7 +377,7 @@ class Planner:
                 target = self._plan(recipient.group_name, Processor.Kind.GROUP, row)
                 touched[target.key] = target
                 for name in recipient.names:
-                    member = self._plan(name, Processor.Kind.ORGANISATION, row)
+                    member = self._plan(name, recipient_kind(name), row)
                     touched[member.key] = member
                     self._add_fact(member, "country", country, row)
                     if member.key not in target.member_keys:
@@ -381,7 +394,8 @@ class Planner:
                             field_name="recipient",
                         )
             else:
-                target = self._plan(recipient.names[0], Processor.Kind.ORGANISATION, row)
+                name = recipient.names[0]
+                target = self._plan(name, recipient_kind(name, recipient.qualifier), row)
                 touched[target.key] = target
                 self._add_fact(target, "country", country, row)
             for fact, value in contact.items():

@@ -100,6 +100,8 @@ class ImportReport:
     # Rows that matched an operation already in the register, and how many of those carry another date.
     matched_existing: int = 0
     matched_other_date: int = 0
+    # The dates (ISO) those operations carry, for the preview's "is this a new version?" question.
+    matched_dates: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -136,6 +138,7 @@ class ImportReport:
             "default_service": self.default_service,
             "matched_existing": self.matched_existing,
             "matched_other_date": self.matched_other_date,
+            "matched_dates": self.matched_dates,
             "errors": [problem.to_dict() for problem in self.errors],
             "warnings": [problem.to_dict() for problem in self.warnings],
         }

@@ -22,9 +22,8 @@ import re
 from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
-from openpyxl.utils import get_column_letter
 
-from processors.spreadsheets.limits import ImportLimits, SpreadsheetError
+from processors.spreadsheets.limits import ImportLimits, SpreadsheetError, column_name
 
 # A policy page has a handful of tables; thousands are a generated file meant to cost time.
 MAX_TABLES = 200
@@ -113,7 +112,7 @@ class TableBudget:
                 )
                 % {**where, "count": len(cells), "limit": limits.max_columns},
                 row=number,
-                column=get_column_letter(len(cells)),
+                column=column_name(len(cells)),
                 code="too_many_columns",
             )
         for position, cell in enumerate(cells):
@@ -125,7 +124,7 @@ class TableBudget:
                     )
                     % {**where, "count": f"{len(cell):,}", "limit": f"{limits.max_cell_chars:,}"},
                     row=number,
-                    column=get_column_letter(position + 1),
+                    column=column_name(position + 1),
                     code="cell_too_long",
                 )
         self.cells_left -= len(cells)

@@ -1,13 +1,17 @@
 """The upload → preview → confirm core around the importer, shared by the browser, the admin and the API.
 
-An uploaded file (or pasted text) is kept server-side under ``settings.REGISTER_UPLOAD_DIR`` (default: a
-folder in the system temp dir) as two files named by a random token: the bytes and a small JSON
-record of who uploaded them, for which controller, when, their SHA-256 and the header map chosen so
-far. Only the uploading user can see, preview, confirm or discard an upload; it expires after
-``settings.REGISTER_UPLOAD_TTL`` seconds (default one hour); the bytes are checked against their SHA-256
-before every use, so a file changed on disk is refused rather than imported. Previewing is a dry run
-of ``import_register``; confirming is the real import, after which the upload is gone. The pages of
-the flow, one set for the site and the admin, are ``processors.import_flow``.
+An uploaded file (or pasted text) is kept in the ``uploads`` storage (``STORAGES["uploads"]``: by
+default ``UploadFolderStorage``, a folder named by ``settings.REGISTER_UPLOAD_DIR``; any Django storage
+backend in production) as two files named by a random token: the bytes and a small JSON record of who
+uploaded them, for which controller, when, their SHA-256, the header map chosen so far and the rows the
+last preview counted. Going through the storage API rather than a server's temp dir is what lets one
+app server preview an upload and another (or a background worker) confirm it. Only the uploading user
+can see, preview, confirm or discard an upload; it expires after ``settings.REGISTER_UPLOAD_TTL``
+seconds (default one hour) and expired ones are deleted whenever a new one is stored; the bytes are
+checked against their SHA-256 before every use, so a file changed in storage is refused rather than
+imported. Previewing is a dry run of ``import_register``; confirming is the real import (run by a
+background job, ``processors.jobs``), after which the upload is gone. The pages of the flow, one set
+for the site and the admin, are ``processors.import_flow``.
 """
 
 import datetime
@@ -22,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -59,6 +65,18 @@ class Upload:
     size: int
     created_at: str
     header_map: dict[str, str] = field(default_factory=dict)
+    # Rows the last preview read, so a job can show "rows done / total" while it runs.
+    rows: int | None = None
+    # The person's choices in the preview: a document's table (``ImportReport.tables`` index; the
+    # likeliest when None) and the date the table took effect ("" for an undated table), ISO.
+    table: int | None = None
+    effective_from: str = ""
+    # A controller to create when the import is confirmed ({"code", "name_zh", "name_en"}); empty once
+    # it exists or when the upload is for an existing one (processors.import_flow creates it).
+    new_controller: dict[str, str] = field(default_factory=dict)
+    # The service a table without a service column (a sub-processor list) is imported into; the
+    # importer's DEFAULT_SERVICE when empty.
+    default_service: str = ""
 
     @property
     def created(self) -> datetime.datetime:
@@ -67,6 +85,10 @@ class Upload:
     @property
     def expires(self) -> datetime.datetime:
         return self.created + datetime.timedelta(seconds=upload_ttl())
+
+    @property
+    def effective_date(self) -> datetime.date | None:
+        return datetime.date.fromisoformat(self.effective_from) if self.effective_from else None
 
 
 @dataclass(frozen=True)
@@ -94,12 +116,79 @@ class UploadPreview:
         }
 
 
+class UploadFolderStorage(FileSystemStorage):
+    """The default upload storage: a folder only this user can read, ``REGISTER_UPLOAD_DIR`` unless given.
+
+    The folder is read from the settings when used (not when the storage is made), so a test or a
+    deployment that changes ``REGISTER_UPLOAD_DIR`` needs nothing else; a record rewritten in place
+    (the header map, a job's progress) overwrites its file instead of getting a new name.
+    """
+
+    def __init__(self, location: str | None = None, **options: Any) -> None:
+        options.setdefault("file_permissions_mode", 0o600)
+        options.setdefault("directory_permissions_mode", 0o700)
+        options["allow_overwrite"] = True
+        super().__init__(location=location, **options)
+
+    def _save(self, name: str, content: Any) -> str:
+        # Written beside its place, then renamed over it: a reader on another server sees the old file or
+        # the new one, never half of one (a job's progress is rewritten while the pages poll it).
+        target = Path(self.path(name))
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor, incoming = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                for chunk in content.chunks():
+                    stream.write(chunk)
+            os.chmod(incoming, 0o600)
+            os.replace(incoming, target)
+        except BaseException:
+            Path(incoming).unlink(missing_ok=True)
+            raise
+        return name
+
+    @property
+    def base_location(self) -> str:  # type: ignore[override]
+        return str(self._location or settings.REGISTER_UPLOAD_DIR)
+
+    @property
+    def location(self) -> str:  # type: ignore[override]
+        return str(Path(self.base_location).resolve())
+
+
+def upload_storage() -> Storage:
+    """The storage every app server and worker keeps uploads (and job progress) in."""
+    return storages["uploads"]
+
+
 def upload_dir() -> Path:
-    """Where uploads wait for confirmation (created on first use, readable by this process only)."""
-    configured = getattr(settings, "REGISTER_UPLOAD_DIR", None)
-    path = Path(configured) if configured else Path(tempfile.gettempdir()) / "processor-registry-uploads"
+    """The folder of the default upload storage (created on first use, readable by this process only)."""
+    path = Path(settings.REGISTER_UPLOAD_DIR)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+def storage_put(name: str, data: bytes) -> None:
+    """Write (or replace) one file of the upload storage under exactly this name."""
+    storage = upload_storage()
+    if not isinstance(storage, UploadFolderStorage):
+        # Other backends may keep the old file and save under another name; the old one goes first.
+        storage.delete(name)
+    saved = storage.save(name, ContentFile(data))
+    if saved != name:
+        storage.delete(saved)
+        raise OSError(f"The upload storage saved {name} as {saved}.")
+
+
+def storage_read(name: str) -> bytes:
+    """One file of the upload storage (OSError when it is missing)."""
+    try:
+        with upload_storage().open(name, "rb") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # remote backends raise their own errors for a missing object
+        raise OSError(str(error)) from error
 
 
 def upload_ttl() -> int:
@@ -113,21 +202,18 @@ def header_choices(spec: ColumnSpec = DISCLOSURE_COLUMNS) -> list[tuple[str, str
     ]
 
 
-def _paths(token: str) -> tuple[Path, Path]:
+def _names(token: str) -> tuple[str, str]:
     if not _TOKEN.match(token or ""):
         raise UploadError(_("This upload does not exist (or has expired)."), code="unknown")
-    folder = upload_dir()
-    return folder / f"{token}.data", folder / f"{token}.json"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)
+    return f"{token}.data", f"{token}.json"
 
 
 def _save_record(upload: Upload) -> None:
-    _write_private(_paths(upload.token)[1], json.dumps(asdict(upload), ensure_ascii=False).encode("utf-8"))
+    storage_put(_names(upload.token)[1], json.dumps(asdict(upload), ensure_ascii=False).encode("utf-8"))
+
+
+def _read_record(token: str) -> dict[str, Any]:
+    return json.loads(storage_read(_names(token)[1]).decode("utf-8"))
 
 
 def upload_store(
@@ -137,8 +223,13 @@ def upload_store(
     file_name: str = "",
     data: bytes | None = None,
     text: str | None = None,
+    new_controller: dict[str, str] | None = None,
 ) -> Upload:
-    """Keep an uploaded file (bytes) or pasted text for this user and controller; returns its record."""
+    """Keep an uploaded file (bytes) or pasted text for this user and controller; returns its record.
+
+    ``controller`` may be unsaved, with ``new_controller`` its code and names: it is created when the
+    import is confirmed.
+    """
     if (data is None) == (text is None):
         raise ValueError("Give either data or text.")
     pasted = text is not None
@@ -159,17 +250,17 @@ def upload_store(
         sha256=hashlib.sha256(payload).hexdigest(),
         size=len(payload),
         created_at=timezone.now().isoformat(),
+        new_controller=dict(new_controller or {}),
     )
-    _write_private(_paths(upload.token)[0], payload)
+    storage_put(_names(upload.token)[0], payload)
     _save_record(upload)
     return upload
 
 
 def upload_get(token: str, user: Any) -> Upload:
     """The user's upload with this token, or UploadError when it is unknown, someone else's or expired."""
-    data_path, record_path = _paths(token)
     try:
-        upload = Upload(**json.loads(record_path.read_text(encoding="utf-8")))
+        upload = Upload(**_read_record(token))
     except (OSError, ValueError, TypeError):
         raise UploadError(_("This upload does not exist (or has expired)."), code="unknown") from None
     # Someone else's upload is reported exactly like a missing one, so tokens cannot be probed.
@@ -182,9 +273,8 @@ def upload_get(token: str, user: Any) -> Upload:
 
 
 def _source(upload: Upload) -> bytes | str:
-    data_path, _record = _paths(upload.token)
     try:
-        payload = data_path.read_bytes()
+        payload = storage_read(_names(upload.token)[0])
     except OSError:
         raise UploadError(_("This upload does not exist (or has expired)."), code="unknown") from None
     if hashlib.sha256(payload).hexdigest() != upload.sha256:
@@ -234,7 +324,12 @@ def upload_preview(
         header_map=upload.header_map,
         user=user,
         channel=channel,
+        table=upload.table,
+        effective_from=upload.effective_date,
+        default_service=upload.default_service or None,
     )
+    if report.rows != upload.rows:
+        upload = upload_set_rows(upload, report.rows)
     unknown = [problem.value for problem in report.errors if problem.code == "header_unknown"]
     return UploadPreview(upload=upload, report=report, unknown_headers=list(dict.fromkeys(unknown)))
 
@@ -256,38 +351,66 @@ def upload_confirm(
         user=user,
         progress=progress,
         channel=channel,
+        table=upload.table,
+        effective_from=upload.effective_date,
+        default_service=upload.default_service or None,
     )
     if report.committed:
         upload_discard(token, user)
     return report
 
 
+def upload_set_choices(token: str, user: Any, **choices: Any) -> Upload:
+    """Remember the preview's choices (``table``, ``effective_from``, ``new_controller``,
+    ``default_service``) for the confirm."""
+    unknown = set(choices) - {"table", "effective_from", "new_controller", "default_service"}
+    if unknown:
+        raise TypeError(f"Not a choice of an upload: {', '.join(sorted(unknown))}")
+    upload = replace(upload_get(token, user), **choices)
+    _save_record(upload)
+    return upload
+
+
+def upload_set_rows(upload: Upload, rows: int) -> Upload:
+    """Remember how many rows the upload's preview read (the total a job's progress counts towards)."""
+    upload = replace(upload, rows=rows)
+    _save_record(upload)
+    return upload
+
+
 def upload_discard(token: str, user: Any) -> None:
     """Forget an upload (only its owner can); unknown tokens are ignored."""
-    data_path, record_path = _paths(token)
+    data_name, record_name = _names(token)
     try:
-        owner = json.loads(record_path.read_text(encoding="utf-8")).get("user_id")
+        owner = _read_record(token).get("user_id")
     except (OSError, ValueError):
         owner = None
     if owner is not None and owner != getattr(user, "pk", None):
         return
-    for path in (data_path, record_path):
-        path.unlink(missing_ok=True)
+    storage = upload_storage()
+    for name in (data_name, record_name):
+        storage.delete(name)
 
 
 def uploads_purge_expired(now: datetime.datetime | None = None) -> int:
     """Delete every expired upload (anyone's); returns how many were deleted."""
     now = now or timezone.now()
+    storage = upload_storage()
     deleted = 0
-    for record_path in upload_dir().glob("*.json"):
+    try:
+        _folders, names = storage.listdir("")
+    except FileNotFoundError:  # nothing stored yet
+        return 0
+    for name in names:
+        token = name.removesuffix(".json")
+        if token == name or not _TOKEN.match(token):
+            continue
         try:
-            created = datetime.datetime.fromisoformat(
-                json.loads(record_path.read_text("utf-8"))["created_at"]
-            )
+            created = datetime.datetime.fromisoformat(_read_record(token)["created_at"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if now >= created + datetime.timedelta(seconds=upload_ttl()):
-            record_path.with_suffix(".data").unlink(missing_ok=True)
-            record_path.unlink(missing_ok=True)
+            for stored in _names(token):
+                storage.delete(stored)
             deleted += 1
     return deleted

@@ -49,7 +49,6 @@ from defusedxml.ElementTree import DefusedXMLParser
 from defusedxml.ElementTree import fromstring as xml_fromstring
 from defusedxml.ElementTree import iterparse as xml_iterparse
 from django.utils.translation import gettext as _
-from openpyxl.utils import get_column_letter
 from openpyxl.utils.cell import coordinate_to_tuple, range_boundaries
 from python_calamine import CalamineSheet, CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
@@ -59,6 +58,8 @@ from processors.spreadsheets.limits import (
     SheetRow,
     SpreadsheetError,
     check_package_sizes,
+    column_name,
+    too_many_columns,
     too_many_rows,
 )
 
@@ -493,6 +494,44 @@ def _scan_sheet(
     return scan
 
 
+_COLUMN_LETTERS = re.compile(r"\s*([A-Za-z]+)")
+
+
+def _first_cell_past(stream: BinaryIO, max_columns: int, last_row: int) -> tuple[int, int] | None:
+    """(row, width) of the first row with a cell right of column ``max_columns``, by reference or count.
+
+    openpyxl computes a letter or an index for every cell and fails with a bare ValueError past column
+    18,278 (ZZZ); this pass finds a too-wide row first, so that it is refused where it is.
+    """
+    row = column = widest = 0
+    for event, element in xml_iterparse(stream, events=("start", "end")):
+        name = _local(element.tag)
+        if event == "start":
+            if name == "row":
+                number = (element.get("r") or "").strip()
+                row, column, widest = (int(number) if number.isdigit() else row + 1), 0, 0
+                if row > last_row:
+                    return None  # the rows past the limit are refused as too many, where they start
+            continue
+        if name == "c":
+            letters = _COLUMN_LETTERS.match(element.get("r") or "")
+            column = _column_number(letters.group(1)) if letters else column + 1
+            widest = max(widest, column)
+            element.clear()
+        elif name == "row":
+            if widest > max_columns:
+                return row, widest  # the whole row is read, so the message gives its real width
+            element.clear()
+    return (row, widest) if widest > max_columns else None
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number
+
+
 def _first_formula_without_value(stream: BinaryIO) -> tuple[int, int] | None:
     """(row, column) of the first cell with a formula and no cached value, in document order."""
     row = column = 0
@@ -595,7 +634,7 @@ def _beyond_calamine(last_row: int, max_columns: int) -> tuple[re.Pattern[bytes]
     newer ones (#SPILL!, #CALC!...), where openpyxl reads the text Excel shows. Such a sheet is rare and
     is read by openpyxl, as every sheet was before.
     """
-    column_beyond = _letters_after(get_column_letter(max_columns))
+    column_beyond = _letters_after(column_name(max_columns))
     row_beyond = _number_above(last_row)
     reference_beyond = re.compile(
         rb"r\s*=\s*[\"']\s*(?:(?:" + column_beyond + rb")[0-9]|[A-Za-z]*0*(?:" + row_beyond + rb")(?![0-9]))"
@@ -671,7 +710,7 @@ def _refuse_formula_without_value(data: bytes, title: str, scan: _SheetScan) -> 
             ),
             sheet=title,
             row=uncomputed[0],
-            column=get_column_letter(uncomputed[1]),
+            column=column_name(uncomputed[1]),
             code="formula_without_value",
         )
 
@@ -722,6 +761,10 @@ def _openpyxl_worksheet_rows(
     data: bytes, worksheet: "ReadOnlyWorksheet", scan: _SheetScan, *, limits: ImportLimits
 ) -> Iterator[SheetRow]:
     title = worksheet.title
+    with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(scan.path) as stream:
+        past = _first_cell_past(stream, limits.max_columns, limits.last_row)
+    if past is not None:
+        raise too_many_columns(limits, sheet=title, row=past[0], width=past[1])
     _refuse_formula_without_value(data, title, scan)
     # The stored dimension can be wrong: too small, openpyxl would stop early; too large, it would pad
     # every row out to it. Without it, each row is as long as its last cell.

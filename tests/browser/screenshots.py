@@ -1,15 +1,21 @@
-"""Screenshots of the browser pages at desktop (1366×900) and phone (390×844) widths, to look at the UI.
+"""Screenshots of every page a user opens, at 1440×900 and 390×844, in Chinese and English, to look at the UI.
 
-Against a running server with the demo register, its table published and an admin account::
+Against a running server with the demo register, the itrus disclosure published twice (labels 2024-v1 and
+2024-v2), a superuser and an account without any membership (for the 403 page); docs/screenshots/README.md
+has the commands that set this up::
 
-    .venv/bin/python tests/browser/screenshots.py http://127.0.0.1:8000 /tmp/shots admin PASSWORD
-    .venv/bin/python tests/browser/screenshots.py http://127.0.0.1:8000 docs/screenshots admin PASSWORD --keep
+    .venv/bin/python tests/browser/screenshots.py http://127.0.0.1:8791 docs/screenshots admin PASSWORD \
+        --stranger stranger:PASSWORD
 
-Without ``--keep`` every page is taken at both widths in Chinese and English for review; with it, only
-the few kept in docs/screenshots/ui-*.png (viewport-sized PNGs, not full pages).
+Each page is saved as ``<page>-<1440|390>-<zh|en>.png`` (viewport-sized, not the full page). Pages wider
+than the window (``document.documentElement.scrollWidth > innerWidth``) are printed at the end and make the
+script exit with status 1.
 """
 
 import argparse
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
@@ -23,66 +29,80 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+SIZES = {"1440": {"width": 1440, "height": 900}, "390": {"width": 390, "height": 844}}
 LOCALES = {"zh": "zh-CN", "en": "en-US"}
 IMPORT_TABLE = (
     "服务/功能名称\t服务主体\t处理个人信息范围\t处理个人信息目的\t处理个人信息方式\n"
     "在线客服\t某某客服科技有限公司 010-88886666\t姓名、手机号、陀螺仪读数\t客户服务\t收集、使用\n"
     "短信服务\t北京亿美软通科技公司\t手机号\t短信验证码\t使用、传输\n"
 )
+CONTROLLER = "itrus"
+# ECharts animates a chart in for about a second; a shot taken earlier shows half-drawn flows.
+CHART_ANIMATION_MS = 1500
 
 
-def pages(processor_id: int) -> dict[str, str]:
+def upload(page: Page, base: str, path: str) -> None:
+    """The import preview: the upload page's form with IMPORT_TABLE pasted (site or admin)."""
+    page.goto(base + path)
+    page.select_option("#id_controller", CONTROLLER)
+    page.fill("#id_text", IMPORT_TABLE)
+    page.locator("form[data-upload] button[type=submit], form[data-upload] input[type=submit]").first.click()
+    page.wait_for_url(re.compile(r"/import/(?!jobs/)[^/]+/$"))
+
+
+def first_link(page: Page, base: str, path: str, selector: str) -> None:
+    """A page reached from another: the first link matching ``selector`` on ``path``."""
+    page.goto(base + path)
+    page.locator(selector).first.click()
+    page.wait_for_load_state()
+
+
+def pages(processor_id: int, operation_id: int) -> dict[str, str | Callable[[Page, str], None]]:
+    """Page name → path to open, or a function that opens it (forms to submit, links to follow)."""
+    c = CONTROLLER
     return {
         "dashboard": "/",
         "explorer": "/explorer/?category=identity.id_card_number",
-        "explorer-error": "/explorer/?category=身分证",
+        "flows": "/flows/",
         "matrix": "/matrix/",
+        "matrix-group": lambda page, base: first_link(page, base, "/matrix/", "a[href*='group=']"),
         "processor": f"/processors/{processor_id}/",
-        "category": "/categories/identity.id_card_number/",
         "categories": "/categories/",
-        "disclosure": "/disclosure/itrus/",
-        "embed": "/disclosure/itrus/embed/",
-        "import": "/import/",
-        "import-preview": "",  # uploads IMPORT_TABLE
-        "versions": "/disclosure/itrus/versions/",
-        "diff": "/disclosure/itrus/diff/?from=2024-v1&to=2024-v2",
+        "category": "/categories/identity.id_card_number/",
+        "disclosure": f"/disclosure/{c}/",
+        "embed": f"/disclosure/{c}/embed/",
+        "versions": f"/disclosure/{c}/versions/",
+        "version": f"/disclosure/{c}/versions/2024-v1/",
+        "diff": f"/disclosure/{c}/diff/?from=2024-v1&to=2024-v2",
+        "publish": f"/disclosure/{c}/publish/",
         "findings": "/findings/",
         "deletion-notice": "/deletion-notice/?categories=手机号",
+        "import": "/import/",
+        "import-preview": lambda page, base: upload(page, base, "/import/"),
+        "account": "/accounts/me/",
+        "404": "/processors/999999999/",
+        "admin": "/admin/",
+        "admin-operations": "/admin/processors/operation/",
+        "admin-operation": f"/admin/processors/operation/{operation_id}/change/",
+        "admin-processors": "/admin/processors/processor/",
+        "admin-processor": f"/admin/processors/processor/{processor_id}/change/",
+        "admin-data-items-review": "/admin/processors/dataitem/?unmapped=1",
+        "admin-import": "/admin/processors/operation/import/",
+        "admin-import-preview": lambda page, base: upload(page, base, "/admin/processors/operation/import/"),
     }
 
 
-# The screenshots kept in docs/screenshots: (file, page, size, language).
-KEEP = [
-    ("ui-dashboard.png", "dashboard", "desktop", "zh"),
-    ("ui-explorer.png", "explorer", "desktop", "zh"),
-    ("ui-disclosure-zh.png", "disclosure", "desktop", "zh"),
-    ("ui-disclosure-en-phone.png", "disclosure", "phone", "en"),
-    ("ui-processor.png", "processor", "desktop", "en"),
-    ("ui-category.png", "category", "desktop", "zh"),
-    ("ui-matrix.png", "matrix", "desktop", "zh"),
-    ("ui-import-preview.png", "import-preview", "desktop", "zh"),
-    ("ui-diff.png", "diff", "desktop", "zh"),
-    ("ui-findings.png", "findings", "desktop", "zh"),
-    ("ui-deletion-notice.png", "deletion-notice", "desktop", "zh"),
-]
-
-
 def log_in(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/admin/login/?next=/")
+    page.goto(f"{base}/accounts/login/?next=/accounts/me/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
-    page.click("input[type=submit]")
+    page.locator("main form input[type=submit]").first.click()
+    page.wait_for_url("**/accounts/me/")
 
 
-def open_page(page: Page, base: str, name: str, path: str) -> None:
-    if name != "import-preview":
-        page.goto(base + path)
-        return
-    page.goto(f"{base}/import/")
-    page.fill("#id_text", IMPORT_TABLE)
-    page.click("form[data-upload] button[type=submit]")
-    page.wait_for_url("**/import/*/")
+def overflow(page: Page) -> int:
+    """How many CSS pixels the page is wider than the window (0 when it fits)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
 
 def main() -> None:
@@ -91,37 +111,61 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("username")
     parser.add_argument("password")
-    parser.add_argument("--processor", type=int, default=46, help="id of the processor page to take")
-    parser.add_argument("--keep", action="store_true", help="only the screenshots kept in docs/screenshots")
+    parser.add_argument("--stranger", default="", help="user:password of an account without membership (403)")
+    parser.add_argument("--processor", type=int, default=17, help="id of the processor page to take")
+    parser.add_argument("--operation", type=int, default=1, help="id of the operation change form to take")
+    parser.add_argument("--only", default="", help="comma-separated page names to take (default: all)")
     args = parser.parse_args()
     target = Path(args.out)
     target.mkdir(parents=True, exist_ok=True)
-    urls = pages(args.processor)
-    shots = (
-        KEEP
-        if args.keep
-        else [
-            (f"{name}-{size}-{lang}.png", name, size, lang)
-            for size in SIZES
-            for lang in LOCALES
-            for name in urls
-        ]
-    )
+    urls = pages(args.processor, args.operation)
+    only = {name for name in args.only.split(",") if name}
+    wide: list[str] = []
+
+    def take(page: Page, name: str, size: str, lang: str) -> None:
+        page.wait_for_load_state("networkidle")
+        if page.locator("[data-chart-ready]").count():
+            page.wait_for_timeout(CHART_ANIMATION_MS)
+        file_name = f"{name}-{size}-{lang}.png"
+        page.screenshot(path=str(target / file_name))
+        extra = overflow(page)
+        if extra > 0:
+            wide.append(f"{file_name}: {extra}px wider than the window ({page.url})")
+        print(file_name, flush=True)
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        for size in SIZES:
+        for size, viewport in SIZES.items():
             for lang, locale in LOCALES.items():
-                wanted = [shot for shot in shots if shot[2] == size and shot[3] == lang]
-                if not wanted:
-                    continue
-                context = browser.new_context(viewport=SIZES[size], locale=locale, device_scale_factor=1)
+                context = browser.new_context(viewport=viewport, locale=locale, device_scale_factor=1)
                 page = context.new_page()
+                if not only or "login" in only:
+                    page.goto(f"{args.base}/accounts/login/?next=/")
+                    take(page, "login", size, lang)
                 log_in(page, args.base, args.username, args.password)
-                for file_name, name, _size, _lang in wanted:
-                    open_page(page, args.base, name, urls[name])
-                    page.screenshot(path=str(target / file_name))
+                for name, opener in urls.items():
+                    if only and name not in only:
+                        continue
+                    if callable(opener):
+                        opener(page, args.base)
+                    else:
+                        page.goto(args.base + opener)
+                    take(page, name, size, lang)
                 context.close()
+                if args.stranger and (not only or "403" in only):
+                    context = browser.new_context(viewport=viewport, locale=locale, device_scale_factor=1)
+                    page = context.new_page()
+                    username, password = args.stranger.split(":", 1)
+                    page.goto(f"{args.base}/accounts/login/?next=/")
+                    page.fill("#id_username", username)
+                    page.fill("#id_password", password)
+                    page.locator("main form input[type=submit]").first.click()
+                    take(page, "403", size, lang)
+                    context.close()
         browser.close()
+    for line in wide:
+        print("OVERFLOW", line)
+    sys.exit(1 if wide else 0)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ def test_export_what_i_see_downloads_the_filtered_rows(signed_in):
     expect(page.locator(".result-count")).to_contain_text("4")
 
     with page.expect_download() as download:
-        page.get_by_role("link", name="CSV").click()
+        page.get_by_role("link", name="CSV", exact=True).first.click()
 
     rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
     assert len(rows) == 1 + 4
