@@ -22,8 +22,6 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
 REAL = Path(__file__).resolve().parent / "data" / "real"
 ITRUS_TABLE = ROOT / "fixtures" / "itrus-sdk-table.tsv"
-# The table as the team was given it; the fixture is a copy.
-ITRUS_SEED = ROOT.parent / "shared" / "seeds" / "itrus-sdk-table.tsv"
 LABELS = {entry["file"]: entry for entry in tomllib.loads((REAL / "labels.toml").read_text("utf-8"))["table"]}
 
 
@@ -201,7 +199,7 @@ def itrus_forms(tmp_path: Path) -> dict[str, Path]:
 
     import openpyxl
 
-    rows = [line.split("\t") for line in ITRUS_SEED.read_text(encoding="utf-8").splitlines() if line]
+    rows = [line.split("\t") for line in ITRUS_TABLE.read_text(encoding="utf-8").splitlines() if line]
     workbook = openpyxl.Workbook()
     for cells in rows:
         workbook.active.append(cells)
@@ -209,7 +207,7 @@ def itrus_forms(tmp_path: Path) -> dict[str, Path]:
     with open(tmp_path / "itrus.csv", "w", encoding="gbk", newline="") as handle:
         csv.writer(handle).writerows(rows)
     return {
-        "tsv": ITRUS_SEED,
+        "tsv": ITRUS_TABLE,
         "xlsx": tmp_path / "itrus.xlsx",
         "csv": tmp_path / "itrus.csv",
         "html": REAL / "itrus-sdk-table.html",

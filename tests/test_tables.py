@@ -28,8 +28,9 @@ from processors.spreadsheets.tables import (
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "data" / "real"
 ITRUS_TSV = ROOT / "fixtures" / "itrus-sdk-table.tsv"
-# The whole iTrus privacy policy, as text extracted from its PDF; shared/ lies beside the repository.
-ITRUS_POLICY = ROOT.parent / "shared" / "seeds" / "001_7150280dd01a4d1f.txt"
+# The whole iTrus privacy policy, as text extracted from its PDF: the corpus's copy of
+# ../shared/seeds/001_7150280dd01a4d1f.txt, so a clone anywhere has it.
+ITRUS_POLICY = ROOT / "tests" / "data" / "real" / "itrus-policy.txt"
 ITRUS_INTRODUCTION = "4、服务过程中涉及的第三方代码、插件、SDK 传输个人信息的情形逐项列举如下："
 LABELS = tomllib.loads((REAL / "labels.toml").read_text(encoding="utf-8"))["table"]
 # Published as "键：值" records, not as a grid: nothing in them is a table.
