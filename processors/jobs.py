@@ -144,9 +144,8 @@ def import_job_start(token: str, user: Any, *, channel: Channel | str = Channel.
     try:
         # On SQLite the record's insert waits for a running import's write lock: as long as an import
         # waits for another (REGISTER_IMPORT_LOCK_TIMEOUT), then a clear refusal rather than a hang.
-        with import_lock_wait():
+        with import_lock_wait():  # the record, and the database backend's job row, are writes
             record = _queued_record(upload, controller, user, channel)
-        with import_lock_wait():  # the database backend's job row is a write too
             # The job's messages (its located problems) are in the language of the person who started it.
             run_import_job.enqueue(
                 record_id=record.pk, token=token, language=translation.get_language() or ""

@@ -594,21 +594,9 @@ class OperationAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
                 messages.WARNING,
             )
 
-    @admin.display(description=_("controller"), ordering="service__controller__code")
-    def controller(self, operation: Operation) -> Controller:
-        return operation.service.controller
-
     @admin.display(description=_("data categories"))
     def data_categories(self, operation: Operation) -> str:
         return display.data_categories_summary(operation)
-
-    @admin.display(description=_("purposes"))
-    def purposes_list(self, operation: Operation) -> str:
-        return display.purposes_summary(operation)
-
-    @admin.display(description=_("relationship"), ordering="relationship")
-    def relationship_name(self, operation: Operation) -> str:
-        return display.short_label(operation.get_relationship_display()) if operation.relationship else "—"
 
     @admin.display(description=_("findings"))
     def findings_list(self, operation: Operation) -> str:

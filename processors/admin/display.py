@@ -4,7 +4,6 @@ Pure presentation: each helper takes objects already fetched (prefetched, on cha
 safe HTML or text, so a changelist column never adds a query per row.
 """
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -136,12 +135,6 @@ def items_preview_html(rows: list[DataItem]) -> str:
 def purposes_summary(operation: Operation) -> str:
     """The operation's prefetched purposes, joined."""
     return gettext(", ").join(str(purpose) for purpose in operation.purposes.all()) or "—"
-
-
-def short_label(label: str) -> str:
-    """A choice label without its legal reference, which stays in the tooltip: 委托处理（个保法第21条）."""
-    short = re.split(r"\s*[（(]", label, maxsplit=1)[0]
-    return format_html('<span title="{}">{}</span>', label, short) if short != label else label
 
 
 def findings_html(found: list[Finding]) -> str:
