@@ -40,6 +40,7 @@ def generate_register(operations: int, *, processors: int | None = None, seed: i
         Purpose,
         Relationship,
         Service,
+        fill_reading_order,
     )
 
     rng = random.Random(seed)
@@ -90,6 +91,7 @@ def generate_register(operations: int, *, processors: int | None = None, seed: i
                     data_items_text="",
                 )
             )
+        fill_reading_order(rows)  # bulk_create sends no pre_save
         created = Operation.objects.bulk_create(rows, batch_size=2000)
         items, purpose_links, action_links = [], [], []
         PurposeLink = Operation.purposes.through

@@ -11,6 +11,8 @@ first with no mapping at all, then, if that is refused, with the ``header_map`` 
   a category, directly or as a group member; processors established or processing outside China;
   operations processing in an EU member state);
 - the possible duplicates the import reported;
+- the purpose texts that name no purpose and the purposes suggested for them by meaning (and, with
+  ``--details``, the table the import preselects in a file with several);
 - in a second pass, the whole corpus in one register (processors are shared between controllers): the
   labelled ``same_company`` pairs the register reports as possible duplicates ("known duplicate pairs
   reported: X of Y") and the reported pairs no label names (false pairs).
@@ -70,6 +72,10 @@ class FileResult:
     answered: dict[str, bool] = field(default_factory=dict)
     wrong: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)
     duplicates: int = 0
+    # The table the import preselects when the file has several (index, title); None for one table.
+    preselected: tuple[int, str] | None = None
+    # Purpose texts that name no purpose, once each, with the purposes suggested for them by meaning.
+    purposes_unmapped: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # In the shared register (``run_shared_register``): the labelled same-company pairs and what came of them.
     pairs_known: int = 0
     pairs_reported: int = 0
@@ -138,11 +144,16 @@ def import_tables(entry: dict, controller, result: FileResult) -> None:
     """Every table of a corpus file into the controller's register: no mapping first, then the header map."""
     from processors.spreadsheets.importer import import_register
     from processors.spreadsheets.readers import document_tables
+    from processors.spreadsheets.tables import likeliest
 
     path = CORPUS / entry["file"]
     header_map = entry.get("header_map", {})
     data = path.read_bytes()
-    for found in document_tables(data, file_name=path.name) or []:
+    found_tables = document_tables(data, file_name=path.name) or []
+    if len(found_tables) > 1:
+        chosen = likeliest(found_tables)
+        result.preselected = (chosen.index, chosen.title)
+    for found in found_tables:
         table = TableResult(index=found.index, title=found.title, outcome="not imported")
         for outcome, mapping in (("no mapping", {}), ("header map", header_map)):
             if outcome == "header map" and not header_map:
@@ -156,6 +167,9 @@ def import_tables(entry: dict, controller, result: FileResult) -> None:
                 result.duplicates += sum(
                     1 for problem in report.warnings if problem.code == "processor_near_duplicate"
                 )
+                for problem in report.warnings:
+                    if problem.code == "purpose_unmapped":
+                        result.purposes_unmapped.setdefault(problem.value, tuple(problem.suggestions))
                 break
             table.errors = [str(problem) for problem in report.errors[:3]]
         result.tables.append(table)
@@ -294,7 +308,26 @@ def render(results: list[FileResult], *, details: bool) -> str:
         f"Tables imported with no mapping: {percent(totals['no mapping'], tables)}; with a header map only: "
         f"{percent(totals['header map'], tables)}; not imported: {totals['not imported']}."
     )
+    unmapped = [text for result in results for text in result.purposes_unmapped]
+    suggested = [
+        text for result in results for text, suggestions in result.purposes_unmapped.items() if suggestions
+    ]
+    lines.append(
+        f"Purpose texts that name no purpose: {len(unmapped)}, {len(suggested)} of them with purposes "
+        "suggested by meaning."
+    )
     if details:
+        lines.append("")
+        lines.append("Preselected table of each file with several (the likeliest):")
+        for result in results:
+            if result.preselected:
+                index, title = result.preselected
+                lines.append(f"- {result.file}: table {index + 1} ({title})")
+        lines.append("")
+        lines.append("Purpose texts that name no purpose → the purposes suggested:")
+        for result in results:
+            for text, suggestions in result.purposes_unmapped.items():
+                lines.append(f"- {result.file} “{text}” → {', '.join(suggestions) or '—'}")
         lines.append("")
         lines.append("Labels not answered exactly (missing → / ← extra), and tables refused:")
         for result in results:

@@ -17,6 +17,12 @@ the temporary folder when that is unset:
     .venv/bin/python bench/findings_bench.py
     .venv/bin/python bench/findings_bench.py --sizes 1000 20000 100000
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_findings .venv/bin/python bench/findings_bench.py
+
+``--existing`` times a register that is already there (a copy of a pages-benchmark register, migrated):
+nothing is generated or emptied and the first full refresh is not timed, only the daily one and the
+refreshes after writes (the writes are undone, but the copy's findings and history change: use a copy):
+
+    DATABASE_URL=sqlite:////tmp/copy.sqlite3 .venv/bin/python bench/findings_bench.py --existing --runs 1
 """
 
 import argparse
@@ -41,7 +47,7 @@ def best_of(runs: int, function) -> tuple[float, object]:
     return best, result
 
 
-def setup(database: str | None) -> None:
+def setup(database: str | None, existing: bool = False) -> None:
     if database is None:
         DEFAULT_SQLITE.unlink(missing_ok=True)
         database = f"sqlite:///{DEFAULT_SQLITE}"
@@ -56,14 +62,15 @@ def setup(database: str | None) -> None:
     call_command("migrate", "--noinput", verbosity=0)
     from processors.models import Operation
 
-    if Operation.objects.exists():
+    if Operation.objects.exists() and not existing:
         # A throwaway database left by an earlier run: empty it and load the taxonomy again.
         call_command("flush", "--noinput", verbosity=0)
         call_command("sync_taxonomy", verbosity=0)
 
 
-def measure(size: int, runs: int) -> dict[str, float | int]:
-    """Grow the register to ``size`` operations and time the refreshes at that size."""
+def measure(size: int | None, runs: int) -> dict[str, float | int]:
+    """Grow the register to ``size`` operations and time the refreshes at that size (``None``: time the
+    register as it is, without its first full refresh)."""
     from api_bench import generate_register
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -72,22 +79,29 @@ def measure(size: int, runs: int) -> dict[str, float | int]:
     from processors.findings import findings_refresh
     from processors.models import Finding, Operation, Processor, Service
 
-    existing = Operation.objects.count()
     figures: dict[str, float | int] = {}
-    started = time.perf_counter()
-    generate_register(size - existing, seed=existing + 1)
-    figures["generated_s"] = time.perf_counter() - started
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
-    Finding.history.model.objects.all().delete()
-    Finding.objects.all().delete()
+    if size is None:
+        figures["operations"] = Operation.objects.count()
+        figures["full_first_s"] = float("nan")
+        figures["full_daily_s"], counts = best_of(runs, findings_refresh)
+        figures["findings"] = counts["found"]
+    else:
+        existing = Operation.objects.count()
+        figures["operations"] = size
+        started = time.perf_counter()
+        generate_register(size - existing, seed=existing + 1)
+        figures["generated_s"] = time.perf_counter() - started
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+        Finding.history.model.objects.all().delete()
+        Finding.objects.all().delete()
 
-    started = time.perf_counter()
-    counts = findings_refresh()
-    figures["full_first_s"] = time.perf_counter() - started
-    figures["findings"] = counts["found"]
-    figures["full_daily_s"], _ = best_of(runs, findings_refresh)
+        started = time.perf_counter()
+        counts = findings_refresh()
+        figures["full_first_s"] = time.perf_counter() - started
+        figures["findings"] = counts["found"]
+        figures["full_daily_s"], _ = best_of(runs, findings_refresh)
 
     operation = Operation.objects.filter(status="active").order_by("pk").last()
     purposes = list(operation.purposes.all())
@@ -130,8 +144,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 20_000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--existing", action="store_true", help="time the register of DATABASE_URL as it is (no --sizes)"
+    )
     options = parser.parse_args()
-    setup(os.environ.get("DATABASE_URL"))
+    if options.existing and not os.environ.get("DATABASE_URL"):
+        parser.error("--existing times the register of DATABASE_URL: set it")
+    setup(os.environ.get("DATABASE_URL"), existing=options.existing)
     from django.db import connection
 
     print(f"database: {connection.vendor} ({connection.settings_dict['NAME']}), best of {options.runs}")
@@ -140,10 +159,10 @@ def main() -> int:
         f"{'(queries)':>9} {'op. write':>10} {'proc. rename':>13} {'svc. rename':>12}"
     )
     print(header)
-    for size in sorted(options.sizes):
+    for size in [None] if options.existing else sorted(options.sizes):
         figures = measure(size, options.runs)
         print(
-            f"{size:>10,} {figures['findings']:>9,} {figures['full_first_s']:>11.2f}s "
+            f"{figures['operations']:>10,} {figures['findings']:>9,} {figures['full_first_s']:>11.2f}s "
             f"{figures['full_daily_s']:>11.2f}s {figures['refresh_one_operation_s'] * 1000:>10.1f}ms "
             f"{figures['refresh_one_operation_queries']:>9} {figures['operation_write_s'] * 1000:>8.1f}ms "
             f"{figures['processor_rename_s'] * 1000:>11.1f}ms {figures['service_rename_s'] * 1000:>10.1f}ms "

@@ -497,6 +497,17 @@ class Database:
             )
 
 
+def use_tag(tag: str) -> None:
+    """Keep this run's files and databases apart from another run's (``--tag``), so two can run at once."""
+    global WORKDIR, POSTGRES_DATABASE
+    if tag:
+        WORKDIR = WORKDIR.with_name(f"{WORKDIR.name}-{tag}")
+        POSTGRES_DATABASE = f"{POSTGRES_DATABASE}_{tag}"
+
+
+TAG = ""
+
+
 def worker(name: str, database: str, *, rows: int, file: str = "", limit: int = 0) -> dict:
     """Run one measurement in a fresh interpreter; its result and its own peak RSS (os.wait4)."""
     command = [
@@ -512,6 +523,8 @@ def worker(name: str, database: str, *, rows: int, file: str = "", limit: int = 
         file,
         "--limit",
         str(limit or rows),
+        "--tag",
+        TAG,
     ]
     output = WORKDIR / f"worker-{name}.log"
     with output.open("w") as handle:
@@ -544,6 +557,9 @@ def main() -> int:
         "--database", choices=("sqlite", "postgresql", "both"), default="both", help="which databases"
     )
     parser.add_argument("--skip-import-export", action="store_true", help="leave django-import-export out")
+    parser.add_argument(
+        "--tag", default="", help="name of this run's work directory and databases (runs side by side)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-database", help=argparse.SUPPRESS)
     parser.add_argument("--file", default="", help=argparse.SUPPRESS)
@@ -551,6 +567,11 @@ def main() -> int:
     options = parser.parse_args()
     if options.quick:
         options.rows = 5_000
+    if options.tag and not options.tag.replace("_", "").isalnum():
+        parser.error("--tag: letters, digits and underscores only")
+    global TAG
+    TAG = options.tag.lower()  # PostgreSQL folds unquoted names to lower case
+    use_tag(TAG)
     if options.worker:
         return run_worker(options)
 

@@ -193,21 +193,28 @@ class OperationFilterSet(django_filters.FilterSet):
         help_text=_("Action code such as collect or store; repeat for any-of."),
     )
     relationship = django_filters.MultipleChoiceFilter(
-        label=_("relationship"), choices=Relationship.choices, help_text=_("Repeat for any-of.")
+        distinct=False,
+        label=_("relationship"),
+        choices=Relationship.choices,
+        help_text=_("Repeat for any-of."),
     )
     legal_basis = django_filters.MultipleChoiceFilter(
-        label=_("legal basis"), choices=LegalBasis.choices, help_text=_("Repeat for any-of.")
+        distinct=False, label=_("legal basis"), choices=LegalBasis.choices, help_text=_("Repeat for any-of.")
     )
     consent_type = django_filters.MultipleChoiceFilter(
-        label=_("consent type"), choices=ConsentType.choices, help_text=_("Repeat for any-of.")
+        distinct=False,
+        label=_("consent type"),
+        choices=ConsentType.choices,
+        help_text=_("Repeat for any-of."),
     )
     transfer_mechanism = django_filters.MultipleChoiceFilter(
+        distinct=False,
         label=_("cross-border mechanism"),
         choices=TransferMechanism.choices,
         help_text=_("Repeat for any-of."),
     )
     status = django_filters.MultipleChoiceFilter(
-        label=_("status"), choices=OperationStatus.choices, help_text=_("Repeat for any-of.")
+        distinct=False, label=_("status"), choices=OperationStatus.choices, help_text=_("Repeat for any-of.")
     )
     as_of = django_filters.DateFilter(
         label=_("in effect on"),
@@ -368,8 +375,10 @@ class ImportRecordFilterSet(django_filters.FilterSet):
     controller = django_filters.CharFilter(
         field_name="controller__code", label=_("controller"), help_text=_("Code of the controller.")
     )
-    result = django_filters.MultipleChoiceFilter(choices=ImportRecord.Result.choices, label=_("result"))
-    channel = django_filters.MultipleChoiceFilter(choices=Channel.choices, label=_("channel"))
+    result = django_filters.MultipleChoiceFilter(
+        choices=ImportRecord.Result.choices, label=_("result"), distinct=False
+    )
+    channel = django_filters.MultipleChoiceFilter(choices=Channel.choices, label=_("channel"), distinct=False)
 
     class Meta:
         model = ImportRecord
@@ -393,9 +402,11 @@ class FindingFilterSet(django_filters.FilterSet):
     accepted and fixed findings are off the DPO's to-do list; the admin shows every state.
     """
 
-    severity = django_filters.MultipleChoiceFilter(label=_("severity"), choices=Severity.choices)
+    severity = django_filters.MultipleChoiceFilter(
+        label=_("severity"), choices=Severity.choices, distinct=False
+    )
     rule = django_filters.MultipleChoiceFilter(
-        label=_("rule"), choices=[(rule.code, rule.title) for rule in RULES]
+        distinct=False, label=_("rule"), choices=[(rule.code, rule.title) for rule in RULES]
     )
     controller = django_filters.ModelChoiceFilter(
         label=_("controller"),
@@ -404,7 +415,9 @@ class FindingFilterSet(django_filters.FilterSet):
         method="filter_controller",
         help_text=_("Its operations' findings and those of the processors they send data to."),
     )
-    state = django_filters.MultipleChoiceFilter(label=_("state"), choices=FindingState.choices)
+    state = django_filters.MultipleChoiceFilter(
+        label=_("state"), choices=FindingState.choices, distinct=False
+    )
 
     class Meta:
         model = Finding

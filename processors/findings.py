@@ -42,12 +42,14 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
+from operator import itemgetter
+from types import MethodType, SimpleNamespace
 from typing import Any
 
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Cast, Coalesce
+from django.db.models.sql.where import WhereNode
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -55,7 +57,8 @@ from django_countries import countries
 from rapidfuzz import fuzz, process
 
 from processors import selectors
-from processors.history import history_bulk_create, history_bulk_update
+from processors.bulk import create_with_history
+from processors.history import history_bulk_update
 from processors.models import (
     ConsentType,
     Controller,
@@ -874,6 +877,19 @@ RULES: tuple[Rule, ...] = (
 )
 
 RULES_BY_CODE = {rule.code: rule for rule in RULES}
+RULE_POSITIONS = {rule.code: position for position, rule in enumerate(RULES)}
+# The rank steps of a severity: room for this many rules.
+RANK_STEP = 100
+assert len(RULES) < RANK_STEP
+
+
+def finding_rank(severity: str, rule: str) -> int:
+    """The stored ``Finding.rank`` of a finding: worst severity first, then the rules' order, exactly as
+    ordering by (severity's position, rule's position) would sort it; an unknown severity or rule (a
+    finding of a rule since removed) sorts after the known ones, as that ordering's defaults did."""
+    return SEVERITY_ORDER.get(severity, len(SEVERITY_ORDER)) * RANK_STEP + RULE_POSITIONS.get(
+        rule, len(RULES)
+    )
 
 
 def _label(subject: models.Model) -> str:
@@ -1018,7 +1034,23 @@ def _operation_offences(scope: Scope) -> dict[str, dict[str, Any]]:
 
 
 def _operation_finding(rule: Rule, params: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
-    return {"rule": rule.code, "severity": str(rule.severity), "params": params, **subject}
+    return {**_rule_columns(rule), "params": params, **subject, "processor_id": None}
+
+
+def _rule_columns(rule: Rule) -> dict[str, Any]:
+    """The stored columns a rule gives each of its findings (a refresh builds 440,000 findings at
+    100,000 operations: these are worked out once a rule and refresh)."""
+    columns = _RULE_COLUMNS.get(rule.code)
+    if columns is None:
+        columns = _RULE_COLUMNS[rule.code] = {
+            "rule": rule.code,
+            "severity": str(rule.severity),
+            "rank": finding_rank(rule.severity, rule.code),
+        }
+    return columns
+
+
+_RULE_COLUMNS: dict[str, dict[str, Any]] = {}
 
 
 PROCESSOR_NAMES = ("processor__name_zh", "processor__name_en")
@@ -1085,6 +1117,7 @@ def findings_refresh(
     """
     now = timezone.now()
     today = today or timezone.localdate()
+    _RULE_COLUMNS.clear()  # worked out again from RULES at each refresh
     whole = operations is None and processors is None and controller is None
     subjects = None if whole else _refresh_subjects(operations, processors, controller)
     whole = subjects is None
@@ -1122,13 +1155,26 @@ def findings_refresh(
     # The stored rows as plain tuples, their parameters as the stored JSON text (building 100,000 model
     # instances, or decoding 100,000 parameters, was most of a full refresh); instances are loaded only
     # for the rows that change.
-    existing: dict[str, tuple[int, Any, tuple]] = {}
+    existing: dict[str, tuple[int, Any, tuple, int]] = {}
     for rows in existing_rows:
-        stored_rows = rows.annotate(params_text=Cast("params", models.TextField())).values_list(
-            "pk", "fingerprint", "resolved_at", *(_STORED_TEXT.get(name, name) for name in _COMPARED_FIELDS)
+        # Whether a row is resolved, as 0 or 1: a date would be converted 440,000 times to be compared
+        # with None (a column without a converter spares Django its per-row conversion loop).
+        stored_rows = rows.annotate(
+            params_text=Cast("params", models.TextField()),
+            resolved=models.Case(
+                models.When(resolved_at__isnull=True, then=models.Value(0)),
+                default=models.Value(1),
+                output_field=models.IntegerField(),
+            ),
+        ).values_list(
+            "pk",
+            "fingerprint",
+            "resolved",
+            "rank",
+            *(_STORED_TEXT.get(name, name) for name in _COMPARED_FIELDS),
         )
-        for pk, key, resolved_at, *compared in stored_rows:
-            existing[key] = (pk, resolved_at, tuple(compared))
+        for pk, key, resolved, rank, *compared in stored_rows:
+            existing[key] = (pk, resolved, tuple(compared), rank)
     created, updates, seen = [], {}, []
     # Only the columns some row changes are written: a rename changes labels, not the other ten.
     written = {"last_seen"}
@@ -1137,16 +1183,16 @@ def findings_refresh(
         if stored is None:
             created.append(StoredFinding(fingerprint=key, first_seen=now, last_seen=now, **fields))
             continue
-        pk, resolved_at, compared = stored
+        pk, resolved, compared, _rank = stored
         differing = [] if compared == _compared(fields) else _differing(compared, fields)
-        if resolved_at is None and not differing:
+        if not resolved and not differing:
             seen.append(pk)
             continue
         updates[pk] = fields
         written.update(differing)
-        if resolved_at is not None:
+        if resolved:
             written.update(_DECISION_FIELDS)
-    resolved_keys = [key for key, stored in existing.items() if key not in found and stored[1] is None]
+    resolved_keys = [key for key, stored in existing.items() if key not in found and not stored[1]]
     changed, resolved = [], []
     rows = _rows_by_pk([*updates, *(existing[key][0] for key in resolved_keys)])
     for pk, fields in updates.items():
@@ -1165,16 +1211,12 @@ def findings_refresh(
         row.state, row.state_by = FindingState.FIXED, None
         resolved.append(row)
     if created:
-        history_bulk_create(StoredFinding, created, batch_size=500, default_date=now)
+        # At the driver's speed with their history rows: an import creates several findings a row.
+        create_with_history(StoredFinding, created, now=now)
     for rows_written, names in ((changed, written), (resolved, {*_DECISION_FIELDS, "last_seen"})):
         if rows_written:
-            history_bulk_update(
-                StoredFinding,
-                rows_written,
-                sorted(name.removesuffix("_id") for name in names),
-                batch_size=500,
-                default_date=now,
-            )
+            _write_with_history(rows_written, sorted(name.removesuffix("_id") for name in names), now)
+    _rewrite_stale_ranks(existing, found)
     # Rows found again without a change: only the time they were last seen moves (no history entry).
     if whole:
         StoredFinding.objects.filter(resolved_at__isnull=True).exclude(last_seen=now).update(last_seen=now)
@@ -1186,26 +1228,77 @@ def findings_refresh(
 
 def _processor_finding(rule: Rule, processor: Processor, params: dict[str, Any]) -> dict[str, Any]:
     return {
-        "rule": rule.code,
-        "severity": str(rule.severity),
+        **_rule_columns(rule),
         "params": params,
         "subject_label": processor.primary_name[:500],
+        "operation_id": None,
+        "service_id": None,
+        "controller_id": None,
         "processor_id": processor.pk,
     }
 
 
 # Ids per statement when a list of them is sent (SQLite allows 32,766 variables a statement).
 ID_CHUNK = 10_000
+# The parameters last: ``_compared`` encodes them after reading the others in one call.
 _COMPARED_FIELDS = (
     "rule",
     "severity",
     "subject_label",
-    "params",
     "operation_id",
     "service_id",
     "controller_id",
     "processor_id",
+    "params",
 )
+_PLAIN_COMPARED = itemgetter(*_COMPARED_FIELDS[:-1])
+
+
+def _write_with_history(rows: list[StoredFinding], names: list[str], now: datetime.datetime) -> None:
+    """Write these columns of the rows, with a history row each.
+
+    Rows that take the same values (a renamed service relabels each of its operations' four or five
+    findings alike; a resolution writes one state and time) are written by one ``UPDATE`` per set of
+    values: ``bulk_update`` builds a ``CASE WHEN id = …`` per row and column, which was 19 of the 33 s
+    of a service rename (9,000 findings) at 100,000 operations.
+    """
+    fields = [StoredFinding._meta.get_field(name) for name in names]
+    groups: dict[tuple, list[int]] = {}
+    values: dict[tuple, tuple] = {}
+    for row in rows:
+        written = tuple(getattr(row, field.attname) for field in fields)
+        key = tuple(
+            json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+            for value in written
+        )
+        groups.setdefault(key, []).append(row.pk)
+        values.setdefault(key, written)
+    if len(groups) * 2 > len(rows):
+        history_bulk_update(StoredFinding, rows, names, batch_size=500, default_date=now)
+        return
+    for key, pks in groups.items():
+        changes = {field.attname: value for field, value in zip(fields, values[key], strict=True)}
+        for start in range(0, len(pks), ID_CHUNK):
+            StoredFinding.objects.filter(pk__in=pks[start : start + ID_CHUNK]).update(**changes)
+    # No column named: simple_history writes the history rows only.
+    history_bulk_update(StoredFinding, rows, [], batch_size=500, default_date=now)
+
+
+def _rewrite_stale_ranks(existing: dict[str, tuple[int, Any, tuple, int]], found: dict[str, dict]) -> None:
+    """Give the stored rows read by a refresh the rank their rule has now (a rule moved in ``RULES``, or
+    its severity changed): one ``UPDATE`` per rank, no history (the rank is derived, not recorded)."""
+    rule_at, severity_at = _COMPARED_FIELDS.index("rule"), _COMPARED_FIELDS.index("severity")
+    stale: dict[int, list[int]] = {}
+    for key, (pk, _resolved, compared, rank) in existing.items():
+        fields = found.get(key)
+        expected = (
+            fields["rank"] if fields is not None else finding_rank(compared[severity_at], compared[rule_at])
+        )
+        if rank != expected:
+            stale.setdefault(expected, []).append(pk)
+    for rank, pks in stale.items():
+        for start in range(0, len(pks), ID_CHUNK):
+            StoredFinding.objects.filter(pk__in=pks[start : start + ID_CHUNK]).update(rank=rank)
 
 
 def _rows_by_pk(pks: list[int]) -> dict[int, StoredFinding]:
@@ -1220,9 +1313,9 @@ _STORED_TEXT = {"params": "params_text"}
 
 
 def _compared(fields: dict[str, Any]) -> tuple:
-    return tuple(
-        json.dumps(fields["params"]) if name == "params" else fields.get(name) for name in _COMPARED_FIELDS
-    )
+    # Most findings have no parameters: their stored text is "{}" on both databases.
+    params = fields["params"]
+    return (*_PLAIN_COMPARED(fields), json.dumps(params) if params else "{}")
 
 
 def _differing(compared: tuple, fields: dict[str, Any]) -> list[str]:
@@ -1249,14 +1342,106 @@ def finding_message(finding: StoredFinding) -> str:
 
 
 def stored_findings_summary(queryset: QuerySet[StoredFinding]) -> dict[str, Any]:
-    """How many findings the queryset holds, by severity and by rule, from one aggregate query."""
+    """How many findings the queryset holds, by severity and by rule, from one aggregate query.
+
+    ``COUNT(*)`` grouped by (severity, rule) reads only the index on (state, severity, rule) when the
+    queryset filters by state alone: linear in the findings counted (a B-tree does not count its
+    entries), but no table row is read. The total is remembered on the queryset, so that a page of the
+    same queryset (``stored_findings_ordered``) does not count it a second time.
+    """
     by_severity = {severity.value: 0 for severity in Severity}
     by_rule = {rule.code: 0 for rule in RULES}
-    counts = queryset.order_by().values_list("severity", "rule").annotate(count=models.Count("pk"))
+    counts = (
+        _without_needless_distinct(queryset)
+        .order_by()
+        .values_list("severity", "rule")
+        .annotate(count=models.Count("*"))
+    )
     for severity, code, count in counts:
         by_severity[severity] = by_severity.get(severity, 0) + count
         by_rule[code] = by_rule.get(code, 0) + count
-    return {"total": sum(by_severity.values()), **by_severity, "by_rule": by_rule}
+    total = sum(by_severity.values())
+    queryset._stored_findings_total = total
+    return {"total": total, **by_severity, "by_rule": by_rule}
+
+
+def _without_needless_distinct(queryset: QuerySet[StoredFinding]) -> QuerySet[StoredFinding]:
+    """The queryset without ``DISTINCT`` when it reads the findings table alone (a filter of several
+    choices asks for it): rows of one table are distinct already, and ``DISTINCT`` over every column
+    makes the database sort all of them instead of reading a page off an index."""
+    if not queryset.query.distinct or queryset.query.distinct_fields or len(queryset.query.alias_map) > 1:
+        return queryset
+    queryset = queryset.all()
+    queryset.query.distinct = False
+    return queryset
+
+
+def _restricted_to(where: Any, name: str) -> set | None:
+    """The values of the findings' column ``name`` that these conditions (a ``WhereNode``) keep, when
+    they say so plainly: ``name = x`` or ``name IN (...)`` among conditions that must all hold, or in
+    each of alternatives (``name = x OR name = y``, as a filter of several choices writes it); else
+    ``None`` (nothing is assumed)."""
+    if where.negated or where.connector not in ("AND", "OR"):
+        return None
+    restrictions = [_restricted_by(child, name) for child in where.children]
+    if where.connector == "OR":
+        if not restrictions or any(values is None for values in restrictions):
+            return None
+        return set().union(*restrictions)
+    kept = None
+    for values in restrictions:
+        if values is not None:
+            kept = values if kept is None else kept & values
+    return kept
+
+
+def _restricted_by(condition: Any, name: str) -> set | None:
+    if isinstance(condition, WhereNode):
+        return _restricted_to(condition, name)
+    target = getattr(getattr(condition, "lhs", None), "target", None)
+    if getattr(target, "model", None) is not StoredFinding or target.name != name:
+        return None
+    lookup = getattr(condition, "lookup_name", None)
+    if lookup == "exact" and isinstance(condition.rhs, str):
+        return {condition.rhs}
+    if lookup == "in" and isinstance(condition.rhs, (list, tuple, set, frozenset)):
+        return set(condition.rhs)
+    return None
+
+
+def stored_findings_ordered(queryset: QuerySet[StoredFinding]) -> QuerySet[StoredFinding]:
+    """Worst first, then in the rules' order, then by subject; with the recipient to link to.
+
+    The stored rank is the severity's and the rule's position (``finding_rank``), so the order is
+    (rank, subject label, id), which the index ``finding_state_rank`` (or ``finding_controller_rank``)
+    holds: a page is read off it instead of sorting every open finding. The findings of one rule share
+    their rank, so they are ordered by (rule, subject label, id), the index ``finding_state_rule_subject``.
+    """
+    total = getattr(queryset, "_stored_findings_total", None)
+    queryset = _without_needless_distinct(queryset)
+    rules = _restricted_to(queryset.query.where, "rule")
+    order = ("rule" if rules is not None and len(rules) == 1 else "rank", "subject_label", "pk")
+    severities = _restricted_to(queryset.query.where, "severity")
+    if order[0] == "rank" and severities and severities <= set(SEVERITY_ORDER):
+        # The rank's hundreds are the severity's position (``finding_rank``), so the same rows are the
+        # ranks of these severities: a range of the index instead of a walk past the worse severities.
+        positions = [SEVERITY_ORDER[severity] for severity in severities]
+        queryset = queryset.filter(
+            rank__gte=min(positions) * RANK_STEP, rank__lt=(max(positions) + 1) * RANK_STEP
+        )
+    counted = queryset.order_by()
+    ordered = (
+        queryset.annotate(recipient_id=Coalesce("processor_id", "operation__processor_id"))
+        .select_related("state_by")
+        .order_by(*order)
+    )
+    # The paginator counts the findings without the join to the operations the annotation needs (an
+    # index-only count), or not at all when ``stored_findings_summary`` has counted the same queryset. A
+    # bound method: ``Paginator.count`` calls ``count`` only when it takes no argument.
+    ordered.count = MethodType(
+        (lambda self: total) if total is not None else (lambda self: counted.count()), ordered
+    )
+    return ordered
 
 
 def controllers_q(controllers: Any) -> Q:
@@ -1273,27 +1458,6 @@ def stored_findings_visible_to(user: Any, queryset: QuerySet[StoredFinding] | No
     if selectors.sees_every_controller(user):
         return queryset
     return queryset.filter(controllers_q(selectors.controllers_for(user).values("pk")))
-
-
-def stored_findings_ordered(queryset: QuerySet[StoredFinding]) -> QuerySet[StoredFinding]:
-    """Worst first, then in the rules' order, then by subject; with the recipient to link to."""
-    severity_order = models.Case(
-        *(models.When(severity=value, then=position) for value, position in SEVERITY_ORDER.items()),
-        default=len(SEVERITY_ORDER),
-    )
-    rule_order = models.Case(
-        *(models.When(rule=rule.code, then=position) for position, rule in enumerate(RULES)),
-        default=len(RULES),
-    )
-    return (
-        queryset.annotate(
-            severity_order=severity_order,
-            rule_order=rule_order,
-            recipient_id=Coalesce("processor_id", "operation__processor_id"),
-        )
-        .select_related("state_by")
-        .order_by("severity_order", "rule_order", "subject_label", "pk")
-    )
 
 
 def stored_findings_for_display(rows: Iterable[StoredFinding]) -> list[StoredFinding]:

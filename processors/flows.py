@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django_countries import countries
 
 from processors.models import Controller, DataCategory, DataItem, Operation, Processor, Service
+from processors.selectors import category_group_code
 
 # How many entries a chart shows before folding the rest into "others".
 TOP_GROUPS = 16
@@ -132,26 +133,33 @@ def bars_data(bars: list[Bar]) -> dict[str, Any]:
 
 def flows_by_category_group(operations: QuerySet[Operation]) -> list[Bar]:
     """Per top-level category group: the operations sending any of its categories, and those sending a
-    sensitive one of them; one query, one bar per group (the taxonomy has a few dozen)."""
+    sensitive one of them. One grouped scan of the data items (a data item's group is its category
+    code up to the first dot), whatever the number of groups; one bar per group shown."""
     groups = list(DataCategory.objects.filter(parent__isnull=True).order_by("position", "code")[:TOP_GROUPS])
     if not groups:
         return []
-    annotations: dict[str, Any] = {}
-    for index, group in enumerate(groups):
-        in_group = Q(category__code=group.code) | Q(category__code__startswith=f"{group.code}.")
-        items = DataItem.objects.filter(in_group, operation=OuterRef("pk"))
-        annotations[f"g{index}"] = Count("pk", filter=Q(Exists(items)))
-        annotations[f"s{index}"] = Count("pk", filter=Q(Exists(items.filter(category__sensitive=True))))
-    counts = operations.order_by().aggregate(**annotations)
+    items = DataItem.objects.filter(category__isnull=False)
+    if operations.query.has_filters():
+        items = items.filter(operation__in=operations.order_by().values("pk"))
+    rows = (
+        items.annotate(group_code=category_group_code())
+        .values("group_code")
+        .annotate(
+            operations=Count("operation_id", distinct=True),
+            sensitive=Count("operation_id", distinct=True, filter=Q(category__sensitive=True)),
+        )
+        .order_by()
+    )
+    counts = {row["group_code"]: row for row in rows}
     bars = [
         Bar(
             key=group.code,
             label=group.display_name(),
             url=_explorer(category=group.code),
-            operations=counts[f"g{index}"],
-            sensitive=counts[f"s{index}"],
+            operations=counts.get(group.code, {}).get("operations", 0),
+            sensitive=counts.get(group.code, {}).get("sensitive", 0),
         )
-        for index, group in enumerate(groups)
+        for group in groups
     ]
     return [bar for bar in bars if bar.operations]
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import OperationalError
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -94,26 +95,66 @@ def _progress_name(record_id: int) -> str:
 
 
 def import_job_progress(record_id: int, done: int) -> None:
-    """Say how many rows the running job has imported (its worker calls this after each chunk)."""
+    """Say how many rows the running job has imported (its worker calls this when it starts and after
+    each chunk); the time it says so is the job's heartbeat (``import_job_state``)."""
+    body = json.dumps({"done": done, "at": time.time()}).encode("ascii")
     try:
-        uploads.storage_put(_progress_name(record_id), json.dumps({"done": done}).encode("ascii"))
+        uploads.storage_put(_progress_name(record_id), body)
     except OSError:  # progress is a courtesy: a storage hiccup must not fail the import
         logger.warning("Could not write the progress of import job %s", record_id, exc_info=True)
 
 
-def _progress_read(record_id: int) -> int | None:
+def _progress_read(record_id: int) -> tuple[int, float | None] | None:
+    """(rows done, when the worker said so) of a running job, or None before its first word."""
     try:
-        return int(json.loads(uploads.storage_read(_progress_name(record_id)))["done"])
-    except (OSError, ValueError, KeyError, TypeError):  # not started, finished, or caught mid-write
+        progress = json.loads(uploads.storage_read(_progress_name(record_id)))
+        at = progress.get("at")
+        return int(progress["done"]), float(at) if at is not None else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not started, finished, mid-write
         return None
 
 
 def import_job_state(record: ImportRecord) -> ImportJobState:
-    """The job's state now: the record, with the rows done read from the job's progress while it runs."""
+    """The job's state now: the record, with the rows done read from the job's progress while it runs.
+
+    A running job whose worker has said nothing for REGISTER_IMPORT_JOB_SILENCE_SECONDS has lost its
+    worker (killed, machine gone): the import is one transaction, so the database rolled it back and
+    nothing was written. The record is then marked failed with that message instead of "running" for ever.
+    """
     done = record.rows_done
     if record.result == ImportRecord.Result.RUNNING:
-        done = _progress_read(record.pk) or 0
+        progress = _progress_read(record.pk)
+        done = progress[0] if progress else 0
+        heard = progress[1] if progress and progress[1] is not None else record.started_at.timestamp()
+        if time.time() - heard > settings.REGISTER_IMPORT_JOB_SILENCE_SECONDS:
+            _job_lost(record)
     return ImportJobState(record=record, rows_done=done, rows_total=record.rows_total)
+
+
+def _job_lost(record: ImportRecord) -> None:
+    minutes = max(1, round(settings.REGISTER_IMPORT_JOB_SILENCE_SECONDS / 60))
+    problem = Problem(
+        level=ERROR,
+        code="job_lost",
+        message=_(
+            "The worker running this import stopped answering %(minutes)d minutes ago; nothing was "
+            "written. Upload the file again to import it."
+        )
+        % {"minutes": minutes},
+    )
+    # Conditional, so a worker that finishes meanwhile (or another server marking it) is not overwritten.
+    try:
+        marked = ImportRecord.objects.filter(pk=record.pk, result=ImportRecord.Result.RUNNING).update(
+            result=ImportRecord.Result.FAILED, problems=[problem.to_dict()], rows_done=0
+        )
+    except OperationalError as error:  # SQLite: a worker alive after all still holds the write lock
+        if not is_lock_timeout(error):
+            raise
+        return
+    record.refresh_from_db()
+    if marked:
+        logger.warning("Import job %s lost its worker; marked failed", record.pk)
+        uploads.upload_storage().delete(_progress_name(record.pk))
 
 
 def import_job_get(user: Any, record_id: int | str) -> ImportJobState | None:
@@ -212,6 +253,7 @@ def _import_job_run(context: TaskContext, *, record_id: int, token: str) -> dict
     if not claimed:  # run already (a job delivered twice): nothing to do twice
         return {"record": record_id, "result": record.result}
     record.result = ImportRecord.Result.RUNNING
+    import_job_progress(record_id, 0)  # the first heartbeat: a worker holds the job
     started = time.monotonic()
     user = record.user
     report: ImportReport | None = None

@@ -10,10 +10,17 @@ name them there, and the models point at each other (operations, items, findings
 so that a split would only move the foreign keys into string references across files.
 """
 
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 from simple_history.models import HistoricalRecords
@@ -43,6 +50,32 @@ class TimestampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class ReadingOrderSource(models.Model):
+    """A row whose fields are copied into operations' reading order (``Operation.order_*``).
+
+    It remembers the values it was loaded with, so a save that changes none of them costs no query;
+    ``reading_order_follow`` (post_save) rewrites the operations that carry a changed value.
+    """
+
+    reading_order_fields: tuple[str, ...] = ()
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Any:
+        instance = super().from_db(db, field_names, values)
+        instance.reading_order_loaded = instance.reading_order_values()
+        return instance
+
+    def reading_order_values(self) -> tuple:
+        # __dict__, not getattr: a deferred field must not be loaded just to be remembered.
+        return tuple(self.__dict__.get(name) for name in self.reading_order_fields)
+
+    def reading_order_update(self) -> None:
+        raise NotImplementedError
 
 
 class ReviewedModel(models.Model):
@@ -334,7 +367,7 @@ class PublicVersions(models.TextChoices):
     ALL = "all", _("every version and diff")
 
 
-class Controller(BilingualNameMixin, TimestampedModel):
+class Controller(BilingualNameMixin, ReadingOrderSource, TimestampedModel):
     """The company or app that publishes a register (个人信息处理者); one installation keeps several."""
 
     code = models.SlugField(_("code"), max_length=60, unique=True)
@@ -384,6 +417,13 @@ class Controller(BilingualNameMixin, TimestampedModel):
 
     def __str__(self) -> str:
         return self.display_name()
+
+    reading_order_fields = ("code",)
+
+    def reading_order_update(self) -> None:
+        Operation.objects.filter(service__controller=self).exclude(order_controller=self.code).update(
+            order_controller=self.code
+        )
 
 
 class ControllerRole(models.IntegerChoices):
@@ -441,7 +481,7 @@ class ControllerMembership(models.Model):
         return f"{self.user or self.group} @ {self.controller.code}: {self.get_role_display()}"
 
 
-class Processor(BilingualNameMixin, ReviewedModel, TimestampedModel):
+class Processor(BilingualNameMixin, ReadingOrderSource, ReviewedModel, TimestampedModel):
     """A recipient (受托方 / 第三方 / sub-processor), or a group of recipients named together."""
 
     class Kind(models.TextChoices):
@@ -501,6 +541,13 @@ class Processor(BilingualNameMixin, ReviewedModel, TimestampedModel):
     def __str__(self) -> str:
         return self.display_name()
 
+    reading_order_fields = ("name_key",)
+
+    def reading_order_update(self) -> None:
+        Operation.objects.filter(processor=self).exclude(order_processor=self.name_key).update(
+            order_processor=self.name_key
+        )
+
     def clean(self) -> None:
         self.uscc = (self.uscc or "").strip().upper()
         self.name_key = normalize_key(self.name_zh or self.name_en)
@@ -527,7 +574,7 @@ class ProcessorAlias(AliasBase):
 # --- Services and operations ----------------------------------------------------------------------
 
 
-class Service(TimestampedModel):
+class Service(ReadingOrderSource, TimestampedModel):
     """A feature of the controller for which data flows (服务/功能名称), optionally an embedded SDK."""
 
     controller = models.ForeignKey(
@@ -566,6 +613,14 @@ class Service(TimestampedModel):
         if (get_language() or "").startswith("en") and self.name_en:
             return self.name_en
         return self.name
+
+    reading_order_fields = ("name", "controller_id")
+
+    def reading_order_update(self) -> None:
+        code = Controller.objects.filter(pk=self.controller_id).values_list("code", flat=True).first() or ""
+        Operation.objects.filter(service=self).exclude(order_service=self.name, order_controller=code).update(
+            order_service=self.name, order_controller=code
+        )
 
     @property
     def permission_list(self) -> list[str]:
@@ -636,7 +691,7 @@ class OperationStatus(models.TextChoices):
     RETIRED = "retired", _("retired")
 
 
-class Operation(ReviewedModel, TimestampedModel):
+class Operation(ReadingOrderSource, ReviewedModel, TimestampedModel):
     """One row of a disclosure table: a service sends data items to a processor."""
 
     service = models.ForeignKey(
@@ -727,13 +782,31 @@ class Operation(ReviewedModel, TimestampedModel):
         _("source row"), blank=True, help_text=_("The row exactly as it was imported, so nothing is lost.")
     )
     notes = models.TextField(_("notes"), blank=True)
+    # The register's reading order (controller, service, recipient) copied onto the row, so that a page
+    # of a list is read off one index instead of sorting every operation joined to its service and
+    # recipient (issue 13). Derived, so kept out of the history: filled before every save
+    # (``operation_fill_reading_order``), by the bulk writers (``fill_reading_order``), and rewritten
+    # when a service, recipient or controller changes its name or code (``reading_order_follow``).
+    order_controller = models.CharField(max_length=60, blank=True, default="", editable=False)
+    order_service = models.CharField(max_length=200, blank=True, default="", editable=False)
+    order_processor = models.CharField(max_length=200, blank=True, default="", editable=False)
 
-    history = register_history(m2m_fields=["purposes", "actions"])
+    history = register_history(
+        m2m_fields=["purposes", "actions"],
+        excluded_fields=["order_controller", "order_service", "order_processor"],
+    )
 
     class Meta:
         verbose_name = _("processing operation")
         verbose_name_plural = _("processing operations")
-        ordering = ["service__controller__code", "service__name", "processor__name_key", "id"]
+        # The same order as (service__controller__code, service__name, processor__name_key, id).
+        ordering = ["order_controller", "order_service", "order_processor", "id"]
+        indexes = [
+            models.Index(
+                fields=["order_controller", "order_service", "order_processor", "id"],
+                name="operation_reading_order",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(effective_from__isnull=True)
@@ -759,6 +832,37 @@ class Operation(ReviewedModel, TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.service} → {self.processor}"
+
+    reading_order_fields = ("service_id", "processor_id")
+
+    def fill_reading_order(self) -> None:
+        """Copy the controller's code, the service's name and the recipient's match key onto the row,
+        from the related rows already loaded, else in one query each."""
+        if Operation.service.is_cached(self):
+            service = self.service
+            self.order_service = service.name
+            if Service.controller.is_cached(service):
+                self.order_controller = service.controller.code
+            else:
+                self.order_controller = (
+                    Controller.objects.filter(pk=service.controller_id).values_list("code", flat=True).first()
+                    or ""
+                )
+        else:
+            name, code = (
+                Service.objects.filter(pk=self.service_id).values_list("name", "controller__code").first()
+            )
+            self.order_service, self.order_controller = name, code
+        if Operation.processor.is_cached(self):
+            self.order_processor = self.processor.name_key
+        else:
+            self.order_processor = (
+                Processor.objects.filter(pk=self.processor_id).values_list("name_key", flat=True).first()
+                or ""
+            )
+
+    def reading_order_update(self) -> None:
+        """Nothing follows an operation; its own fields are filled before it is saved."""
 
 
 class DataItem(models.Model):
@@ -925,6 +1029,12 @@ class PublishedVersion(models.Model):
     withdrawal_reason = models.TextField(_("reason for withdrawal"), blank=True, editable=False)
     # The public page of an immutable version, rendered once per language and served as stored.
     rendered_pages = models.JSONField(_("rendered pages"), default=dict, blank=True, editable=False)
+    # How many rows the snapshot holds, counted once at publication, so lists never read the snapshot.
+    row_count = models.PositiveIntegerField(_("rows"), default=0, editable=False)
+    # Diffs against other versions, computed once (both sides are immutable) and kept by the other
+    # version's id: {"<id>": {...VersionDiff.to_dict()...}}; the one against the previous version is
+    # computed at publication.
+    stored_diffs = models.JSONField(_("stored diffs"), default=dict, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("published version")
@@ -945,6 +1055,42 @@ class PublishedVersion(models.Model):
     @property
     def withdrawn(self) -> bool:
         return self.withdrawn_at is not None
+
+
+class PublishedEntry(models.Model):
+    """One row of a published version's table, as frozen in its snapshot (``snapshot["operations"]``).
+
+    Kept beside the snapshot so that a page of rows, the rows of one service or those a later change
+    touched are read by index, without parsing a snapshot of 100,000 rows (issue 13). Written with the
+    version and never changed; the snapshot stays the signed document (``snapshot_sha256``).
+    """
+
+    version = models.ForeignKey(
+        PublishedVersion,
+        verbose_name=_("published version"),
+        on_delete=models.CASCADE,
+        related_name="entries",
+    )
+    position = models.PositiveIntegerField(_("position"))
+    key = models.CharField(_("identity"), max_length=700)
+    # Not a foreign key: the operation may be deleted later; the version still names it.
+    operation_id = models.BigIntegerField(_("operation id"), null=True, blank=True)
+    entry = models.JSONField(_("row"))
+
+    class Meta:
+        verbose_name = _("published row")
+        verbose_name_plural = _("published rows")
+        ordering = ["version", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "position"], name="published_entry_position_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["version", "key"], name="published_entry_key"),
+            models.Index(fields=["version", "operation_id"], name="published_entry_operation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} #{self.position}"
 
 
 # --- Findings -------------------------------------------------------------------------------------
@@ -1017,8 +1163,11 @@ class Finding(models.Model):
     first_seen = models.DateTimeField(_("first seen"))
     last_seen = models.DateTimeField(_("last seen"))
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    # Worst first, then in the rules' order: the severity's position times 100 plus the rule's position
+    # in findings.RULES, written by the refresh, so a page of findings in that order is read off an index.
+    rank = models.PositiveIntegerField(_("rank"), default=0, editable=False)
 
-    history = register_history()
+    history = register_history(excluded_fields=["rank"])
 
     class Meta:
         verbose_name = _("finding")
@@ -1027,6 +1176,11 @@ class Finding(models.Model):
         indexes = [
             models.Index(fields=["state", "severity", "rule"], name="finding_state_severity_rule"),
             models.Index(fields=["controller", "state"], name="finding_controller_state"),
+            models.Index(fields=["state", "rank", "subject_label", "id"], name="finding_state_rank"),
+            models.Index(
+                fields=["controller", "state", "rank", "subject_label", "id"], name="finding_controller_rank"
+            ),
+            models.Index(fields=["state", "rule", "subject_label", "id"], name="finding_state_rule_subject"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -1090,3 +1244,46 @@ class DeletionNoticeLetter(models.Model):
     @property
     def acknowledged(self) -> bool:
         return self.acknowledged_at is not None
+
+
+# --- Reading order of operations (see Operation.order_*) ------------------------------------------
+
+
+def fill_reading_order(operations: Iterable[Operation]) -> None:
+    """Fill the reading order of operations a bulk writer inserts (no save, so no pre_save)."""
+    for operation in operations:
+        operation.fill_reading_order()
+
+
+READING_ORDER_FIELDS = ("order_controller", "order_service", "order_processor")
+
+
+@receiver(pre_save, sender=Operation, dispatch_uid="operation_fill_reading_order")
+def operation_fill_reading_order(
+    sender: type, instance: Operation, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    """Before an operation is saved: its reading order, unless it is loaded, unmoved and already filled."""
+    loaded = getattr(instance, "reading_order_loaded", None)
+    if loaded == instance.reading_order_values() and instance.order_service:
+        return
+    before = tuple(getattr(instance, name) for name in READING_ORDER_FIELDS)
+    # A fixture loaded raw may name a service or recipient that comes later in the file; the service's
+    # or recipient's own save fills the order then (reading_order_follow).
+    with contextlib.suppress(TypeError, ObjectDoesNotExist):
+        instance.fill_reading_order()
+    instance.reading_order_loaded = instance.reading_order_values()
+    after = tuple(getattr(instance, name) for name in READING_ORDER_FIELDS)
+    if update_fields is not None and instance.pk is not None and after != before:
+        # A save of some fields (the services' claimed updates) would not write the order.
+        Operation.objects.filter(pk=instance.pk).update(**dict(zip(READING_ORDER_FIELDS, after, strict=True)))
+
+
+@receiver(post_save, dispatch_uid="reading_order_follow")
+def reading_order_follow(sender: type, instance: Any, created: bool = False, **kwargs: Any) -> None:
+    """After a controller, service or recipient is saved with a new code or name: its operations follow."""
+    if not isinstance(instance, ReadingOrderSource) or isinstance(instance, Operation):
+        return
+    values = instance.reading_order_values()
+    if not created and getattr(instance, "reading_order_loaded", None) != values:
+        instance.reading_order_update()
+    instance.reading_order_loaded = values

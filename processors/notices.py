@@ -178,12 +178,17 @@ def deletion_notice(
     resolved = resolve_categories(categories)
     holding = _holding_operations(resolved, controller, include_retired)
     flows = list(holding.values_list("pk", "processor_id", "service_id", "relationship", "status"))
-    held = DataItem.objects.filter(
-        selectors.category_subtree_q(resolved, prefix="category__"),
-        operation__in=holding.order_by().values("pk"),
-    )
+    # The items of the holding operations in these categories: the operations' own conditions on the
+    # items' join, not a second pass over the holding operations.
+    held = DataItem.objects.filter(selectors.category_subtree_q(resolved, prefix="category__"))
+    if controller is not None:
+        held = held.filter(operation__service__controller=controller)
+    if not include_retired:
+        held = held.filter(operation__status=OperationStatus.ACTIVE)
     held_by: dict[int, set[int]] = {}
-    for processor_id, category_id in held.values_list("operation__processor_id", "category_id").distinct():
+    # order_by(): the model's ordering would otherwise join the DISTINCT and make it one row per item.
+    pairs = held.values_list("operation__processor_id", "category_id").order_by().distinct()
+    for processor_id, category_id in pairs:
         held_by.setdefault(processor_id, set()).add(category_id)
     processors = Processor.objects.prefetch_related(
         Prefetch("members", queryset=Processor.objects.order_by("name_key"))

@@ -20,8 +20,6 @@ from django.db.models import (
     Count,
     Exists,
     F,
-    Func,
-    IntegerField,
     Max,
     OuterRef,
     Prefetch,
@@ -175,12 +173,12 @@ def categories_most_received(
 ) -> list[dict]:
     """The categories the most operations (of all, or of the given ones) send, with their counts."""
     items = DataItem.objects.all()
-    if operations is not None:
+    if operations is not None and operations.query.has_filters():
         items = items.filter(operation__in=operations.order_by().values("pk"))
     return list(
         items.filter(category__isnull=False)
         .values("category__code", "category__name_zh", "category__name_en", "category__sensitive")
-        .annotate(operations=Count("operation", distinct=True))
+        .annotate(operations=Count("operation_id", distinct=True))
         .order_by("-operations", "category__code")[:limit]
     )
 
@@ -232,10 +230,11 @@ def operations_with_categories(
         return queryset
     groups = [[category] for category in categories] if match_all else [categories]
     for group in groups:
-        items = DataItem.objects.filter(
-            category_subtree_q(group, prefix="category__"), operation=OuterRef("pk")
-        )
-        queryset = queryset.filter(Exists(items))
+        # Driven from the items' (category, operation) index: the operations holding these categories,
+        # as a set, rather than a probe of every operation's items (which grows with the register).
+        subtree = DataCategory.objects.filter(category_subtree_q(group)).values("pk")
+        items = DataItem.objects.filter(category__in=subtree).values("operation_id")
+        queryset = queryset.filter(pk__in=items)
     return queryset
 
 
@@ -407,8 +406,24 @@ def category_recipients(
     return receipts_by_recipient(flows_of_items(items))
 
 
+def category_subtree(category: DataCategory) -> list[DataCategory]:
+    """The category and every category below it, in tree order (one query)."""
+    return list(DataCategory.objects.filter(category_subtree_q([category])).order_by("position", "code"))
+
+
+def _items_in(category: DataCategory, subtree_ids: list[int] | None) -> Q:
+    """Q on data items of the category's subtree: by the ids when known (the planner then sees how
+    many items each holds, and a category every row sends is hashed, not looped over), else by code."""
+    if subtree_ids is not None:
+        return Q(category_id__in=subtree_ids)
+    return category_subtree_q([category], prefix="category__")
+
+
 def category_recipient_page(
-    category: DataCategory, receiving: QuerySet[Operation], processors: Iterable[Processor]
+    category: DataCategory,
+    receiving: QuerySet[Operation],
+    processors: Iterable[Processor],
+    subtree_ids: list[int] | None = None,
 ) -> list[Receipt]:
     """``category_recipients`` for one page of recipients, aggregated in the database.
 
@@ -423,8 +438,9 @@ def category_recipient_page(
     page_operations = receiving.filter(processor__in=list(receipts)).order_by()
     page_ids = page_operations.values("pk")
     category_pairs = list(
-        DataItem.objects.filter(category_subtree_q([category], prefix="category__"), operation__in=page_ids)
+        DataItem.objects.filter(_items_in(category, subtree_ids), operation__in=page_ids)
         .values_list("operation__processor_id", "category_id")
+        .order_by()  # the model's ordering would join the DISTINCT: one row per item, not per pair
         .distinct()
     )
     categories = DataCategory.objects.in_bulk({category_id for _, category_id in category_pairs})
@@ -437,6 +453,7 @@ def category_recipient_page(
     links = (
         Operation.purposes.through.objects.filter(operation__in=page_ids)
         .values_list("operation__processor_id", "purpose_id")
+        .order_by()
         .distinct()
     )
     purpose_pairs = list(links)
@@ -458,10 +475,13 @@ def category_recipient_page(
 
 
 def category_receiving_operations(
-    category: DataCategory, operations: QuerySet[Operation] | None = None
+    category: DataCategory,
+    operations: QuerySet[Operation] | None = None,
+    subtree_ids: list[int] | None = None,
 ) -> QuerySet[Operation]:
-    """The operations (of all, or of the given ones) sending the category or a descendant."""
-    items = DataItem.objects.filter(category_subtree_q([category], prefix="category__"))
+    """The operations (of all, or of the given ones) sending the category or a descendant
+    (``subtree_ids``: the ids of ``category_subtree``, when the caller has them)."""
+    items = DataItem.objects.filter(_items_in(category, subtree_ids))
     queryset = Operation.objects.all() if operations is None else operations
     return queryset.filter(pk__in=items.values("operation_id"))
 
@@ -590,8 +610,9 @@ def matrix_recipients(
     return Processor.objects.filter(pk__in=senders).order_by("name_key", "pk")
 
 
-def _group_code() -> Case:
-    """A data item's category group: its code up to the first dot."""
+def category_group_code() -> Case:
+    """A data item's category group (an expression over ``category__code``): its code up to the first
+    dot, the code of its top-level category."""
     code = F("category__code")
     return Case(
         When(category__code__contains=".", then=Left(code, StrIndex(code, Value(".")) - 1)),
@@ -618,7 +639,7 @@ def category_matrix(
     if by_group:
         cells = (
             items.filter(category__isnull=False)
-            .annotate(group_code=_group_code())
+            .annotate(group_code=category_group_code())
             .values("operation__processor_id", "group_code")
             .annotate(operations=Count("operation_id", distinct=True))
             .order_by()
@@ -697,25 +718,29 @@ def _column(category: DataCategory) -> dict:
 def register_summary(
     operations: QuerySet[Operation] | None = None, controllers: QuerySet[Controller] | None = None
 ) -> dict[str, int]:
-    """The dashboard's counts (of the whole register or the given operations), in four queries."""
+    """The dashboard's counts (of the whole register or the given operations), in four queries: the
+    operations (all, cross-border), their data items (operations sending a sensitive category,
+    categories in use, unmapped items), controllers and processors. Each a single scan."""
     items = DataItem.objects.all()
-    if operations is not None:
+    if operations is not None and operations.query.has_filters():
         items = items.filter(operation__in=operations.order_by().values("pk"))
     operations = Operation.objects.all() if operations is None else operations
     controllers = Controller.objects.all() if controllers is None else controllers
-    sensitive_items = DataItem.objects.filter(operation=OuterRef("pk"), category__sensitive=True)
-    counts = operations.aggregate(
+    counts = operations.order_by().aggregate(
         operations=Count("pk"),
-        sensitive=Count("pk", filter=Q(Exists(sensitive_items))),
         cross_border=Count("pk", filter=Q(cross_border=True)),
     )
     item_counts = items.aggregate(
+        sensitive=Count("operation_id", distinct=True, filter=Q(category__sensitive=True)),
         categories_used=Count("category", distinct=True),
         unmapped=Count("pk", filter=Q(category__isnull=True)),
     )
     return {
-        **counts,
-        **item_counts,
+        "operations": counts["operations"],
+        "sensitive": item_counts["sensitive"],
+        "cross_border": counts["cross_border"],
+        "categories_used": item_counts["categories_used"],
+        "unmapped": item_counts["unmapped"],
         "controllers": controllers.count(),
         "processors": Processor.objects.count(),
     }
@@ -757,36 +782,12 @@ def processors_in_register(operations: QuerySet[Operation]) -> QuerySet[Processo
 # --- Published versions ---------------------------------------------------------------------------
 
 
-class SnapshotOperationCount(Func):
-    """The number of operations frozen in a version, counted by the database's JSON functions.
-
-    Counting in Python meant reading and parsing every version's whole snapshot to list them."""
-
-    output_field = IntegerField()
-
-    def __init__(self) -> None:
-        super().__init__(F("snapshot"))
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "COALESCE(json_array_length(%(expressions)s, '$.operations'), 0)"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "COALESCE(jsonb_array_length(%(expressions)s -> 'operations'), 0)"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-
-def versions_counted(versions: QuerySet[PublishedVersion]) -> QuerySet[PublishedVersion]:
-    """Versions to list: without their snapshot and stored pages, with ``operation_count``."""
-    return versions.defer("snapshot", "rendered_pages").annotate(operation_count=SnapshotOperationCount())
-
-
 def version_list(controller: Controller) -> QuerySet[PublishedVersion]:
     """A controller's published versions, the one in effect latest first."""
     # The snapshot and the stored pages are large: read when a version's content is asked for, not to list.
     return (
         controller.versions.select_related("published_by")
-        .defer("snapshot", "rendered_pages")
+        .defer("snapshot", "rendered_pages", "stored_diffs")
         .order_by("-effective_on", "-published_at", "-id")
     )
 

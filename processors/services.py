@@ -690,6 +690,7 @@ def version_publish(
     # Imported here: snapshots render through the disclosure rows, which writers should not have to load.
     from processors.disclosure.page import publish_checks
     from processors.disclosure.snapshots import snapshot_live, snapshot_sha256
+    from processors.disclosure.versions import publish_entries
 
     label = (label or "").strip()
     errors: dict[str, list[str]] = {}
@@ -727,7 +728,10 @@ def version_publish(
         override_reason=override_reason if overridden or not checked else "",
         overridden_problems=overridden,
     )
-    return _validated_save(version)
+    version = _validated_save(version)
+    # Its rows by index, its row count and its diff from the version before it, in this transaction.
+    publish_entries(version, snapshot)
+    return version
 
 
 @transaction.atomic

@@ -35,6 +35,7 @@ import difflib
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from typing import Any, ClassVar, TextIO
 
 from django.db import transaction
 from django.db.models import F, Max
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from processors.models import (
@@ -82,6 +84,21 @@ _ASCII_LETTER = re.compile(r"[A-Za-z]")
 # Purpose prose names its purposes in passing (提供更安全、高效、准确的域名解析服务 is one purpose text):
 # it is scanned for keywords, never split. Keys this generic would find a purpose in any sentence.
 PURPOSE_SCAN_EXCLUDED = frozenset({"安全", "信息化", "support", "hr", "oa", "推荐", "security"})
+
+# Suggestions for a purpose text that names no purpose (``suggest_purposes``) go by its words: the
+# two-character words of its Chinese, the words of its English. These say nothing about which purpose
+# a text names (提供短信发送服务 is about 短信 and 发送, not 提供 or 服务), so they never count.
+PURPOSE_FILLER_WORDS = frozenset({
+    "服务", "提供", "用于", "实现", "功能", "相关", "用户", "信息", "数据", "进行", "帮助", "支持", "使用",
+    "以及", "我们", "平台", "应用", "产品", "业务", "管理", "为了", "以便", "通过", "包括", "第三",
+    "and", "or", "the", "for", "with", "of", "to", "in", "on", "by", "an", "as", "our", "your", "via",
+    "service", "services", "provider", "providers", "data", "purpose", "purposes", "management",
+    "platform", "tool", "tools", "user", "users", "processing", "personal", "information", "system",
+    "systems", "solution", "solutions", "third", "party", "processor", "processors", "subprocessor",
+})  # fmt: skip
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_LATIN_WORD = re.compile(r"[a-z][a-z0-9+]*")
+_CJK_FILLER = re.compile("|".join(sorted(word for word in PURPOSE_FILLER_WORDS if not word.isascii())))
 
 # Data items named only in a purpose or scenario (刷脸登录): acts that cannot happen without the data.
 # Kept short on purpose: 根据IP识别用户手机号 says how a number is found, not that it is shared.
@@ -210,10 +227,19 @@ class _TermIndex:
                 self.keys.setdefault(normalize_key(text), code)
                 self._spaced.setdefault(spaced_key(text.replace("_", " ")), code)
         known = {term[0] for term in terms}
+        # Every text that names a code, and its weight for suggestions: 2 for a name, 1 otherwise.
+        self._texts: dict[str, tuple[str, int]] = {}
+        self.names: dict[str, tuple[str, str]] = {}
+        for term in terms:
+            code, name_zh, name_en = term[:3]
+            self.names[code] = (name_zh, name_en)
+            self._texts[code.replace("_", " ")] = (code, 1)
+            self._texts[name_zh] = self._texts[name_en] = (code, 2)
         for text, code in aliases:
             if code in known:
                 self.keys.setdefault(normalize_key(text), code)
                 self._spaced.setdefault(spaced_key(text), code)
+                self._texts.setdefault(text, (code, 1))
 
     def map(self, text: str) -> TermMapping:
         stripped, open_ended = _strip_open_ended_text(text)
@@ -260,6 +286,52 @@ class _TermIndex:
             if len(key) >= MIN_SCAN_KEY_LENGTH and normalize_key(key) not in self.scan_excluded
         )
         return _scan_pattern(keys)
+
+    def suggest(self, text: str, limit: int = 3) -> list[str]:
+        """The codes whose names and aliases share the most meaningful words with a text, best first.
+
+        A word is a two-character word of the text's Chinese or a word of its English, never a single
+        character and never a filler (``PURPOSE_FILLER_WORDS``). A word of a term's own name counts 2, of
+        an alias 1; a code needs 2, since one word an alias shares in passing is chance. Among those, the
+        text's head word (Chinese and English put it last: 短信发送 is a sending, "notification
+        delivery" a delivery) counts 1 more.
+        """
+        words, head = _meaning_words(text)
+        if not words or limit <= 0:
+            return []
+        scored = []
+        for order, (code, weights) in enumerate(self._word_weights.items()):
+            score = sum(weights.get(word, 0) for word in words)
+            if score >= 2:
+                scored.append((-score - (head in weights), order, code))
+        return [code for _score, _order, code in sorted(scored)[:limit]]
+
+    @functools.cached_property
+    def _word_weights(self) -> dict[str, dict[str, int]]:
+        # code -> meaningful word -> 2 (in the term's own name) or 1 (in an alias or the code).
+        weights: dict[str, dict[str, int]] = {code: {} for code in dict.fromkeys(self.keys.values())}
+        for text, (code, weight) in self._texts.items():
+            for word in _meaning_words(text)[0]:
+                if weights[code].get(word, 0) < weight:
+                    weights[code][word] = weight
+        return weights
+
+
+def _meaning_words(text: str) -> tuple[set[str], str]:
+    """The meaningful words of a text (``_TermIndex.suggest``) and its head word ("" without one)."""
+    folded = unicodedata.normalize("NFKC", text or "").casefold()
+    words: list[str] = []
+    for found in re.finditer(f"{_CJK_RUN.pattern}|{_LATIN_WORD.pattern}", folded):
+        chunk = found.group()
+        if _CJK_RUN.fullmatch(chunk):
+            # Fillers are cut out first, so that no word straddles one (提供短信发送服务: 短信, 信发, 发送).
+            for piece in _CJK_FILLER.split(chunk):
+                words.extend(piece[start : start + 2] for start in range(len(piece) - 1))
+        else:
+            # Plurals fold onto the singular (payments, notifications); "ss" (access) stays.
+            words.append(chunk[:-1] if len(chunk) > 3 and chunk.endswith("s") and chunk[-2] != "s" else chunk)
+    meaningful = [word for word in words if word not in PURPOSE_FILLER_WORDS]
+    return set(meaningful), meaningful[-1] if meaningful else ""
 
 
 class Taxonomy:
@@ -522,6 +594,22 @@ class Taxonomy:
     def resolve_purpose(self, value: str) -> str | None:
         """The code of the one purpose whose code, name or alias equals the value (no splitting)."""
         return self._purposes.keys.get(normalize_key(value or ""))
+
+    def suggest_purposes(self, text: str, limit: int = 3) -> list[str]:
+        """Purpose codes close in meaning to a text that names none, the closest first.
+
+        By the words they share, never by characters: 提供短信发送服务 shares 短信 and 发送 (its head)
+        with 短信通知与验证码 and is offered that first, and nothing for sharing 服务 or 提供 (see
+        ``_TermIndex.suggest``). An empty list when no purpose shares a meaningful word.
+        """
+        return self._purposes.suggest(text, limit)
+
+    def purpose_name(self, code: str) -> str:
+        """A purpose's name in the active language (the other one when it has none)."""
+        name_zh, name_en = self._purposes.names[code]
+        if (get_language() or "").startswith("en"):
+            return name_en or name_zh
+        return name_zh or name_en
 
     def purposes(self, codes: Sequence[str]) -> list[Purpose]:
         """The purpose rows of codes, in their order (one query unless built by ``load_purposes``)."""

@@ -18,7 +18,8 @@ from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -34,7 +35,6 @@ from processors.filters import FindingFilterSet, OperationFilterSet
 from processors.findings import (
     RULES,
     Severity,
-    findings_visible_to,
     open_unless_asked,
     stored_findings_for_display,
     stored_findings_ordered,
@@ -55,7 +55,9 @@ from processors.models import (
     Service,
 )
 from processors.notices import NoticeError, deletion_notice, deletion_notice_csv
+from processors.register_cache import RegisterFigures, reader_scope
 from processors.spreadsheets import export
+from processors.templatetags.registry_ui import bilingual, heat_level
 
 # Query parameters that steer a page rather than filter the register.
 PAGE_PARAMETERS = ("page", "format", "lang", "marks")
@@ -111,44 +113,67 @@ def filter_parameters(request: HttpRequest) -> list[tuple[str, str]]:
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Counts and ways in for staff; anonymous visitors get the public disclosure pages and the login."""
+    """Counts and ways in for staff; anonymous visitors get the public disclosure pages and the login.
+
+    The register-wide figures and the recent changes come from ``register_cache`` (recomputed after
+    any write, see there); the imports (not stamped: they keep no history) and controllers are read
+    live, each a short indexed query."""
     if not request.user.is_authenticated:
         public = Controller.objects.filter(disclosure_public=True).order_by("code")
         return render(request, "processors/landing.html", {"public_controllers": public})
     if not request.user.has_perm("processors.view_operation"):
         raise PermissionDenied
     user = request.user
-    open_findings = stored_findings_visible_to(user).filter(state=FindingState.OPEN)
-    counts = stored_findings_summary(open_findings)
-    top = stored_findings_ordered(open_findings)[:DASHBOARD_FINDINGS]
     operations = selectors.operations_visible_to(user)
-    controllers = selectors.controllers_for(user)
+    controllers = list(selectors.controllers_for(user).order_by("code"))
+    figures = RegisterFigures(reader_scope(user, [controller.pk for controller in controllers]))
+    open_findings = stored_findings_visible_to(user).filter(state=FindingState.OPEN)
+    counts = figures.get("findings-summary", lambda: stored_findings_summary(open_findings))
+    top = figures.get(
+        "findings-top", lambda: list(stored_findings_ordered(open_findings)[:DASHBOARD_FINDINGS])
+    )
     imports = selectors.imports_visible_to(user)
     return render(
         request,
         "processors/dashboard.html",
         {
-            "summary": selectors.register_summary(operations, controllers),
-            "top_categories": selectors.categories_most_received(operations=operations),
+            "summary": figures.get(
+                "summary", lambda: selectors.register_summary(operations, selectors.controllers_for(user))
+            ),
+            "top_categories": figures.get(
+                "top-categories", lambda: selectors.categories_most_received(operations=operations)
+            ),
             "category_groups": DataCategory.objects.filter(parent__isnull=True).order_by("position", "code"),
-            "controllers": controllers.order_by("code"),
-            "recent_operations": selectors.operation_list(operations).order_by("-updated_at", "-pk")[:8],
-            "recent_processors": Processor.objects.order_by("-updated_at", "-pk")[:6],
+            "controllers": controllers,
+            "recent_operations": figures.get(
+                "recent-operations",
+                lambda: list(
+                    operations.select_related("service__controller", "processor").order_by(
+                        "-updated_at", "-pk"
+                    )[:DASHBOARD_RECENT_OPERATIONS]
+                ),
+            ),
+            "recent_processors": figures.get(
+                "recent-processors",
+                lambda: list(Processor.objects.order_by("-updated_at", "-pk")[:DASHBOARD_RECENT_PROCESSORS]),
+            ),
             "recent_imports": [
                 (record, import_counts_text(record.counts))
                 for record in selectors.import_records_recent(records=imports)
             ],
-            **dashboard_charts(operations),
+            **figures.get("charts", lambda: dashboard_charts(operations)),
             "findings_total": counts["total"],
             "findings_by_severity": severity_counts(counts),
             "findings_by_rule": rule_counts(counts),
             "top_findings": stored_findings_for_display(top),
-            **dashboard_reviews(operations),
+            **figures.get("reviews", lambda: dashboard_reviews(operations), daily=True),
         },
     )
 
 
 DASHBOARD_FINDINGS = 6
+DASHBOARD_RECENT_OPERATIONS = 8
+DASHBOARD_RECENT_PROCESSORS = 6
 # Overdue reviews listed on the dashboard per kind; the count and a link lead to the rest.
 DASHBOARD_REVIEWS = 8
 
@@ -265,7 +290,7 @@ def filter_form_context(request: HttpRequest, filterset: OperationFilterSet) -> 
         "category_tree": _category_tree(selected_categories),
         "selected_purposes": selected_purposes,
         "purposes": Purpose.objects.order_by("position", "code"),
-        "processor_choices": Processor.objects.order_by("name_key").only("pk", "name_zh", "name_en"),
+        **processor_choices(request),
         "service_choices": selectors.services_visible_to(request.user)
         .select_related("controller")
         .order_by("controller__code", "name"),
@@ -278,6 +303,26 @@ def filter_form_context(request: HttpRequest, filterset: OperationFilterSet) -> 
         # The matrix's group is where the reader is, not a filter: a drill-down keeps the panel closed.
         "filtered": any(name not in ("ordering", "group") for name, _value in parameters),
     }
+
+
+# The filter form lists every processor up to this many; a larger register gets the ones chosen and the
+# search box (which matches processors' names and aliases), so the form does not grow with the register.
+FILTER_PROCESSOR_CHOICES = 250
+
+
+def processor_choices(request: HttpRequest) -> dict[str, Any]:
+    """The filter form's processor options, in one query: the first ``FILTER_PROCESSOR_CHOICES`` (and
+    one more, to tell whether there are more) by name, and the ones the query chose."""
+    # Ids the database can hold only: a longer number names no processor (and must not be a 500).
+    chosen = [value for value in request.GET.getlist("processor") if value.isdigit() and int(value) < 2**63]
+    ranked = Processor.objects.annotate(
+        rank=Window(RowNumber(), order_by=[F("name_key").asc(), F("pk").asc()])
+    ).only("pk", "name_zh", "name_en", "name_key")
+    rows = list(ranked.filter(Q(rank__lte=FILTER_PROCESSOR_CHOICES + 1) | Q(pk__in=chosen)).order_by("rank"))
+    bounded = sum(1 for row in rows if row.rank <= FILTER_PROCESSOR_CHOICES + 1) > FILTER_PROCESSOR_CHOICES
+    if bounded:
+        rows = [row for row in rows if str(row.pk) in chosen]
+    return {"processor_choices": rows, "processor_choices_bounded": bounded}
 
 
 def _category_tree(selected: set[str], counts: dict[str, int] | None = None) -> list[dict[str, Any]]:
@@ -351,7 +396,7 @@ class ProcessorView(RegisterReaderMixin, TemplateView):
             "operations": operations,
             "receipts": selectors.receipts_by_purpose(operations),
             "services": list(services.values()),
-            "findings": findings_visible_to(user, processor=processor),
+            **processor_findings(user, processor),
             "may_review": may_review_processor(user),
             "review_overdue": bool(processor.review_due and processor.review_due < timezone.localdate()),
             "history": history,
@@ -360,6 +405,21 @@ class ProcessorView(RegisterReaderMixin, TemplateView):
         }
 
 
+def processor_findings(user: Any, processor: Processor) -> dict[str, Any]:
+    """The open stored findings of a recipient and of the operations sending to it, worst first: read
+    off the stored findings (one page and a count), never by running every rule for one page."""
+    found = stored_findings_visible_to(user).filter(
+        Q(processor=processor) | Q(operation__processor=processor), state=FindingState.OPEN
+    )
+    shown = stored_findings_for_display(stored_findings_ordered(found)[:PROCESSOR_FINDINGS])
+    return {
+        "findings": shown,
+        "findings_total": found.count() if len(shown) >= PROCESSOR_FINDINGS else len(shown),
+    }
+
+
+# Findings listed on a processor's page; the findings page lists them all.
+PROCESSOR_FINDINGS = 50
 # The processor page shows the latest changes; the administration keeps the whole history.
 PROCESSOR_HISTORY = 50
 # Changes listed before "show all"; each is one line until opened.
@@ -414,24 +474,35 @@ class CategoryView(RegisterReaderMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         category = self.category
+        # The subtree in one query: its ids narrow the items, its direct children are listed.
+        subtree = selectors.category_subtree(category)
+        subtree_ids = [node.pk for node in subtree]
         receiving = selectors.category_receiving_operations(
-            category, selectors.operations_visible_to(self.request.user)
+            category, selectors.operations_visible_to(self.request.user), subtree_ids
         )
-        recipients_page = Paginator(
+        # The operations and their recipients counted in one scan; the paginator takes the count.
+        counts = receiving.order_by().aggregate(
+            operations=Count("pk"), recipients=Count("processor_id", distinct=True)
+        )
+        paginator = Paginator(
             Processor.objects.filter(pk__in=receiving.order_by().values("processor_id"))
             .prefetch_related(Prefetch("members", queryset=Processor.objects.order_by("name_key")))
             .order_by("name_key", "pk"),
             self.paginate_by,
-        ).get_page(self.request.GET.get("page"))
-        recipients = selectors.category_recipient_page(category, receiving, recipients_page.object_list)
+        )
+        paginator.count = counts["recipients"]
+        recipients_page = paginator.get_page(self.request.GET.get("page"))
+        recipients = selectors.category_recipient_page(
+            category, receiving, recipients_page.object_list, subtree_ids
+        )
         return {
             **super().get_context_data(**kwargs),
             "category": category,
             "lineage": selectors.category_lineage(category),
-            "children": category.children.order_by("position", "code"),
+            "children": [node for node in subtree if node.parent_id == category.pk],
             "recipients": recipients,
             "recipient_count": recipients_page.paginator.count,
-            "operation_count": receiving.count(),
+            "operation_count": counts["operations"],
             "page_obj": recipients_page,
             "is_paginated": recipients_page.has_other_pages(),
             "page_range": recipients_page.paginator.get_elided_page_range(recipients_page.number),
@@ -495,15 +566,59 @@ class MatrixView(RegisterReaderMixin, TemplateView):
             page = Paginator(selectors.matrix_recipients(filterset.qs, group), self.paginate_by).get_page(
                 self.request.GET.get("page")
             )
+            grid = selectors.category_matrix(
+                filterset.qs, page.object_list, group=group, by_group=group is None
+            ).grid()
             context.update(
-                grid=selectors.category_matrix(
-                    filterset.qs, page.object_list, group=group, by_group=group is None
-                ).grid(),
+                grid=matrix_cells_linked(self.request, grid),
                 page_obj=page,
                 is_paginated=page.has_other_pages(),
                 page_range=page.paginator.get_elided_page_range(page.number),
             )
         return context
+
+
+def matrix_cells_linked(request: HttpRequest, grid: dict) -> dict:
+    """The grid with each row's cells also as dicts (``linked``): column, count, heat level, explorer
+    address and label.
+
+    Worked out here once per cell (the page's query string encoded once) rather than by template tags
+    per cell; the address is the one ``query_with group=None processor=… category=…`` gives."""
+    explorer = reverse("processors:explorer")
+    base = request.GET.copy()
+    base.pop("page", None)
+    base.pop("group", None)
+    # Without processor= or category= in the query, both are appended after it, in this order.
+    appended = "processor" not in base and "category" not in base
+    prefix = base.urlencode()
+    column_labels = {column["code"]: bilingual(column) for column in grid["columns"]}
+    for row in grid["rows"]:
+        row_label = bilingual(row)
+        cells = []
+        for column, count in row["cells"]:
+            href = label = ""
+            if count:
+                if appended:
+                    query = urlencode([("processor", row["id"]), ("category", column["code"])])
+                    query = f"{prefix}&{query}" if prefix else query
+                else:
+                    changed = base.copy()
+                    changed["processor"] = row["id"]
+                    changed["category"] = column["code"]
+                    query = changed.urlencode()
+                href = f"{explorer}?{query}"
+                label = f"{row_label} × {column_labels[column['code']]}: {count}"
+            cells.append(
+                {
+                    "column": column,
+                    "count": count,
+                    "heat": heat_level(count, grid["max"]),
+                    "href": href,
+                    "label": label,
+                }
+            )
+        row["linked"] = cells
+    return grid
 
 
 class FlowView(RegisterReaderMixin, TemplateView):

@@ -367,6 +367,10 @@ REGISTER_IMPORT_MAX_ROWS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_ROWS",
 # A second import into the same register waits this many seconds for the first, then is refused with
 # "another import into this register is running" (never a 500).
 REGISTER_IMPORT_LOCK_TIMEOUT = float(os.environ.get("DJANGO_REGISTER_IMPORT_LOCK_TIMEOUT", 60))
+# A running import job whose worker has not reported progress for this long lost its worker (killed,
+# machine gone); its transaction was rolled back, and the record is marked failed (processors/jobs.py).
+# A chunk of an import reports within seconds; the final commit of 200,000 rows within a few minutes.
+REGISTER_IMPORT_JOB_SILENCE_SECONDS = int(os.environ.get("DJANGO_REGISTER_IMPORT_JOB_SILENCE_SECONDS", 900))
 REGISTER_IMPORT_MAX_COLUMNS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_COLUMNS", 100))
 # Excel's own limit for one cell, so nothing typed in Excel is refused.
 REGISTER_IMPORT_MAX_CELL_CHARS = int(os.environ.get("DJANGO_REGISTER_IMPORT_MAX_CELL_CHARS", 32_767))

@@ -7,9 +7,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from processors.bulk import copy_created_history, insert_objects, insert_rows, reserve_ids
+from processors.bulk import (
+    copy_created_history,
+    create_with_history,
+    insert_objects,
+    insert_rows,
+    reserve_ids,
+)
 from processors.history import history_context
-from processors.models import Channel, DataItem, ImportRecord, Operation, Purpose
+from processors.models import Channel, DataItem, Finding, ImportRecord, Operation, Purpose
 from tests.builders import make_controller, make_operation, make_processor, make_service
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +111,45 @@ def test_copied_history_is_stamped_and_carries_the_terms(django_user_model):
         ("姓名", "+", record.pk),
         ("手机号", "+", record.pk),
     ]
+
+
+def test_created_with_history_as_history_bulk_create_writes_them(django_user_model):
+    # The findings refresh creates its findings this way: the rows, their ids, and one "+" history row
+    # each, stamped with the context, in three statements however many rows there are.
+    user = django_user_model.objects.create_user("refresher")
+    controller = make_controller()
+    record = ImportRecord.objects.create(controller=controller, file_name="t.xlsx", sha256="0" * 64)
+    operation = make_operation()
+    now = timezone.now()
+    findings = [
+        Finding(
+            rule="pia_missing",
+            severity="high",
+            operation=operation,
+            subject_label=f"服务 {number}",
+            params={"service": "服务", "number": number},
+            fingerprint=f"pia_missing:{operation.pk}:{number}",
+            first_seen=now,
+            last_seen=now,
+        )
+        for number in range(3)
+    ]
+
+    with (
+        history_context(Channel.IMPORT, import_record=record, user=user),
+        CaptureQueriesContext(connection) as sql,
+    ):
+        create_with_history(Finding, findings, now=now)
+
+    assert len(sql.captured_queries) <= 4  # the write lock and the ids, the insert, the history copy
+    assert all(finding.pk is not None for finding in findings)
+    saved = Finding.objects.filter(pk__in=[finding.pk for finding in findings]).order_by("pk")
+    assert [(row.subject_label, row.params, row.state, row.first_seen) for row in saved] == [
+        (f"服务 {number}", {"service": "服务", "number": number}, "open", now) for number in range(3)
+    ]
+    history = Finding.history.filter(id__in=[finding.pk for finding in findings]).order_by("id")
+    assert [
+        (entry.id, entry.history_type, entry.history_import_id, entry.history_user_id, entry.history_date)
+        for entry in history
+    ] == [(finding.pk, "+", record.pk, user.pk, now) for finding in findings]
+    assert [entry.params for entry in history] == [finding.params for finding in findings]

@@ -180,21 +180,25 @@ def test_a_document_with_three_tables_lists_them_all_with_the_likeliest_chosen(a
     chosen = checked_table(page)
     assert chosen == max(page.context["report"].tables, key=lambda table: table["score"])["index"]
     assert f'id="table-{chosen}" value="{chosen}" checked' in text
+    # The main list (主要SDK列表) is preselected, not the 厂商通道SDK list after it for one more row.
+    assert chosen == 0
+    assert page.context["report"].rows == 5
 
 
 @pytest.mark.parametrize("place", ["site", "admin"])
 def test_choosing_another_table_checks_and_imports_that_table(admin_client, place):
     url = upload_file(admin_client, place, "01-jiamai-sdk.md")
 
-    chosen = admin_client.post(url, {"step": "table", "table": "0"})
+    chosen = admin_client.post(url, {"step": "table", "table": "1"})
     assert chosen.status_code == 302
     page = admin_client.get(url)
 
-    assert checked_table(page) == 0
-    assert page.context["report"].rows == 5
+    assert checked_table(page) == 1
+    assert page.context["report"].rows == 6
     admin_client.post(reverse(STEPS[place][2], args=[token_of(url)]))
-    assert Operation.objects.count() == 5
-    assert Operation.objects.filter(service__name__icontains="极光").exists()  # a row of table 1 only
+    assert Operation.objects.count() == 6
+    assert Operation.objects.filter(service__name__icontains="荣耀").exists()  # a row of table 2 only
+    assert not Operation.objects.filter(service__name__icontains="极光").exists()  # table 1's
 
 
 def test_a_table_that_is_not_in_the_document_is_refused_and_changes_nothing(admin_client):
@@ -442,3 +446,24 @@ def test_unmapped_items_show_the_categories_the_resolver_suggests_in_the_page_la
     suggested = rows[0]["categories"]
     assert suggested, "the resolver suggests categories for 交易凭证"
     assert all(category.name_en in page.content.decode() for category in suggested)
+
+
+@pytest.mark.parametrize(
+    ("place", "language", "suggested"), [("site", "en", "Analytics"), ("admin", "zh-hans", "统计分析")]
+)
+def test_an_unknown_purpose_is_shown_with_the_purposes_closest_in_meaning(
+    admin_client, place, language, suggested
+):
+    # 象皮泥 (20): 神策分析SDK's purpose 驱动业务决策分析 names no purpose; its head word 分析 is analytics'.
+    file = SimpleUploadedFile("20-xiangpini-sharing.md", (REAL / "20-xiangpini-sharing.md").read_bytes())
+    upload = admin_client.post(
+        reverse(STEPS[place][0]), {"controller": "acme", "file": file}, HTTP_ACCEPT_LANGUAGE=language
+    )
+    page = admin_client.get(upload["Location"], HTTP_ACCEPT_LANGUAGE=language)
+
+    problem = next(
+        p for p in page.context["problems"] if p.code == "purpose_unmapped" and p.value == "驱动业务决策分析"
+    )
+    assert list(problem.suggestions) == [suggested]
+    text = page.content.decode()
+    assert f'<td data-label="{"Suggestions" if language == "en" else "建议"}">{suggested}</td>' in text

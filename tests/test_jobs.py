@@ -1,5 +1,6 @@
 """Confirmed imports run as background jobs (processors/jobs.py): a real worker, progress, all-or-nothing."""
 
+import datetime
 import time
 
 import pytest
@@ -76,6 +77,65 @@ def test_a_confirmed_import_runs_in_a_worker_process_and_its_progress_climbs_to_
     assert record.job_id and record.user == user and record.duration_ms is not None
     with pytest.raises(uploads.UploadError):  # a committed upload is gone from the storage
         uploads.upload_get(upload.token, user)
+
+
+def test_a_worker_killed_mid_import_leaves_a_failed_record_and_nothing_written(
+    transactional_db, settings, django_user_model, upload_dir, tmp_path
+):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.REGISTER_IMPORT_JOB_SILENCE_SECONDS = 3
+    controller = make_controller(code="acme")
+    user = importer(django_user_model, controller)
+    upload = previewed(user, controller, table(12_000))
+
+    with worker_process(upload_dir, tmp_path) as worker:
+        record = jobs.import_job_start(upload.token, user)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = jobs.import_job_state(ImportRecord.objects.get(pk=record.pk))
+            if state.record.result == ImportRecord.Result.RUNNING:
+                break
+            assert not state.finished, state.to_dict()
+            time.sleep(0.02)
+        assert state.record.result == ImportRecord.Result.RUNNING, (tmp_path / "worker.log").read_text()
+        worker.kill()  # SIGKILL mid-import: no handler runs, the record stays "running"
+        worker.wait(10)
+    assert jobs.import_job_state(ImportRecord.objects.get(pk=record.pk)).record.result == "running"
+
+    time.sleep(settings.REGISTER_IMPORT_JOB_SILENCE_SECONDS + 1)
+    api = APIClient()
+    api.force_authenticate(user)
+    job = api.get(f"/api/v1/imports/{record.pk}/job/", HTTP_ACCEPT_LANGUAGE="en").json()
+
+    assert (job["status"], job["finished"], job["committed"]) == ("failed", True, False)
+    assert job["errors"][0]["code"] == "job_lost"
+    assert "nothing was written" in job["errors"][0]["message"]
+    assert Operation.objects.filter(service__controller=controller).count() == 0
+
+
+def test_a_running_job_that_reports_progress_is_not_taken_for_lost(db, settings, django_user_model):
+    settings.REGISTER_IMPORT_JOB_SILENCE_SECONDS = 60
+    controller = make_controller(code="acme")
+    user = importer(django_user_model, controller)
+    record = ImportRecord.objects.create(
+        controller=controller,
+        user=user,
+        username=user.username,
+        file_name="t.tsv",
+        sha256="0" * 64,
+        size=1,
+        dry_run=False,
+        result=ImportRecord.Result.RUNNING,
+        rows_total=10,
+    )
+    ImportRecord.objects.filter(pk=record.pk).update(
+        started_at=record.started_at - datetime.timedelta(hours=1)
+    )
+    jobs.import_job_progress(record.pk, 4)  # heard just now, although it started an hour ago
+
+    state = jobs.import_job_state(ImportRecord.objects.get(pk=record.pk))
+
+    assert (state.record.result, state.rows_done) == (ImportRecord.Result.RUNNING, 4)
 
 
 def test_a_failed_job_writes_nothing_and_keeps_its_located_problems(db, django_user_model):

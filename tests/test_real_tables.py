@@ -112,6 +112,28 @@ def test_the_command_imports_table_n_of_a_document():
     assert Operation.objects.filter(service__controller__code="retool").count() == 3
 
 
+def test_without_a_table_number_the_command_imports_the_main_list():
+    # 佳麦 (01): 主要SDK列表 (5 rows) first, 厂商通道SDK (6 rows) second; the main list is the likeliest.
+    controller = make_controller(code="jiamai")
+
+    call_command("import_register", str(REAL / "01-jiamai-sdk.md"), "--lang", "en", stdout=StringIO())
+
+    assert operations(controller).count() == 5
+    assert operations(controller).filter(service__name="支付宝客户端 SDK").exists()
+
+
+def test_the_command_prints_the_purposes_an_unknown_purpose_may_mean():
+    # 象皮泥 (20): 驱动业务决策分析 names no purpose; the closest in meaning is Analytics (head word 分析).
+    make_controller(code="xiangpini")
+    out = StringIO()
+
+    call_command("import_register", str(REAL / "20-xiangpini-sharing.md"), "--lang", "en", stdout=out)
+
+    line = next(line for line in out.getvalue().splitlines() if "驱动业务决策分析" in line)
+    assert "is not a purpose this register knows" in line
+    assert line.endswith("Suggestions: Analytics.")
+
+
 def test_a_record_form_list_is_one_table_with_a_row_per_record():
     [table] = document_tables((REAL / "02-xuexiqiangguo-sdk.md").read_bytes(), file_name="02.md")
 

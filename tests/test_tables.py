@@ -118,6 +118,31 @@ def test_the_likeliest_table_is_the_subprocessor_table_with_the_most_register_he
     assert likeliest([]) is None
 
 
+def test_the_main_sdk_list_is_the_likeliest_not_a_later_list_with_one_more_row():
+    # 佳麦 (01): 主要SDK列表 (5 rows) comes first, 厂商通道SDK (6 rows) and 其他SDK (4 rows) after it. All
+    # three headers are register headers; past five rows a longer list is no likelier, so the first wins.
+    tables = tables_of("01-jiamai-sdk.md")
+    assert [(table.title, len(table.rows) - 1) for table in tables] == [
+        ("主要SDK列表", 5),
+        ("厂商通道SDK", 6),
+        ("其他SDK", 4),
+    ]
+
+    table = likeliest(tables)
+
+    assert (table.index, table.title) == (0, "主要SDK列表")
+    assert tables[0].score == tables[1].score > tables[2].score
+
+
+def test_a_table_with_too_few_rows_to_be_a_list_is_still_less_likely():
+    # Range (17): two rows of infrastructure sub-processors, then ten others; the rows still count
+    # up to five, so the list of ten is the likeliest.
+    tables = tables_of("17-range-subprocessors.md")
+
+    assert [len(table.rows) - 1 for table in tables] == [2, 10]
+    assert likeliest(tables).index == 1
+
+
 def test_a_header_row_below_an_empty_markdown_header_is_the_header():
     (table,) = tables_of("16-sage-subprocessors.md")
 

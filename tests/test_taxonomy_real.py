@@ -247,6 +247,46 @@ def test_a_purpose_that_mentions_a_phone_number_does_not_make_it_a_purpose_keywo
     assert infer_items_from_text(text, taxonomy=taxonomy) == []
 
 
+@pytest.mark.parametrize(
+    ("file", "text", "codes"),
+    [
+        # Shares 音视 / 视频 / 播放 with 音视频播放 (app features), 音视频 with 音视频通话 (messaging).
+        ("02-xuexiqiangguo-sdk.md", "音视频文件播放", ["app_features", "messaging"]),
+        # 短信 and the head 发送: SMS first; 邮件发送 shares the head. Nothing for 提供 or 服务.
+        ("20-xiangpini-sharing.md", "提供短信发送服务", ["sms_otp", "email_delivery"]),
+        ("20-xiangpini-sharing.md", "内容安全审核", ["security"]),
+        ("20-xiangpini-sharing.md", "驱动业务决策分析", ["analytics"]),
+        ("19-tmall-global-partners.html", "清关", []),
+        ("14-decisionrules-subprocessors.md", "Intellectual property provider", []),
+        # "processor" is what every row of a sub-processor list is, not a payment processor.
+        ("13-stakater-subprocessors.md", "Stakater Processor", []),
+        # One word ("search") shared in passing with an alias of AI services is not a suggestion.
+        ("21-tattou-subprocessors.md", "Studio address search", []),
+    ],
+)
+def test_an_unknown_purpose_is_offered_the_purposes_closest_in_meaning(taxonomy, file, text, codes):
+    assert in_corpus(file, text)
+    assert taxonomy.map_purposes(text).unmapped == (text,)
+
+    assert taxonomy.suggest_purposes(text) == codes
+
+
+def test_purpose_suggestions_never_come_from_shared_characters(taxonomy):
+    # 提供短信发送服务 shares 服务 with 客户服务 and 支付服务, 信 with 信用评估: none of them is offered.
+    suggested = taxonomy.suggest_purposes("提供短信发送服务", limit=10)
+
+    assert not {"customer_service", "payment", "credit_assessment"} & set(suggested)
+
+
+def test_purpose_suggestions_are_named_in_the_users_language(taxonomy):
+    from django.utils import translation
+
+    with translation.override("en"):
+        assert taxonomy.purpose_name("sms_otp") == "SMS & OTP"
+    with translation.override("zh-hans"):
+        assert taxonomy.purpose_name("sms_otp") == "短信通知与验证码"
+
+
 # --- items named only in the purpose or scenario --------------------------------------------------
 
 

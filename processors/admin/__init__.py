@@ -14,14 +14,14 @@ in the modules named above.
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import OuterRef, Q, Value
-from django.db.models.functions import Concat
+from django.db.models import OuterRef, Q, QuerySet
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.text import smart_split, unescape_string_literal
+from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -30,6 +30,7 @@ from processors.admin import display, tools, users  # noqa: F401 — users regis
 from processors.admin import findings as findings_admin  # noqa: F401 — registers FindingAdmin
 from processors.admin.base import (
     COMPACT_TEXTAREAS,
+    OPERATION_ITEMS,
     CategoryAliasInline,
     DataItemInline,
     ProcessorAliasInline,
@@ -42,6 +43,7 @@ from processors.admin.base import (
     count_subquery,
     mark_reviewed,
     remap_data_items,
+    search_terms,
 )
 from processors.admin.filters import (
     CategoryGroupListFilter,
@@ -51,9 +53,10 @@ from processors.admin.filters import (
     ProcessorCountryListFilter,
     ProcessorInRegisterListFilter,
     PurposeListFilter,
+    VisibleControllerListFilter,
     filterset_list_filter,
 )
-from processors.disclosure import documents
+from processors.disclosure import documents, versions
 from processors.disclosure.rows import rows_from_snapshot
 from processors.filters import OperationFilterSet, ProcessorFilterSet
 from processors.findings import findings, findings_refresh, findings_visible_to
@@ -72,6 +75,7 @@ from processors.models import (
     Processor,
     PublishedVersion,
     Purpose,
+    PurposeAlias,
     Service,
     TaxonomyRelease,
 )
@@ -84,6 +88,20 @@ admin.site.index_title = _("Register administration")
 # --- Taxonomy -------------------------------------------------------------------------------------
 
 
+def term_search(queryset: QuerySet, search_term: str, alias_model: type, alias_of: str) -> QuerySet:
+    """A taxonomy term (category, purpose) by code, name or alias, word by word; an alias matches through
+    an id subquery, not a join, so no DISTINCT over the (annotated) rows is needed."""
+    for term in search_terms(search_term):
+        aliases = alias_model.objects.filter(text__icontains=term).values(alias_of)
+        queryset = queryset.filter(
+            Q(code__icontains=term)
+            | Q(name_zh__icontains=term)
+            | Q(name_en__icontains=term)
+            | Q(pk__in=aliases)
+        )
+    return queryset
+
+
 @admin.register(DataCategory)
 class DataCategoryAdmin(RegisterHistoryAdmin):
     formfield_overrides = COMPACT_TEXTAREAS
@@ -94,7 +112,7 @@ class DataCategoryAdmin(RegisterHistoryAdmin):
         "sensitive",
         "sensitive_under_gbt45574",
         "alias_count",
-        "operation_count",
+        "operations_link",
     )
     list_display_links = ("code", "tree_name")
     list_filter = ("sensitive", CategoryGroupListFilter)
@@ -119,18 +137,12 @@ class DataCategoryAdmin(RegisterHistoryAdmin):
             services.data_items_remap_unmapped()
 
     def get_queryset(self, request):
-        # Counted in subqueries: joining aliases and items at once would multiply the rows.
-        in_subtree = Q(category=OuterRef("pk")) | Q(
-            category__code__startswith=Concat(OuterRef("code"), Value("."))
-        )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                alias_count=count_subquery(CategoryAlias.objects.filter(category=OuterRef("pk"))),
-                operation_count=count_subquery(DataItem.objects.filter(in_subtree), "operation"),
-            )
-        )
+        # Aliases are few per category; the operations are not counted here (see operations_link).
+        aliases = CategoryAlias.objects.filter(category=OuterRef("pk"))
+        return super().get_queryset(request).annotate(alias_count=count_subquery(aliases))
+
+    def get_search_results(self, request, queryset, search_term):
+        return term_search(queryset, search_term, CategoryAlias, "category"), False
 
     @admin.display(description=_("Chinese name"), ordering="code")
     def tree_name(self, category: DataCategory) -> str:
@@ -150,26 +162,34 @@ class DataCategoryAdmin(RegisterHistoryAdmin):
     def alias_count(self, category: DataCategory) -> int:
         return category.alias_count
 
-    @admin.display(description=_("operations (incl. subcategories)"), ordering="operation_count")
-    def operation_count(self, category: DataCategory) -> int:
-        return category.operation_count
+    @admin.display(description=_("operations (incl. subcategories)"))
+    def operations_link(self, category: DataCategory) -> str:
+        """A link to the operations carrying the category or a subcategory, filtered as the list filter does.
+
+        Not a count: counting the operations of every category on the page reads every data item of
+        the register (a category such as 姓名 is on every row), so the page would grow with it.
+        """
+        url = reverse("admin:processors_operation_changelist") + "?" + urlencode({"category": category.code})
+        return format_html('<a href="{}">{}</a>', url, gettext("operations"))
 
 
 @admin.register(Purpose)
 class PurposeAdmin(RegisterHistoryAdmin):
     formfield_overrides = COMPACT_TEXTAREAS
-    list_display = ("code", "name_zh", "name_en", "position", "operation_count")
+    list_display = ("code", "name_zh", "name_en", "position", "operations_link")
     search_fields = ("code", "name_zh", "name_en", "aliases__text")
     fields = ("code", ("name_zh", "name_en"), "description_zh", "description_en", "position")
     inlines = [PurposeAliasInline]
 
-    def get_queryset(self, request):
-        operations = Operation.purposes.through.objects.filter(purpose=OuterRef("pk"))
-        return super().get_queryset(request).annotate(operation_count=count_subquery(operations, "operation"))
+    def get_search_results(self, request, queryset, search_term):
+        return term_search(queryset, search_term, PurposeAlias, "purpose"), False
 
-    @admin.display(description=_("operations"), ordering="operation_count")
-    def operation_count(self, purpose: Purpose) -> int:
-        return purpose.operation_count
+    @admin.display(description=_("operations"))
+    def operations_link(self, purpose: Purpose) -> str:
+        """A link to the operations with the purpose; not a count, which would read every operation's
+        purposes on each page view (as for the categories)."""
+        url = reverse("admin:processors_operation_changelist") + "?" + urlencode({"purpose": purpose.code})
+        return format_html('<a href="{}">{}</a>', url, gettext("operations"))
 
 
 @admin.register(ProcessingAction)
@@ -232,11 +252,16 @@ class ControllerAdmin(VersionCheckedAdmin):
         return controller.service_count
 
 
+# Members named on a group's change form; the rest are one click away in the processors list.
+MEMBERS_SHOWN = 50
+
+
 @admin.register(Processor)
 class ProcessorAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
     form = ProcessorForm
     formfield_overrides = COMPACT_TEXTAREAS
-    list_display = ("name", "kind", "member_of", "country", "contact_phone", "operation_count")
+    show_full_result_count = False
+    list_display = ("name", "kind", "member_of", "country_name", "contact_phone", "operation_count")
     list_select_related = ("member_of",)
     list_filter = (
         filterset_list_filter(ProcessorFilterSet, "kind"),
@@ -357,6 +382,11 @@ class ProcessorAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
     def operation_count(self, processor: Processor) -> int:
         return processor.operation_count
 
+    @admin.display(description=_("country/region of establishment"), ordering="country")
+    def country_name(self, processor: Processor) -> str:
+        # The country's own name: Django's column display flattens all ~250 country choices per row.
+        return processor.country.name if processor.country else "—"
+
     @admin.display(description=_("receives"))
     def received_categories(self, processor: Processor) -> str:
         """What the processor receives, through its own operations or those of its group."""
@@ -372,20 +402,30 @@ class ProcessorAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
 
     @admin.display(description=_("members"))
     def members(self, processor: Processor) -> str:
-        members = processor.members.all() if processor.pk else []
+        """The group's first members by name, and a link to all of them when there are more."""
+        members = list(processor.members.all()[: MEMBERS_SHOWN + 1]) if processor.pk else []
         links = (
             (reverse("admin:processors_processor_change", args=[member.pk]), str(member))
-            for member in members
+            for member in members[:MEMBERS_SHOWN]
         )
-        return format_html_join(gettext(", "), '<a href="{}">{}</a>', links) or "—"
+        shown = format_html_join(gettext(", "), '<a href="{}">{}</a>', links)
+        if len(members) > MEMBERS_SHOWN:
+            url = (
+                reverse("admin:processors_processor_changelist")
+                + "?"
+                + urlencode({"member_of__id__exact": processor.pk})
+            )
+            return format_html('{} … <a href="{}">{}</a>', shown, url, gettext("all members"))
+        return shown or "—"
 
     @admin.display(description=_("findings"))
     def findings_list(self, processor: Processor) -> str:
         if processor.pk is None:
             return "—"
-        return display.findings_html(
-            findings_visible_to(getattr(processor, "viewer", None), processor=processor)
-        )
+        found = findings_visible_to(getattr(processor, "viewer", None), processor=processor)
+        # The stored findings' list holds every one; its search matches the subject's label.
+        more_url = reverse("admin:processors_finding_changelist") + "?" + urlencode({"q": str(processor)})
+        return display.findings_html(found, more_url)
 
 
 # --- Services and operations ----------------------------------------------------------------------
@@ -437,12 +477,23 @@ class ServiceAdmin(VersionCheckedAdmin):
         return service.operation_count
 
 
+class OperationChangeList(ChangeList):
+    """The operations list loads what its columns show: the rows with their service, controller and
+    processor (one join), and their data items with categories (one prefetch for the page)."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.prefetch_related(OPERATION_ITEMS)
+
+
 @admin.register(Operation)
 class OperationAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
     # What fits beside the filters at 1440 px; controller, purposes and relationship are filters and
     # on the change form.
     list_display = ("service", "processor", "data_categories", "cross_border", "status")
     list_select_related = ("service__controller", "processor")
+    # The register's size is not counted on every page view (the filtered count still is).
+    show_full_result_count = False
     # Short lists first; the long ones (purposes, processors) at the end of the sidebar.
     list_filter = (
         filterset_list_filter(OperationFilterSet, "controller"),
@@ -473,11 +524,8 @@ class OperationAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
         # The site's search, word by word (every word must match): one id subquery per table, which
         # PostgreSQL answers from trigram indexes, instead of Django's OR over four joined tables that
         # needs DISTINCT and reads every row. search_fields above only make the admin show its box.
-        for term in smart_split(search_term):
-            if term[:1] in "\"'":
-                term = unescape_string_literal(term)
-            if term := term.strip():
-                queryset = queryset.filter(selectors.operations_matching_text_q(term))
+        for term in search_terms(search_term):
+            queryset = queryset.filter(selectors.operations_matching_text_q(term))
         return queryset, False
 
     formfield_overrides = COMPACT_TEXTAREAS
@@ -541,8 +589,8 @@ class OperationAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
     actions = [remap_data_items, mark_reviewed, *tools.EXPORT_ACTIONS]
     tool_pages = tools.OPERATION_TOOLS
 
-    def get_queryset(self, request):
-        return selectors.operation_list(super().get_queryset(request))
+    def get_changelist(self, request, **kwargs):
+        return OperationChangeList
 
     def save_model(self, request, obj, form, change):
         # The form has filled in the instance (new or existing); the service validates and saves it.
@@ -616,13 +664,14 @@ class DataItemAdmin(RegisterHistoryAdmin):
     """Where a reviewer finds the items the taxonomy could not map, across the whole register."""
 
     form = DataItemForm
+    show_full_result_count = False
     list_display = ("text", "category_name", "match", "review", "operation_link", "controller")
     list_select_related = ("category", "operation__service__controller", "operation__processor")
     list_filter = (
         NeedsReviewListFilter,
         DataItemCategoryListFilter,
         "match",
-        ("operation__service__controller", admin.RelatedOnlyFieldListFilter),
+        ("operation__service__controller", VisibleControllerListFilter),
     )
     search_fields = (
         "text",
@@ -636,6 +685,25 @@ class DataItemAdmin(RegisterHistoryAdmin):
     fields = ("operation", "position", "text", "category", "match", "review")
     readonly_fields = ("match", "review")
     actions = [remap_data_items, "add_text_as_alias"]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Each word in the item's text, its category or the operation's processor or service. The
+        # categories, processors and services matching are looked up on their own (small) tables and
+        # the items reached through their indexed keys, instead of Django's OR over four joined tables.
+        for term in search_terms(search_term):
+            categories = DataCategory.objects.filter(
+                Q(code__icontains=term) | Q(name_zh__icontains=term) | Q(name_en__icontains=term)
+            )
+            operations = Operation.objects.filter(
+                Q(processor__in=Processor.objects.filter(name_zh__icontains=term).values("pk"))
+                | Q(service__in=Service.objects.filter(name__icontains=term).values("pk"))
+            )
+            queryset = queryset.filter(
+                Q(text__icontains=term)
+                | Q(category__in=categories.values("pk"))
+                | Q(operation__in=operations.values("pk"))
+            )
+        return queryset, False
 
     def save_model(self, request, obj, form, change):
         services.data_items_save(operation=obj.operation, saved=[obj])
@@ -725,6 +793,21 @@ class ImportRecordAdmin(ReadOnlyAdmin):
         return display.import_problems_table(record)
 
 
+# What a published version holds per row of its table; only its own page reads them.
+# Rows of a version's table its change page shows; the public page and the downloads hold them all.
+VERSION_ROWS_SHOWN = 200
+VERSION_TABLE_FIELDS = ("snapshot", "rendered_pages", "stored_diffs")
+
+
+class PublishedVersionChangeList(ChangeList):
+    """The versions list reads none of a version's frozen table: the snapshot, its rendered pages and
+    stored diffs hold every row (megabytes on a large register); the list shows the stored row count."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.defer(*VERSION_TABLE_FIELDS)
+
+
 @admin.register(PublishedVersion)
 class PublishedVersionAdmin(ReadOnlyAdmin):
     """Published versions are immutable: a page to publish one, and each version's table and diffs."""
@@ -736,6 +819,7 @@ class PublishedVersionAdmin(ReadOnlyAdmin):
         "effective_on",
         "published_at",
         "published_by_name",
+        "row_count",
         "withdrawn_at",
     )
     list_select_related = ("controller", "published_by")
@@ -755,6 +839,9 @@ class PublishedVersionAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("controller", "published_by")
+
+    def get_changelist(self, request, **kwargs):
+        return PublishedVersionChangeList
 
     def changelist_view(self, request, extra_context=None):
         can_publish = request.user.has_perm("processors.add_publishedversion")
@@ -779,7 +866,11 @@ class PublishedVersionAdmin(ReadOnlyAdmin):
                 for (key, diff), title in zip(tools.version_diffs(version).items(), titles, strict=True)
             ]
             extra_context = {
-                "disclosure_rows": rows_from_snapshot(version.snapshot, lang),
+                # The first rows only: a version of 100,000 rows is read whole by its downloads.
+                "disclosure_rows": rows_from_snapshot(
+                    {"operations": versions.entries_page(version, 0, VERSION_ROWS_SHOWN)}, lang
+                ),
+                "disclosure_rows_total": version.row_count,
                 "version_diffs": diffs,
                 **(extra_context or {}),
             }

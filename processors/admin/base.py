@@ -11,10 +11,12 @@ from django.contrib.admin.widgets import AdminTextareaWidget, AutocompleteSelect
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError, models
-from django.db.models import F, Func, IntegerField, Subquery
+from django.db.models import F, Func, IntegerField, Prefetch, Subquery
+from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
@@ -37,6 +39,7 @@ from processors.models import (
     DataItem,
     Operation,
     ProcessorAlias,
+    Purpose,
     PurposeAlias,
 )
 
@@ -59,6 +62,17 @@ def count_subquery(queryset, field: str = "pk") -> Subquery:
         output_field=IntegerField(),
     )
     return Subquery(queryset.order_by().annotate(count=count).values("count"), output_field=IntegerField())
+
+
+def search_terms(search_term: str) -> list[str]:
+    """The words of a changelist search as Django's admin splits them ("quoted phrases" kept whole)."""
+    terms = []
+    for term in smart_split(search_term):
+        if term[:1] in "\"'":
+            term = unescape_string_literal(term)
+        if term := term.strip():
+            terms.append(term)
+    return terms
 
 
 def choices_that_can_exist(widget, value) -> list:
@@ -183,9 +197,14 @@ class RegisterAdmin(CheckedAutocompleteMixin, admin.ModelAdmin):
         """Whether the user holds the role that changing this object needs in its controller."""
         if obj is None or obj.pk is None:
             return True
-        role = ControllerRole.ADMIN if isinstance(obj, Controller) else ControllerRole.EDITOR
-        own = type(obj)._default_manager.filter(pk=obj.pk)
-        return selectors.visible_to(request.user, own, role=role).exists()
+        # A change form asks several times (buttons, inlines, fields); the answer is the same per request.
+        answers = request.__dict__.setdefault("may_change_answers", {})
+        key = (type(obj)._meta.label_lower, obj.pk)
+        if key not in answers:
+            role = ControllerRole.ADMIN if isinstance(obj, Controller) else ControllerRole.EDITOR
+            own = type(obj)._default_manager.filter(pk=obj.pk)
+            answers[key] = selectors.visible_to(request.user, own, role=role).exists()
+        return answers[key]
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and self.may_change(request, obj)
@@ -405,10 +424,41 @@ class DataItemInline(CheckedAutocompleteMixin, admin.TabularInline):
         return display.review_flag(item)
 
 
+# An operation's data items with their categories, in the items' own order (the categories column).
+OPERATION_ITEMS = Prefetch(
+    "data_items", queryset=DataItem.objects.select_related("category").order_by("position", "id")
+)
+
+
+class FirstRowsInlineFormSet(BaseInlineFormSet):
+    """A read-only inline's first ``rows_shown`` rows, in the queryset's order, and how many there are.
+
+    A processor of a large register has hundreds of operations; the change form shows the first ones
+    and links to the changelist for the rest, so the page does not grow with the register.
+    """
+
+    rows_shown = 50
+
+    def get_queryset(self):
+        if not getattr(self, "first_rows_taken", False):
+            self._queryset = super().get_queryset()[: self.rows_shown]
+            self.first_rows_taken = True
+        return self._queryset
+
+    @property
+    def total_rows(self) -> int:
+        """All the rows (counted only when the first ones fill the page)."""
+        shown = len(self.get_queryset())
+        return self.queryset.count() if shown >= self.rows_shown else shown
+
+
 class ProcessorOperationInline(admin.TabularInline):
-    """The processor's operations at a glance; they are edited on their own page."""
+    """The processor's first operations at a glance; they are edited on their own page, and all of them
+    are in the operations list filtered by the processor (linked under the rows)."""
 
     model = Operation
+    formset = FirstRowsInlineFormSet
+    template = "admin/processors/processor/operations_inline.html"
     verbose_name_plural = _("processing operations")
     fields = ("service", "data_categories", "purposes_list", "relationship", "status")
     readonly_fields = fields
@@ -417,7 +467,12 @@ class ProcessorOperationInline(admin.TabularInline):
 
     def get_queryset(self, request):
         # The processor is shared; what it receives is shown only from the user's controllers.
-        return selectors.operation_list(selectors.visible_to(request.user, super().get_queryset(request)))
+        # Loaded: what the rows show (service, processor, the items' categories, the purposes).
+        operations = selectors.visible_to(request.user, super().get_queryset(request))
+        purposes = Prefetch("purposes", queryset=Purpose.objects.order_by("position", "code"))
+        return operations.select_related("service__controller", "processor").prefetch_related(
+            OPERATION_ITEMS, purposes
+        )
 
     def has_add_permission(self, request, obj=None):
         return False

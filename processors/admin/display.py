@@ -137,10 +137,31 @@ def purposes_summary(operation: Operation) -> str:
     return gettext(", ").join(str(purpose) for purpose in operation.purposes.all()) or "—"
 
 
-def findings_html(found: list[Finding]) -> str:
-    """What the compliance rules report for one object, worst first, for its change page."""
+# Findings listed on a change form; a group's operations can break the rules hundreds of times.
+FINDINGS_SHOWN = 30
+
+
+def findings_html(found: list[Finding], more_url: str = "") -> str:
+    """What the compliance rules report for one object, worst first, for its change page: the first
+    ``FINDINGS_SHOWN``, then how many more and, given ``more_url``, a link to where all of them are."""
     if not found:
         return format_html('<span class="no-findings">✓ {}</span>', gettext("No findings."))
+    shown = findings_list_html(found[:FINDINGS_SHOWN])
+    hidden = len(found) - FINDINGS_SHOWN
+    if hidden <= 0:
+        return shown
+    more = ngettext("… and %(count)d more finding.", "… and %(count)d more findings.", hidden) % {
+        "count": hidden
+    }
+    if more_url:
+        return format_html(
+            '{}<p class="help">{} <a href="{}">{}</a></p>', shown, more, more_url, gettext("See all findings")
+        )
+    return format_html('{}<p class="help">{}</p>', shown, more)
+
+
+def findings_list_html(found: list[Finding]) -> str:
+    """Findings as a list: severity, rule, reference, what is wrong and how to fix it."""
     return format_html(
         '<ul class="findings-list">{}</ul>',
         format_html_join(

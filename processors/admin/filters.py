@@ -65,6 +65,8 @@ class FilterSetListFilter(admin.SimpleListFilter):
         if not filterset.is_valid():
             # The changelist turns this into its "?e=1" error page instead of a silent empty list.
             raise IncorrectLookupParameters(filterset.errors)
+        # The FilterSets' choice filters on the model's own columns say distinct=False: a DISTINCT would
+        # make the database sort every matching row before it could return a page in the index's order.
         return filterset.qs
 
 
@@ -85,14 +87,35 @@ class CategoryTreeListFilter(FilterSetListFilter):
 
 
 class ProcessorInRegisterListFilter(FilterSetListFilter):
-    """Only processors that occur in the register, directly or as a member of a listed group."""
+    """The processor chosen from a link (a processor's change form, "all of its operations").
+
+    Not a list of every recipient: a large register has thousands, which made each operations page
+    read every operation and carry a list longer than the page itself. The search box finds rows by
+    processor name; this filter shows (and can clear) the processor a link chose.
+    """
 
     template = COMPACT_FILTER_TEMPLATE
 
     def lookups(self, request, model_admin):
-        listed = selectors.operations_visible_to(request.user).values("processor")
-        processors = Processor.objects.filter(Q(pk__in=listed) | Q(member_of__in=listed))
-        return [(str(processor.pk), str(processor)) for processor in processors]
+        chosen = request.GET.getlist(self.parameter_name)[:20]
+        if not chosen:
+            return []  # nothing to show, and nothing to filter
+        # A value that names no processor is still listed, so the filter runs and refuses it (?e=1).
+        keys = {value: int(value) for value in chosen if is_key(value)}
+        found = Processor.objects.in_bulk(keys.values())
+        return [(value, str(found.get(keys.get(value), value))) for value in chosen]
+
+    def queryset(self, request, queryset):
+        # A value that is no key at all is refused before the FilterSet looks it up (a number too large
+        # for the database's integers made the lookup itself fail).
+        if self.value() is not None and not is_key(self.value()):
+            raise IncorrectLookupParameters(self.value())
+        return super().queryset(request, queryset)
+
+
+def is_key(value: str) -> bool:
+    """Whether the text can be a row's id (digits that fit the database's 64-bit integers)."""
+    return value.isdigit() and len(value) <= 18
 
 
 class PurposeListFilter(FilterSetListFilter):
@@ -156,3 +179,15 @@ class NeedsReviewListFilter(admin.SimpleListFilter):
         # An inferred item is a guess a person confirms (刷脸 read off 刷脸登录): it waits for review too.
         waiting = Q(category__isnull=True) | Q(match=DataItem.Match.INFERRED)
         return queryset.filter(waiting) if self.value() == "true" else queryset.exclude(waiting)
+
+
+class VisibleControllerListFilter(admin.RelatedFieldListFilter):
+    """The controllers the user may see, read from their own table.
+
+    Django's RelatedOnlyFieldListFilter lists the controllers that occur in the changelist's rows, which
+    on the data items reads every item of the register (through its operation and service) per page.
+    """
+
+    def field_choices(self, field, request, model_admin):
+        controllers = selectors.controllers_for(request.user).order_by("code")
+        return [(controller.pk, str(controller)) for controller in controllers]

@@ -74,6 +74,10 @@ class FindingAdmin(RegisterHistoryAdmin):
     actions = [accept_findings, fix_findings, reopen_findings]
     action_form = FindingActionForm
     list_per_page = 50
+    # Read off the index finding_state_rank: by state, then worst first (the stored rank), then subject.
+    ordering = ("state", "rank", "subject_label", "id")
+    # The register's findings are not counted again on every page view (the filtered count still is).
+    show_full_result_count = False
     readonly_fields = (
         "rule",
         "rule_title",

@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from processors import notices, selectors, services
 from processors.disclosure import diff as disclosure_diff
-from processors.disclosure import documents
+from processors.disclosure import documents, versions
 from processors.disclosure.page import publish_context
 from processors.findings import (
     RULES_BY_CODE,
@@ -366,9 +366,11 @@ def previous_version(version: PublishedVersion) -> PublishedVersion | None:
 def version_diffs(version: PublishedVersion) -> dict[str, disclosure_diff.VersionDiff | None]:
     """What changed since the previous version (None for the first) and what is live but unpublished."""
     previous = previous_version(version)
+    # Both read what they need by index: the stored diff of two immutable versions, and the live diff
+    # over the rows changed since publication (processors/disclosure/versions.py).
     return {
-        "previous": disclosure_diff.version_diff(previous, version) if previous is not None else None,
-        "live": disclosure_diff.version_diff_live(version),
+        "previous": versions.stored_diff(previous, version) if previous is not None else None,
+        "live": versions.live_diff(version),
     }
 
 

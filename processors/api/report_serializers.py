@@ -19,6 +19,7 @@ from processors.api.serializers import (
     PurposeSummarySerializer,
     ServiceSummarySerializer,
 )
+from processors.disclosure import versions
 from processors.disclosure.rows import rows_from_snapshot
 from processors.models import ImportRecord, PublishedVersion
 
@@ -276,8 +277,15 @@ class PublishedVersionSerializer(serializers.ModelSerializer):
         ]
 
     def get_operations(self, version: PublishedVersion) -> int:
-        counted = getattr(version, "operation_count", None)  # selectors.versions_counted: no snapshot read
-        return counted if counted is not None else len(version.snapshot.get("operations", ()))
+        return version_rows(version)
+
+
+def version_rows(version: PublishedVersion) -> int:
+    """The version's number of rows, counted at publication (written once, from its snapshot, for a
+    version published before rows were kept)."""
+    if not version.row_count:
+        versions.ensure_entries(version)
+    return version.row_count
 
 
 class DisclosureRowSerializer(serializers.Serializer):
@@ -303,13 +311,14 @@ class PublishedVersionDetailSerializer(PublishedVersionSerializer):
         fields = [*PublishedVersionSerializer.Meta.fields, "rows", "rows_pages"]
 
     def get_rows_pages(self, version: PublishedVersion) -> int:
-        return max(1, -(-len(version.snapshot.get("operations", ())) // VERSION_ROWS_PER_PAGE))
+        return max(1, -(-version_rows(version) // VERSION_ROWS_PER_PAGE))
 
     @extend_schema_field(DisclosureRowSerializer(many=True))
     def get_rows(self, version: PublishedVersion) -> list[dict]:
+        # One page of the version's rows, read by index: never its whole snapshot (issue 13).
         start = (self.context.get("rows_page", 1) - 1) * VERSION_ROWS_PER_PAGE
-        entries = version.snapshot.get("operations", [])[start : start + VERSION_ROWS_PER_PAGE]
-        rows = rows_from_snapshot({**version.snapshot, "operations": entries}, self.context.get("lang", "zh"))
+        entries = versions.entries_page(version, start, VERSION_ROWS_PER_PAGE)
+        rows = rows_from_snapshot({"operations": entries}, self.context.get("lang", "zh"))
         return [
             {
                 "service": row.service,
@@ -376,6 +385,14 @@ class VersionDiffSerializer(serializers.Serializer):
     recipients_added = serializers.IntegerField()
     recipients_removed = serializers.IntegerField()
     changes = VersionChangeSerializer(many=True)
+
+
+class VersionDiffPageSerializer(VersionDiffSerializer):
+    """``VersionDiff.to_dict()`` with one page of its changes (``?changes_page=``); counts cover them all."""
+
+    changes_total = serializers.IntegerField()
+    changes_page = serializers.IntegerField()
+    changes_pages = serializers.IntegerField()
 
 
 # --- Findings -----------------------------------------------------------------------------------------

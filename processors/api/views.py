@@ -57,7 +57,7 @@ from processors.api.report_serializers import (
     ImportRequestSerializer,
     PublishedVersionDetailSerializer,
     PublishedVersionSerializer,
-    VersionDiffSerializer,
+    VersionDiffPageSerializer,
     VersionPublishSerializer,
     VersionWithdrawSerializer,
 )
@@ -72,8 +72,8 @@ from processors.api.serializers import (
     PurposeSerializer,
     ServiceSerializer,
 )
-from processors.disclosure import diff as disclosure_diff
 from processors.disclosure import documents
+from processors.disclosure.versions import live_diff, stored_diff, version_list, versions_listed
 from processors.filters import (
     ImportRecordFilterSet,
     OperationFilterSet,
@@ -516,6 +516,15 @@ class VersionDiffQuerySerializer(serializers.Serializer):
     )
     format = serializers.ChoiceField(choices=["json", "md", "xlsx"], default="json")
     lang = serializers.ChoiceField(choices=["zh", "en"], default="zh")
+    changes_page = serializers.IntegerField(
+        min_value=1,
+        default=1,
+        help_text=_("Page of the changes (500 a page; see changes_pages). The counts are of all of them."),
+    )
+
+
+# A diff's changes come a page at a time: one change of a new recipient carries its whole row.
+DIFF_CHANGES_PER_PAGE = 500
 
 
 class VersionDetailQuerySerializer(serializers.Serializer):
@@ -554,8 +563,8 @@ class PublishedVersionViewSet(
         return PublishedVersionSerializer
 
     def get_queryset(self) -> QuerySet[PublishedVersion]:
-        versions = super().get_queryset()
-        return selectors.versions_counted(versions) if self.action == "list" else versions
+        # The snapshot, stored pages and diffs are never read whole here: rows and diffs come by index.
+        return versions_listed(super().get_queryset())
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         options = read_query(VersionDetailQuerySerializer, request)
@@ -587,10 +596,17 @@ class PublishedVersionViewSet(
             OpenApiParameter(
                 "format", str, enum=["json", "md", "xlsx"], description=_("json (the default), md or xlsx.")
             ),
+            OpenApiParameter(
+                "changes_page",
+                int,
+                description=_(
+                    "Page of the changes (500 a page; see changes_pages). The counts are of all of them."
+                ),
+            ),
             LANGUAGE_PARAMETER,
         ],
         responses={
-            (200, "application/json"): VersionDiffSerializer,
+            (200, "application/json"): VersionDiffPageSerializer,
             (200, MARKDOWN): OpenApiTypes.BINARY,
             (200, XLSX): OpenApiTypes.BINARY,
         },
@@ -608,13 +624,18 @@ class PublishedVersionViewSet(
         version = self.get_object()
         against = options.get("against")
         if against == "live":
-            diff = disclosure_diff.version_diff_live(version)
+            diff = live_diff(version)
         else:
-            old = self._other_version(version, against)
-            diff = disclosure_diff.version_diff(old, version)
+            diff = stored_diff(self._other_version(version, against), version)
         fmt, lang = options["format"], options["lang"]
         if fmt == "json":
-            return Response(diff.to_dict())
+            data = diff.to_dict()
+            total = len(data["changes"])
+            pages = max(1, -(-total // DIFF_CHANGES_PER_PAGE))
+            page = min(options["changes_page"], pages)
+            start = (page - 1) * DIFF_CHANGES_PER_PAGE
+            data["changes"] = data["changes"][start : start + DIFF_CHANGES_PER_PAGE]
+            return Response({**data, "changes_total": total, "changes_page": page, "changes_pages": pages})
         name = f"{version.controller.code}-{version.label}-diff"
         if fmt == "md":
             return download(
@@ -649,7 +670,7 @@ class PublishedVersionViewSet(
 
     def _other_version(self, version: PublishedVersion, against: str | None) -> PublishedVersion:
         if against is None:
-            ordered = list(selectors.version_list(version.controller))
+            ordered = list(version_list(version.controller))
             position = ordered.index(version) if version in ordered else -1
             earlier = ordered[position + 1 :]
             if not earlier:
@@ -657,7 +678,7 @@ class PublishedVersionViewSet(
                     {"against": [_("This is the controller's first version; give against=<id> or live.")]}
                 )
             return earlier[0]
-        other = PublishedVersion.objects.filter(pk=int(against)).select_related("controller").first()
+        other = versions_listed(PublishedVersion.objects.filter(pk=int(against))).first()
         if other is None or other.controller_id != version.controller_id:
             raise InvalidFilter({"against": [_("No version with this id for the same controller.")]})
         return other

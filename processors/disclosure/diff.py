@@ -115,6 +115,12 @@ class Change:
     def kind_label(self) -> str:
         return str(CHANGE_KINDS[self.kind])
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Change":
+        values = {name: data[name] for name in _CHANGE_FIELDS if name in data}
+        values["items"] = tuple(data.get("items") or ())
+        return cls(**values)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -135,6 +141,9 @@ class Change:
         }
 
 
+_CHANGE_FIELDS = tuple(name for name in Change.__dataclass_fields__ if name != "items")
+
+
 @dataclass(frozen=True)
 class VersionRef:
     """One side of a diff: a published version, or a snapshot that was never published (``live``)."""
@@ -144,6 +153,18 @@ class VersionRef:
     effective_on: datetime.date | None = None
     sha256: str = ""
     live: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VersionRef":
+        return cls(
+            label=data["label"],
+            updated_on=datetime.date.fromisoformat(data["updated_on"]) if data.get("updated_on") else None,
+            effective_on=(
+                datetime.date.fromisoformat(data["effective_on"]) if data.get("effective_on") else None
+            ),
+            sha256=data.get("sha256", ""),
+            live=bool(data.get("live")),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -207,6 +228,16 @@ class VersionDiff:
             groups.setdefault(change.key, []).append(change)
         return list(groups.items())
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VersionDiff":
+        """The diff ``to_dict`` wrote (a stored diff, ``PublishedVersion.stored_diffs``)."""
+        return cls(
+            old=VersionRef.from_dict(data["old"]),
+            new=VersionRef.from_dict(data["new"]),
+            controller=data.get("controller"),
+            changes=[Change.from_dict(change) for change in data.get("changes", ())],
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The diff as JSON-serialisable data (for the API)."""
         return {
@@ -223,15 +254,19 @@ class VersionDiff:
         }
 
 
+def version_ref(version: PublishedVersion) -> VersionRef:
+    """A published version as one side of a diff (read from its own fields, not its snapshot)."""
+    return VersionRef(
+        label=version.label,
+        updated_on=version.updated_on,
+        effective_on=version.effective_on,
+        sha256=version.snapshot_sha256,
+    )
+
+
 def _ref(side: PublishedVersion | Snapshot, live_label: Any) -> tuple[VersionRef, Snapshot]:
     if isinstance(side, PublishedVersion):
-        ref = VersionRef(
-            label=side.label,
-            updated_on=side.updated_on,
-            effective_on=side.effective_on,
-            sha256=side.snapshot_sha256,
-        )
-        return ref, side.snapshot
+        return version_ref(side), side.snapshot
     return VersionRef(label=str(live_label), sha256=snapshot_sha256(side), live=True), side
 
 
@@ -244,10 +279,37 @@ def version_diff(
     """
     old_ref, old_snapshot = _ref(old, _("earlier state"))
     new_ref, new_snapshot = _ref(new, _("current register (not published)"))
-    before = {entry["key"]: entry for entry in old_snapshot["operations"]}
-    after = {entry["key"]: entry for entry in new_snapshot["operations"]}
+    return entries_diff(
+        old_ref,
+        new_ref,
+        old_snapshot["operations"],
+        new_snapshot["operations"],
+        old_controller=old_snapshot.get("controller"),
+        new_controller=new_snapshot.get("controller"),
+        taxonomy=taxonomy,
+    )
+
+
+def entries_diff(
+    old_ref: VersionRef,
+    new_ref: VersionRef,
+    old_entries: Iterable[dict[str, Any]],
+    new_entries: Iterable[dict[str, Any]],
+    *,
+    old_controller: dict[str, Any] | None,
+    new_controller: dict[str, Any] | None,
+    taxonomy: Taxonomy | None = None,
+) -> VersionDiff:
+    """What changed from one list of entries to another (each in table order), and in the controller.
+
+    ``version_diff`` passes two whole snapshots; ``disclosure.versions.live_diff`` only the entries that
+    can have changed since a version, on both sides, which gives the same changes in the same order
+    (the entries left out are equal on both sides and matched by their key).
+    """
+    before = {entry["key"]: entry for entry in old_entries}
+    after = {entry["key"]: entry for entry in new_entries}
     matched = _match_entries(before, after)
-    diff = VersionDiff(old=old_ref, new=new_ref, controller=new_snapshot.get("controller"))
+    diff = VersionDiff(old=old_ref, new=new_ref, controller=new_controller)
     seen_party_changes: set[tuple] = set()
     reader = PurposeReader(taxonomy)
     for key, entry in after.items():
@@ -259,7 +321,7 @@ def version_diff(
     for key, entry in before.items():
         if key not in old_matched:
             diff.changes.append(_recipient_change(entry, "recipient_removed", REDUCTION))
-    diff.changes.extend(_controller_changes(old_snapshot.get("controller"), new_snapshot.get("controller")))
+    diff.changes.extend(_controller_changes(old_controller, new_controller))
     return diff
 
 

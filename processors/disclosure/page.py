@@ -18,7 +18,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from processors import findings, selectors
-from processors.disclosure.diff import IMPACTS, Change, VersionDiff, version_diff
+from processors.disclosure.diff import IMPACTS, Change, VersionDiff
 from processors.disclosure.documents import item_text, value_text
 from processors.disclosure.rows import (
     DISCLOSURE_HEADERS,
@@ -28,7 +28,8 @@ from processors.disclosure.rows import (
     party_name,
     rows_from_snapshot,
 )
-from processors.disclosure.snapshots import Snapshot, snapshot_from_operations, snapshot_live
+from processors.disclosure.snapshots import Snapshot, snapshot_from_operations
+from processors.disclosure.versions import live_diff, version_list
 from processors.models import (
     Controller,
     FindingState,
@@ -383,20 +384,20 @@ def publish_checks(controller: Controller) -> PublishChecks:
 
 def versions_published(controller: Controller) -> list[PublishedVersion]:
     """A controller's versions that were not withdrawn, the one in effect latest first."""
-    return list(selectors.version_list(controller).filter(withdrawn_at__isnull=True))
+    return list(version_list(controller).filter(withdrawn_at__isnull=True))
 
 
 def version_in_force(controller: Controller, on: datetime.date | None = None) -> PublishedVersion | None:
     """The version in effect today (or on ``on``), passing over withdrawn ones to the one before."""
     day = on or timezone.localdate()
-    return selectors.version_list(controller).filter(withdrawn_at__isnull=True, effective_on__lte=day).first()
+    return version_list(controller).filter(withdrawn_at__isnull=True, effective_on__lte=day).first()
 
 
 def versions_visible(controller: Controller, *, owner: bool) -> list[PublishedVersion]:
     """The versions a visitor may open: an owner every one (withdrawn ones too), the public what the
     controller's ``public_versions`` allows (never a withdrawn one)."""
     if owner:
-        return list(selectors.version_list(controller))
+        return list(version_list(controller))
     if controller.public_versions == PublicVersions.NONE:
         return []
     if controller.public_versions == PublicVersions.LATEST:
@@ -409,9 +410,9 @@ def version_find(controller: Controller, ref: str, candidates: Any = None) -> Pu
     """A controller's version by label, else by id (404 when there is none)."""
     candidates = list(candidates) if candidates is not None else None
     if candidates is None:
-        version = selectors.version_list(controller).filter(label=ref).first()
+        version = version_list(controller).filter(label=ref).first()
         if version is None and ref.isdigit():
-            version = selectors.version_list(controller).filter(pk=int(ref)).first()
+            version = version_list(controller).filter(pk=int(ref)).first()
     else:
         version = next((item for item in candidates if item.label == ref), None)
         if version is None and ref.isdigit():
@@ -459,10 +460,18 @@ def change_line(change: Change, lang: str) -> ChangeLine:
     return line
 
 
-def by_recipient(changes: list[Change], lang: str) -> list[dict[str, Any]]:
-    """Changes grouped by recipient entry, each group with its lines and whether it is sensitive."""
+# A diff page shows at most this many recipients per section (the totals and the downloads have them all),
+# so a diff of a whole 100,000-row table stays a page of a few hundred kilobytes.
+DIFF_GROUPS_SHOWN = 200
+
+
+def by_recipient(changes: list[Change], lang: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Changes grouped by recipient entry, each group with its lines and whether it is sensitive (the
+    first ``limit`` groups when one is given)."""
     groups: dict[str, dict[str, Any]] = {}
     for change in changes:
+        if limit is not None and change.key not in groups and len(groups) >= limit:
+            continue
         group = groups.setdefault(
             change.key,
             {
@@ -480,19 +489,21 @@ def by_recipient(changes: list[Change], lang: str) -> list[dict[str, Any]]:
 
 
 def diff_sections(diff: VersionDiff, lang: str) -> dict[str, Any]:
-    """The diff page's sections: recipients added (sensitive first) and removed, the other changes."""
+    """The diff page's sections: recipients added (sensitive first) and removed, the other changes; each
+    section's first ``DIFF_GROUPS_SHOWN`` recipients, with how many there are in all (``totals``)."""
+    sections = {
+        "recipients_added": sorted(diff.recipients_added, key=lambda change: not change.sensitive),
+        "recipients_removed": diff.recipients_removed,
+        "material": [change for change in diff.material if change.kind != "recipient_added"],
+        "reductions": [change for change in diff.reductions if change.kind != "recipient_removed"],
+        "minor": diff.minor,
+    }
+    totals = {name: len({change.key for change in changes}) for name, changes in sections.items()}
     return {
-        "recipients_added": by_recipient(
-            sorted(diff.recipients_added, key=lambda change: not change.sensitive), lang
-        ),
-        "recipients_removed": by_recipient(diff.recipients_removed, lang),
-        "material": by_recipient(
-            [change for change in diff.material if change.kind != "recipient_added"], lang
-        ),
-        "reductions": by_recipient(
-            [change for change in diff.reductions if change.kind != "recipient_removed"], lang
-        ),
-        "minor": by_recipient(diff.minor, lang),
+        **{name: by_recipient(changes, lang, DIFF_GROUPS_SHOWN) for name, changes in sections.items()},
+        "totals": totals,
+        "shown_limit": DIFF_GROUPS_SHOWN,
+        "truncated": any(total > DIFF_GROUPS_SHOWN for total in totals.values()),
         "counts": {impact: sum(change.impact == impact for change in diff.changes) for impact in IMPACTS},
     }
 
@@ -504,7 +515,7 @@ def publish_context(controller: Controller, lang: str) -> dict[str, Any]:
     """What the publish pages show before the form: the diff against the last published version and the
     blocking problems and warnings (the site's page and the admin's tool show the same)."""
     latest = next(iter(versions_published(controller)), None)
-    diff = version_diff(latest, snapshot_live(controller)) if latest is not None else None
+    diff = live_diff(latest) if latest is not None else None
     context: dict[str, Any] = {"latest": latest, "diff": diff, "checks": publish_checks(controller)}
     if diff is not None:
         context.update(diff_sections(diff, lang))

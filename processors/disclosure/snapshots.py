@@ -93,12 +93,12 @@ def _document(controller: Controller | None, entries: list[dict[str, Any]]) -> S
         seen[key] = 1
     return {
         "format": SNAPSHOT_FORMAT,
-        "controller": _controller_data(controller) if controller is not None else None,
+        "controller": controller_data(controller) if controller is not None else None,
         "operations": entries,
     }
 
 
-def _controller_data(controller: Controller) -> dict[str, Any]:
+def controller_data(controller: Controller) -> dict[str, Any]:
     return {
         "code": controller.code,
         "name_zh": controller.name_zh,

@@ -23,7 +23,7 @@ from django.views import View
 from django.views.decorators.clickjacking import xframe_options_exempt
 
 from processors import selectors, services
-from processors.disclosure.diff import VersionDiff, version_diff
+from processors.disclosure.diff import VersionDiff
 from processors.disclosure.documents import diff_markdown, diff_xlsx
 from processors.disclosure.page import (
     TABLE_TEMPLATE,
@@ -39,7 +39,7 @@ from processors.disclosure.page import (
     versions_visible,
 )
 from processors.disclosure.rows import rows_from_operations, rows_from_snapshot
-from processors.disclosure.snapshots import snapshot_live
+from processors.disclosure.versions import live_diff, stored_diff
 from processors.forms import SitePublishVersionForm, WithdrawVersionForm
 from processors.models import Controller, ControllerRole, PublicVersions, PublishedVersion
 from processors.spreadsheets.export import write_disclosure
@@ -275,7 +275,7 @@ class VersionListView(View):
 
 
 def _before(version: PublishedVersion, other: PublishedVersion) -> bool:
-    """Whether ``version`` comes before ``other`` in the order of ``selectors.version_list``."""
+    """Whether ``version`` comes before ``other`` in the order of ``versions.version_list``."""
     return (version.effective_on, version.published_at, version.pk) < (
         other.effective_on,
         other.published_at,
@@ -320,7 +320,8 @@ class DisclosureDiffView(View):
             old = published[newer_index + 1]
         else:
             old = new  # the first version has nothing before it: compare it with itself
-        diff = version_diff(old, new if new is not None else snapshot_live(controller))
+        # Read as stored (two versions) or from the rows changed since (live): never two whole tables.
+        diff = live_diff(old) if new is None else stored_diff(old, new)
         fmt = request.GET.get("format")
         if fmt:
             return _diff_response(diff, controller=controller, fmt=fmt, lang=lang)

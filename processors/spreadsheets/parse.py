@@ -174,6 +174,7 @@ class RowParser:
         # Where ``_problem`` puts what it finds: the chunk being parsed.
         self.problems: list[Problem] = []
         self.suggestion_cache: dict[str, list[str]] = {}
+        self.purpose_suggestion_cache: dict[str, list[str]] = {}
         self.recipient_cache: dict[str, RecipientCell] = {}
         self.purpose_cache: dict[str, tuple[TermMapping, tuple[int, ...]]] = {}
         self.action_cache: dict[str, tuple[TermMapping, tuple[int, ...]]] = {}
@@ -550,7 +551,16 @@ class RowParser:
                 row=row,
                 field_name=field_name,
                 value=term,
+                suggestions=self._purpose_suggestions(term) if field_name == "purpose" else (),
             )
+
+    def _purpose_suggestions(self, text: str) -> list[str]:
+        # The purposes closest in meaning (by shared words, never characters), named in the user's
+        # language; a table repeats its purpose prose on many rows, so each text is looked at once.
+        if text not in self.purpose_suggestion_cache:
+            codes = self.taxonomy.suggest_purposes(text)
+            self.purpose_suggestion_cache[text] = [self.taxonomy.purpose_name(code) for code in codes]
+        return self.purpose_suggestion_cache[text]
 
 
 # The cells two rows of one recipient may differ in and still be one flow, each adding to the other: a

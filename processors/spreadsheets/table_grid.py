@@ -32,6 +32,9 @@ MAX_TITLE_CHARS = 120
 # Title rows inside a table are dropped, but not more than this many (as limits.MAX_TITLE_ROWS).
 MAX_TITLE_ROWS = 10
 
+# Data rows past which a table is no likelier for having more (``_score``).
+ENOUGH_ROWS = 5
+
 # Header words of register tables, in both languages (compared case-insensitively, as substrings).
 HEADER_WORDS = (
     "名称", "sdk", "第三方", "个人信息", "信息", "目的", "用途", "主体", "公司", "机构", "厂商", "运营",
@@ -172,12 +175,15 @@ def _bilingual_header(rows: list[list[str]]) -> list[list[str]]:
 
 
 def _score(rows: list[list[str]]) -> float:
-    # Mostly the header's words; then enough rows, and a register's number of columns.
+    # Mostly the header's words; then enough rows, and a register's number of columns. "Enough" stops at
+    # ENOUGH_ROWS: past it a table is plainly a list, and one more row does not make it the main one (佳麦's
+    # 主要SDK列表 has 5 rows, the 厂商通道SDK list after it 6), so equals keep the document's order, and
+    # a document puts its main list first.
     header = [cell.casefold() for cell in rows[0]]
     named = sum(1 for cell in header if any(word in cell for word in HEADER_WORDS))
     width = len(header)
     shape = 1.0 if 3 <= width <= 12 else 0.5 if width == 2 else 0.25
-    return round(0.6 * named / width + 0.2 * min(len(rows) - 1, 10) / 10 + 0.2 * shape, 3)
+    return round(0.6 * named / width + 0.2 * min(len(rows) - 1, ENOUGH_ROWS) / ENOUGH_ROWS + 0.2 * shape, 3)
 
 
 def short_title(title: str) -> str:

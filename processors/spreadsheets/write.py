@@ -23,7 +23,7 @@ from processors.bulk import (
     reserve_ids,
 )
 from processors.history import history_bulk_create
-from processors.models import DataItem, Operation, Processor, Service
+from processors.models import Controller, DataItem, Operation, Processor, Service
 from processors.spreadsheets.plan import OperationState, ProcessorChanges, Register, ServiceChanges
 from processors.spreadsheets.report import Tally
 
@@ -55,6 +55,19 @@ def keep_newer_values(model: type, objs: list, changed: dict[int, set[str]]) -> 
     return fields | {"version"} if any(field.name == "version" for field in columns) else fields
 
 
+# Fields of a service or recipient that operations copy into their reading order (Operation.order_*).
+READING_ORDER_SOURCE_FIELDS = frozenset(
+    {"name", "name_key", "name_zh", "name_en", "controller", "controller_id"}
+)
+
+
+def follow_renames(updated: list, changed: dict[int, set[str]]) -> None:
+    """Bulk updates send no post_save: the operations of a renamed service or recipient follow here."""
+    for obj in updated:
+        if changed.get(obj.pk, set()) & READING_ORDER_SOURCE_FIELDS:
+            obj.reading_order_update()
+
+
 class Writer:
     """Writes one import's chunks; the ids it gives are recorded in the register for later chunks."""
 
@@ -79,6 +92,7 @@ class Writer:
         updated = [self.register.processor_by_pk[pk] for pk in changed]
         fields = keep_newer_values(Processor, updated, changed)
         bulk_update_fields(Processor, updated, fields)
+        follow_renames(updated, changed)
         self.tally.changed["processors"].update(changed)
 
     def services(self, changes: ServiceChanges) -> None:
@@ -89,6 +103,7 @@ class Writer:
         by_pk = {service.pk: service for service in self.register.services_by_key.values()}
         updated = [by_pk[pk] for pk in changed]
         bulk_update_fields(Service, updated, keep_newer_values(Service, updated, changed))
+        follow_renames(updated, changed)
         self.tally.changed["services"].update(changed)
 
     def operations(self, states: list[OperationState]) -> None:
@@ -108,6 +123,7 @@ class Writer:
         pks = reserve_ids(Operation, len(created))
         for state, pk in zip(created, pks, strict=True):
             state.operation.id = pk
+        self._fill_reading_order([state.operation for state in created])
         insert_objects(Operation, [state.operation for state in created], now=now)
         for name in ("purposes", "actions"):
             through = getattr(Operation, name).through
@@ -133,6 +149,25 @@ class Writer:
         )
         copy_created_history(Operation, column="id", ids=pks, now=now, m2m_fields=("purposes", "actions"))
         copy_created_history(DataItem, column="operation_id", ids=pks, now=now)
+
+    def _fill_reading_order(self, operations: list[Operation]) -> None:
+        """The reading order of new operations (Operation.order_*) from the services and recipients this
+        import holds in memory; one query for their controllers' codes."""
+        services = {service.pk: service for service in self.register.services_by_key.values()}
+        codes = dict(
+            Controller.objects.filter(
+                pk__in={service.controller_id for service in services.values()}
+            ).values_list("pk", "code")
+        )
+        for operation in operations:
+            service = services.get(operation.service_id)
+            processor = self.register.processor_by_pk.get(operation.processor_id)
+            if service is None or processor is None or service.controller_id not in codes:
+                operation.fill_reading_order()  # not held by this import: read in a query or two
+                continue
+            operation.order_controller = codes[service.controller_id]
+            operation.order_service = service.name
+            operation.order_processor = processor.name_key
 
     def _update_operations(self, states: list[OperationState]) -> None:
         """Operations the register had: changed fields, replaced terms and data items, with history."""
