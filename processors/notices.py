@@ -122,8 +122,9 @@ class DeletionNotice:
         """Recipients that cannot be told until a contact is found."""
         return [recipient for recipient in self.recipients if not recipient.has_contact]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The notice as JSON-serialisable data (for the API)."""
+    def to_dict(self, recipients: list | None = None) -> dict[str, Any]:
+        """The notice as JSON-serialisable data (for the API): every recipient, or the given ones (a page)."""
+        recipients = self.recipients if recipients is None else recipients
         return {
             "categories": [
                 {"code": category.code, "name_zh": category.name_zh, "name_en": category.name_en}
@@ -132,7 +133,7 @@ class DeletionNotice:
             "controller": self.controller.code if self.controller is not None else None,
             "include_retired": self.include_retired,
             "generated_on": self.generated_on.isoformat(),
-            "recipients": [recipient.to_dict() for recipient in self.recipients],
+            "recipients": [recipient.to_dict() for recipient in recipients],
             "without_contact": len(self.without_contact),
         }
 

@@ -341,3 +341,28 @@ def test_a_deletion_notice_takes_a_constant_number_of_queries(
     with django_assert_num_queries(NOTICE_QUERIES):
         body = api_client.get("/api/v1/deletion-notices/?category=手机号&category=姓名").json()
     assert body["recipients"]
+
+
+def test_a_deletion_notice_for_many_recipients_comes_a_page_at_a_time(api_client, monkeypatch):
+    from processors.api import reports
+
+    monkeypatch.setattr(reports, "NOTICE_RECIPIENTS_PER_PAGE", 2)
+    for _ in range(5):
+        make_operation(data_items=["手机号"])
+    url = "/api/v1/deletion-notices/"
+
+    pages = [
+        api_client.get(url, {"category": "手机号", "recipients_page": page}).json() for page in (1, 2, 3, 9)
+    ]
+
+    assert [len(body["recipients"]) for body in pages] == [2, 2, 1, 1]  # past the last page: the last
+    assert {(body["recipients_total"], body["recipients_pages"]) for body in pages} == {(5, 3)}
+    named = [row["processor"]["id"] for body in pages[:3] for row in body["recipients"]]
+    assert len(set(named)) == 5  # every recipient once across the pages
+    csv_rows = (
+        api_client.get(url, {"category": "手机号", "format": "csv"})
+        .content.decode("utf-8-sig")
+        .strip()
+        .splitlines()
+    )
+    assert len(csv_rows) == 1 + 5  # the CSV holds them all

@@ -903,15 +903,15 @@ PAGE_QUERIES = {
     "explorer_filtered": 13,
     # the recipients' count and page, two aggregates for the cells and totals, the category groups
     "matrix": 12,
-    # processor, members, aliases, operations (1 + 3 prefetches); its stored findings (one page: the
-    # findings, the decider; the count only past a page); its history (6)
-    "processor": 15,
+    # processor, members, aliases, operations (1 + 3 prefetches); its stored findings (its operations'
+    # ids, one page of findings, the decider; the count only past a page); its history (6)
+    "processor": 16,
     # category, aliases, children; a root has no ancestors; the recipients' count and page, the operation
     # count; for the page's recipients only (selectors.category_recipient_page): their processors and
     # members, and the distinct (recipient, category), (recipient, service) and (recipient, purpose) rows
     "category": 15,  # (the operation and recipient counts are one aggregate)
-    # the tree, the operation count per category
-    "categories": 4,
+    # the tree, the register's revision, the operation count per category (cached per revision)
+    "categories": 5,
     # controller, the version in effect (none), the services' row counts, the page's ids, extra sensitive
     # categories, operations (1 + 4 prefetches), dates, the recipients abroad (2); for the owner's notice
     # the last published version, whether anything changed since, and the publish role

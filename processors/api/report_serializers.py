@@ -545,5 +545,10 @@ class DeletionNoticeSerializer(serializers.Serializer):
     controller = serializers.CharField(allow_null=True)
     include_retired = serializers.BooleanField()
     generated_on = serializers.DateField()
-    recipients = NoticeRecipientSerializer(many=True)
+    recipients = NoticeRecipientSerializer(
+        many=True, help_text=_("One page of recipients (recipients_page).")
+    )
     without_contact = serializers.IntegerField()
+    recipients_total = serializers.IntegerField()
+    recipients_page = serializers.IntegerField()
+    recipients_pages = serializers.IntegerField()
