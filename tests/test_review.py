@@ -20,8 +20,14 @@ from tests.builders import make_controller, make_member, make_operation, make_pr
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
-LONG_AGO = TODAY - datetime.timedelta(days=40)
+
+def today() -> datetime.date:
+    """The site's date now (not at import: a run that crosses midnight in TIME_ZONE would disagree)."""
+    return timezone.localdate()
+
+
+def long_ago() -> datetime.date:
+    return today() - datetime.timedelta(days=40)
 
 
 def make_user(django_user_model, name: str, *codenames: str, staff: bool = False):
@@ -30,7 +36,8 @@ def make_user(django_user_model, name: str, *codenames: str, staff: bool = False
     return django_user_model.objects.get(pk=user.pk)  # permissions are cached per instance
 
 
-def overdue(row, day: datetime.date = LONG_AGO):
+def overdue(row, day: datetime.date | None = None):
+    day = day or long_ago()
     type(row).objects.filter(pk=row.pk).update(review_due=day, reviewed_at=timezone.now())
     row.refresh_from_db()
     return row
@@ -46,8 +53,8 @@ def test_marking_reviewed_records_who_and_when_and_sets_the_next_review_a_year_o
 
     operation.refresh_from_db()
     assert operation.reviewed_by == admin_user and operation.reviewed_by_name == "admin"
-    assert timezone.localdate(operation.reviewed_at) == TODAY
-    assert operation.review_due == TODAY + datetime.timedelta(days=365)
+    assert timezone.localdate(operation.reviewed_at) == today()
+    assert operation.review_due == today() + datetime.timedelta(days=365)
 
 
 @override_settings(REGISTER_REVIEW_INTERVAL_DAYS=30)
@@ -56,7 +63,7 @@ def test_the_review_interval_is_a_setting(admin_user):
 
     services.processor_mark_reviewed(processor=processor, user=admin_user)
 
-    assert Processor.objects.get(pk=processor.pk).review_due == TODAY + datetime.timedelta(days=30)
+    assert Processor.objects.get(pk=processor.pk).review_due == today() + datetime.timedelta(days=30)
 
 
 def test_a_review_is_kept_in_history_with_who_did_it(admin_user):
@@ -66,7 +73,7 @@ def test_a_review_is_kept_in_history_with_who_did_it(admin_user):
 
     latest = processor.history.order_by("-history_id").first()
     assert (latest.history_username, latest.reviewed_by_name) == ("admin", "admin")
-    assert latest.review_due == TODAY + datetime.timedelta(days=365)
+    assert latest.review_due == today() + datetime.timedelta(days=365)
 
 
 # --- The admin ------------------------------------------------------------------------------------
@@ -109,7 +116,7 @@ def test_the_admin_action_marks_processors_reviewed(admin_client):
         {"action": "mark_reviewed", "_selected_action": [processor.pk]},
     )
 
-    assert Processor.objects.get(pk=processor.pk).review_due == TODAY + datetime.timedelta(days=365)
+    assert Processor.objects.get(pk=processor.pk).review_due == today() + datetime.timedelta(days=365)
 
 
 def test_the_operation_form_shows_its_review(admin_client, admin_user):
@@ -121,7 +128,7 @@ def test_the_operation_form_shows_its_review(admin_client, admin_user):
     ).content.decode()
 
     assert "last reviewed by (name)" in page.lower() and ">admin<" in page
-    assert (TODAY + datetime.timedelta(days=365)).isoformat() in page
+    assert (today() + datetime.timedelta(days=365)).isoformat() in page
 
 
 # --- The processor page's button ------------------------------------------------------------------
@@ -147,7 +154,7 @@ def test_an_editor_marks_a_processor_reviewed_from_its_page(django_user_model):
     processor.refresh_from_db()
     assert (processor.reviewed_by_name, processor.review_due) == (
         "page-editor",
-        TODAY + datetime.timedelta(days=365),
+        today() + datetime.timedelta(days=365),
     )
 
 
@@ -241,7 +248,7 @@ def test_the_dashboard_lists_overdue_processors_that_receive_from_the_users_regi
 
 def test_the_review_filter_finds_overdue_and_never_reviewed_operations(admin_client, api_client):
     late = overdue(make_operation())
-    overdue(make_operation(), day=TODAY)  # due today is not overdue
+    overdue(make_operation(), day=today())  # due today is not overdue
     never = make_operation()
 
     def ids(state: str) -> list[int]:
@@ -269,8 +276,8 @@ def test_the_api_shows_review_fields_read_only(api_client, admin_user):
 
     assert patched.status_code == 200, patched.content
     body = patched.json()
-    assert (body["reviewed_by"], body["review_due"]) == ("admin", str(TODAY + datetime.timedelta(days=365)))
-    assert Operation.objects.get(pk=operation.pk).review_due == TODAY + datetime.timedelta(days=365)
+    assert (body["reviewed_by"], body["review_due"]) == ("admin", str(today() + datetime.timedelta(days=365)))
+    assert Operation.objects.get(pk=operation.pk).review_due == today() + datetime.timedelta(days=365)
 
 
 def test_the_api_marks_an_operation_and_a_processor_reviewed(api_client):
@@ -282,7 +289,7 @@ def test_the_api_marks_an_operation_and_a_processor_reviewed(api_client):
     assert marked.status_code == 200, marked.content
     assert (marked.json()["reviewed_by"], marked.json()["review_due"]) == (
         "admin",
-        str(TODAY + datetime.timedelta(days=365)),
+        str(today() + datetime.timedelta(days=365)),
     )
     assert processor.status_code == 200 and processor.json()["reviewed_by"] == "admin"
 
