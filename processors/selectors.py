@@ -782,12 +782,16 @@ def processors_in_register(operations: QuerySet[Operation]) -> QuerySet[Processo
 # --- Published versions ---------------------------------------------------------------------------
 
 
+# What a list of versions never reads: the snapshot, the stored pages and the stored diffs hold every
+# row of a version's table (megabytes on a large register); read when a version's content is asked for.
+VERSION_LARGE_FIELDS = ("snapshot", "rendered_pages", "stored_diffs")
+
+
 def version_list(controller: Controller) -> QuerySet[PublishedVersion]:
-    """A controller's published versions, the one in effect latest first."""
-    # The snapshot and the stored pages are large: read when a version's content is asked for, not to list.
+    """A controller's published versions, the one in effect latest first, without their large fields."""
     return (
         controller.versions.select_related("published_by")
-        .defer("snapshot", "rendered_pages", "stored_diffs")
+        .defer(*VERSION_LARGE_FIELDS)
         .order_by("-effective_on", "-published_at", "-id")
     )
 

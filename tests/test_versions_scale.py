@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from processors import services
+from processors import selectors, services
 from processors.api import report_serializers
 from processors.disclosure import page as disclosure_page
 from processors.disclosure import versions
@@ -95,7 +95,7 @@ def test_a_stored_diff_is_read_without_the_snapshots(register):
     first = publish(register, "v1")
     Operation.objects.first().delete()
     second = publish(register, "v2", JUNE)
-    listed = versions.version_list(register)
+    listed = selectors.version_list(register)
     old, new = listed.get(pk=first.pk), listed.get(pk=second.pk)
 
     with CaptureQueriesContext(connection) as queries:
@@ -126,7 +126,7 @@ def test_a_version_published_without_its_rows_gets_them_once(register):
     version = publish(register, "v1")
     PublishedEntry.objects.filter(version=version).delete()
     PublishedVersion.objects.filter(pk=version.pk).update(row_count=0, stored_diffs={})
-    legacy = versions.version_list(register).get()
+    legacy = selectors.version_list(register).get()
 
     rows = versions.entries_page(legacy, 2, 3)
     versions.ensure_entries(legacy)  # a second call writes nothing

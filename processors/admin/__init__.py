@@ -793,10 +793,8 @@ class ImportRecordAdmin(ReadOnlyAdmin):
         return display.import_problems_table(record)
 
 
-# What a published version holds per row of its table; only its own page reads them.
 # Rows of a version's table its change page shows; the public page and the downloads hold them all.
 VERSION_ROWS_SHOWN = 200
-VERSION_TABLE_FIELDS = ("snapshot", "rendered_pages", "stored_diffs")
 
 
 class PublishedVersionChangeList(ChangeList):
@@ -805,7 +803,7 @@ class PublishedVersionChangeList(ChangeList):
 
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.defer(*VERSION_TABLE_FIELDS)
+        return versions.versions_listed(queryset)
 
 
 @admin.register(PublishedVersion)

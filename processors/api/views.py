@@ -73,7 +73,7 @@ from processors.api.serializers import (
     ServiceSerializer,
 )
 from processors.disclosure import documents
-from processors.disclosure.versions import live_diff, stored_diff, version_list, versions_listed
+from processors.disclosure.versions import live_diff, stored_diff, versions_listed
 from processors.filters import (
     ImportRecordFilterSet,
     OperationFilterSet,
@@ -670,7 +670,7 @@ class PublishedVersionViewSet(
 
     def _other_version(self, version: PublishedVersion, against: str | None) -> PublishedVersion:
         if against is None:
-            ordered = list(version_list(version.controller))
+            ordered = list(selectors.version_list(version.controller))
             position = ordered.index(version) if version in ordered else -1
             earlier = ordered[position + 1 :]
             if not earlier:

@@ -29,7 +29,7 @@ from processors.disclosure.rows import (
     rows_from_snapshot,
 )
 from processors.disclosure.snapshots import Snapshot, snapshot_from_operations
-from processors.disclosure.versions import live_diff, version_list
+from processors.disclosure.versions import live_diff
 from processors.models import (
     Controller,
     FindingState,
@@ -384,20 +384,20 @@ def publish_checks(controller: Controller) -> PublishChecks:
 
 def versions_published(controller: Controller) -> list[PublishedVersion]:
     """A controller's versions that were not withdrawn, the one in effect latest first."""
-    return list(version_list(controller).filter(withdrawn_at__isnull=True))
+    return list(selectors.version_list(controller).filter(withdrawn_at__isnull=True))
 
 
 def version_in_force(controller: Controller, on: datetime.date | None = None) -> PublishedVersion | None:
     """The version in effect today (or on ``on``), passing over withdrawn ones to the one before."""
     day = on or timezone.localdate()
-    return version_list(controller).filter(withdrawn_at__isnull=True, effective_on__lte=day).first()
+    return selectors.version_list(controller).filter(withdrawn_at__isnull=True, effective_on__lte=day).first()
 
 
 def versions_visible(controller: Controller, *, owner: bool) -> list[PublishedVersion]:
     """The versions a visitor may open: an owner every one (withdrawn ones too), the public what the
     controller's ``public_versions`` allows (never a withdrawn one)."""
     if owner:
-        return list(version_list(controller))
+        return list(selectors.version_list(controller))
     if controller.public_versions == PublicVersions.NONE:
         return []
     if controller.public_versions == PublicVersions.LATEST:
@@ -410,9 +410,9 @@ def version_find(controller: Controller, ref: str, candidates: Any = None) -> Pu
     """A controller's version by label, else by id (404 when there is none)."""
     candidates = list(candidates) if candidates is not None else None
     if candidates is None:
-        version = version_list(controller).filter(label=ref).first()
+        version = selectors.version_list(controller).filter(label=ref).first()
         if version is None and ref.isdigit():
-            version = version_list(controller).filter(pk=int(ref)).first()
+            version = selectors.version_list(controller).filter(pk=int(ref)).first()
     else:
         version = next((item for item in candidates if item.label == ref), None)
         if version is None and ref.isdigit():

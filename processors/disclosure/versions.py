@@ -43,8 +43,6 @@ from processors.models import (
     Service,
 )
 
-# What a list of versions never reads: the snapshot, the stored pages and the stored diffs.
-HEAVY_FIELDS = ("snapshot", "rendered_pages", "stored_diffs")
 # The key of ``stored_diffs`` that holds what the snapshot said beside its rows (not a version id).
 PUBLISHED_KEY = "published"
 ENTRY_BATCH = 1000
@@ -57,14 +55,7 @@ STORED_CACHE_SECONDS = 7 * 24 * 3600
 
 def versions_listed(versions: QuerySet[PublishedVersion]) -> QuerySet[PublishedVersion]:
     """Versions to list: without their snapshot, stored pages and diffs (``row_count`` says their size)."""
-    return versions.defer(*HEAVY_FIELDS)
-
-
-def version_list(controller: Controller) -> QuerySet[PublishedVersion]:
-    """A controller's published versions, the one in effect latest first, without their heavy fields."""
-    return versions_listed(
-        controller.versions.select_related("published_by").order_by("-effective_on", "-published_at", "-id")
-    )
+    return versions.defer(*selectors.VERSION_LARGE_FIELDS)
 
 
 # --- Rows -------------------------------------------------------------------------------------------
@@ -207,7 +198,7 @@ def publish_entries(version: PublishedVersion, snapshot: Snapshot) -> None:
     """At publication (in its transaction): the version's rows, and its diff from the version before it
     in the controller's order (the one the diff pages compare it with by default), stored."""
     write_entries(version, snapshot)
-    ordered = list(version_list(version.controller).values_list("pk", flat=True))
+    ordered = list(selectors.version_list(version.controller).values_list("pk", flat=True))
     position = ordered.index(version.pk)
     if position + 1 < len(ordered):
         previous = PublishedVersion.objects.select_related("controller").get(pk=ordered[position + 1])

@@ -275,7 +275,7 @@ class VersionListView(View):
 
 
 def _before(version: PublishedVersion, other: PublishedVersion) -> bool:
-    """Whether ``version`` comes before ``other`` in the order of ``versions.version_list``."""
+    """Whether ``version`` comes before ``other`` in the order of ``selectors.version_list``."""
     return (version.effective_on, version.published_at, version.pk) < (
         other.effective_on,
         other.published_at,
