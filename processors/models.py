@@ -532,6 +532,8 @@ class Processor(BilingualNameMixin, ReadingOrderSource, ReviewedModel, Timestamp
         verbose_name = _("processor")
         verbose_name_plural = _("processors")
         ordering = ["name_key"]
+        # As Operation's: the recipients changed since a publication, a short range.
+        indexes = [models.Index(fields=["updated_at"], name="processor_updated_at")]
         constraints = [
             models.CheckConstraint(condition=~Q(name_zh="") | ~Q(name_en=""), name="processor_has_a_name"),
             models.UniqueConstraint(fields=["uscc"], condition=~Q(uscc=""), name="processor_uscc_unique"),
@@ -805,7 +807,11 @@ class Operation(ReadingOrderSource, ReviewedModel, TimestampedModel):
             models.Index(
                 fields=["order_controller", "order_service", "order_processor", "id"],
                 name="operation_reading_order",
-            )
+            ),
+            # "Changed since the last publication?" (disclosure.page.unpublished_changes) reads a
+            # controller's operations updated after a moment: a short range of this index per service,
+            # not every operation of the controller.
+            models.Index(fields=["service", "updated_at"], name="operation_service_updated_at"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -21,8 +21,10 @@ These are found by three more rules, each reporting a pair the ratio misses: (1)
 without its legal form and bracketed notes (Amazon Web Services, Inc. / Amazon Web Services); (2) two
 names of one entry of the brand list (``fixtures/brands.json``); (3) a name without a legal form that
 begins the core of a Chinese legal name once its place name is taken off (百度 /
-北京百度网讯科技有限公司). Group members (华为技术有限公司 / 华为软件技术有限公司) differ in their cores,
-so rule 1 keeps them apart; the ratio may still report them, for a person to decide.
+北京百度网讯科技有限公司). A name written "<company> / <product>" (Apple Inc. / Apple Music Catalog API)
+goes by each side's core as well as its own in rules 1 and 2. Group members (华为技术有限公司 /
+华为软件技术有限公司) differ in their cores, so rule 1 keeps them apart; the ratio may still report them,
+for a person to decide.
 
 ``recipient_kind`` says whether a published name is a brand: one with no legal form that the brand list
 knows (decision 28).
@@ -69,6 +71,10 @@ _PLACE_PREFIX = re.compile(
 )
 # A brand beginning a legal name must be this long to count (百度 is; 华 is not).
 MIN_BRAND_PREFIX = 2
+# "Apple Inc. / Apple Music Catalog API" names a company and its product: each side is a name too.
+_SIDES = re.compile(r"\s*/\s*")
+# A slash that says "and/or" (广告主和/或其委托的代理商) joins no two names.
+_AND_OR = re.compile(r"(?:和|及|与|and)/(?:或|or)")
 
 # Similarity of match keys from which two different names are reported as possibly the same company.
 NEAR_DUPLICATE_RATIO = 0.85
@@ -126,6 +132,15 @@ def recipient_kind(name: str, qualifier: str = "") -> str:
     return "brand" if name_core(key) in brand_list()[1] else "organisation"
 
 
+def _side_cores(key: str) -> list[str]:
+    """The cores of the sides of a name written "<company> / <product>" (none for a name without one)."""
+    key = _AND_OR.sub("", key)
+    if "/" not in key:
+        return []
+    sides = [name_core(side) for side in _SIDES.split(_BRACKETED.sub("", key))]
+    return [core for core in sides if core] if len(sides) > 1 else []
+
+
 def _place_free_core(key: str) -> str:
     return _PLACE_PREFIX.sub("", name_core(key))
 
@@ -159,8 +174,11 @@ class NearNames:
             if not core:
                 continue
             self.by_core[core].append(key)
-            if core in entry_of:
-                self.by_entry[entry_of[core]].append(key)
+            sides = _side_cores(key)
+            for side in sides:
+                self.by_core[side].append(key)
+            for entry in {entry_of[name] for name in (core, *sides) if name in entry_of}:
+                self.by_entry[entry].append(key)
             if not _CJK.search(key):
                 continue
             if has_legal_form(key):
@@ -204,9 +222,12 @@ class NearNames:
         if not core:
             return []
         related = set(self.by_core.get(core, ()))
-        entry = brand_list()[0].get(core)
-        if entry is not None:
-            related.update(self.by_entry.get(entry, ()))
+        sides = _side_cores(key)
+        entry_of = brand_list()[0]
+        for name in (core, *sides):
+            related.update(self.by_core.get(name, ()))
+            if name in entry_of:
+                related.update(self.by_entry.get(entry_of[name], ()))
         if _CJK.search(key):
             if has_legal_form(key):
                 place_free = _place_free_core(key)

@@ -17,12 +17,13 @@ Decisions:
 
 import csv
 import datetime
+import functools
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Case, Max, QuerySet, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -37,9 +38,18 @@ from processors.models import (
     Relationship,
     Service,
 )
+from processors.register_cache import RegisterFigures
 from processors.spreadsheets.safety import neutralise
 
 CSV_ENCODINGS = ("utf-8-sig", "utf-8", "gb18030")
+# Processors named in one query's parameters (their members, a page's operations).
+BATCH = 1000
+# What a notice, its letters and its CSV read of a recipient: a notice for 姓名 loads every processor
+# of the register, and the other columns (dates above all) were a fifth of its time.
+NOTICE_FIELDS = (
+    "id", "name_zh", "name_en", "name_key", "kind", "member_of_id",
+    "contact_phone", "contact_email", "website", "address", "country",
+)  # fmt: skip
 
 
 class NoticeError(ValueError):
@@ -52,17 +62,48 @@ class NoticeError(ValueError):
 
 
 @dataclass
+class NoticeDetails:
+    """Through which services, relationships and operations a recipient holds the data."""
+
+    services: dict[int, Service] = field(default_factory=dict)
+    relationships: list[str] = field(default_factory=list)
+    operations: list[int] = field(default_factory=list)
+
+
+@dataclass
 class NoticeRecipient:
-    """One organisation to tell, with what it holds and how it got it."""
+    """One organisation to tell, with what it holds and how it got it.
+
+    Its ``details`` (services, relationships, operations) are read when first asked for, by the notice's
+    ``loader``; a page reads those of all its recipients at once (``DeletionNotice.with_details``)."""
 
     processor: Processor
     groups: dict[int, Processor] = field(default_factory=dict)  # the groups it receives through
     direct: bool = False  # it is also named on its own
     categories: dict[int, DataCategory] = field(default_factory=dict)
-    services: dict[int, Service] = field(default_factory=dict)
-    relationships: list[str] = field(default_factory=list)
-    operations: list[int] = field(default_factory=list)
     active: bool = False  # at least one of its flows is active
+    details: NoticeDetails | None = field(default=None, repr=False)
+    loader: Callable[[list["NoticeRecipient"]], None] | None = field(default=None, repr=False, compare=False)
+
+    def read_details(self) -> NoticeDetails:
+        if self.details is None:
+            if self.loader is not None:
+                self.loader([self])
+            if self.details is None:
+                self.details = NoticeDetails()
+        return self.details
+
+    @property
+    def services(self) -> dict[int, Service]:
+        return self.read_details().services
+
+    @property
+    def relationships(self) -> list[str]:
+        return self.read_details().relationships
+
+    @property
+    def operations(self) -> list[int]:
+        return self.read_details().operations
 
     @property
     def name(self) -> str:
@@ -109,7 +150,12 @@ class NoticeRecipient:
 
 @dataclass
 class DeletionNotice:
-    """The recipients that hold any of the categories and must be told to delete them."""
+    """The recipients that hold any of the categories and must be told to delete them.
+
+    Every recipient comes with what it holds, whether a flow is active and how to reach it; the
+    services, relationships and operations through which it holds them are read for the recipients
+    shown (``with_details``): a category every row sends names every recipient of the register, and a
+    page shows fifty of them."""
 
     categories: list[DataCategory]
     controller: Controller | None
@@ -122,9 +168,20 @@ class DeletionNotice:
         """Recipients that cannot be told until a contact is found."""
         return [recipient for recipient in self.recipients if not recipient.has_contact]
 
+    def with_details(self, recipients: list[NoticeRecipient] | None = None) -> list[NoticeRecipient]:
+        """The recipients (every one by default) with their services, relationships and operations."""
+        recipients = self.recipients if recipients is None else recipients
+        pending = [recipient for recipient in recipients if recipient.details is None]
+        # In batches: each is one query with its processors' ids as parameters (SQLite takes 32,766).
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
+            if batch[0].loader is not None:
+                batch[0].loader(batch)
+        return recipients
+
     def to_dict(self, recipients: list | None = None) -> dict[str, Any]:
         """The notice as JSON-serialisable data (for the API): every recipient, or the given ones (a page)."""
-        recipients = self.recipients if recipients is None else recipients
+        recipients = self.with_details(recipients)
         return {
             "categories": [
                 {"code": category.code, "name_zh": category.name_zh, "name_en": category.name_en}
@@ -153,16 +210,17 @@ def resolve_categories(values: Iterable[str | DataCategory]) -> list[DataCategor
 
 
 def _holding_operations(
-    categories: list[DataCategory], controller: Controller | None, include_retired: bool
+    subtree: QuerySet[DataCategory], controller: Controller | None, include_retired: bool
 ) -> QuerySet[Operation]:
-    operations = Operation.objects.all()
+    """The operations sending an item of these categories, for the recipients they are filtered to
+    (``processor_id__in``): joined to their items, since a page reads a few recipients' operations, and
+    an ``IN`` or ``EXISTS`` over the items made PostgreSQL hash every item of the category."""
+    operations = Operation.objects.filter(data_items__category__in=subtree).distinct()
     if controller is not None:
         operations = operations.filter(service__controller=controller)
     if not include_retired:
         operations = operations.filter(status=OperationStatus.ACTIVE)
-    return selectors.operations_with_categories(operations, categories).order_by(
-        "processor__name_key", "service__name", "pk"
-    )
+    return operations.order_by("processor__name_key", "service__name", "pk")
 
 
 def deletion_notice(
@@ -173,52 +231,103 @@ def deletion_notice(
 ) -> DeletionNotice:
     """The recipients holding any of these categories (descendants included), group members expanded.
 
-    A category every row sends (姓名) is held through every operation of the register, so operations are
-    read as value tuples and the categories each recipient holds as ``DISTINCT`` pairs: only the
-    processors, services and categories named in the notice become model objects."""
+    A category every row sends (姓名) is held through every operation of the register, so nothing here
+    reads one row per operation: the recipients come from one aggregate of the held items, driven from
+    the items' (category, operation) index, grouped by (processor, category) with whether a flow is
+    active; only processors and categories become model objects. Services and operations are read per
+    recipient shown (``DeletionNotice.with_details``)."""
     resolved = resolve_categories(categories)
-    holding = _holding_operations(resolved, controller, include_retired)
-    flows = list(holding.values_list("pk", "processor_id", "service_id", "relationship", "status"))
-    # The items of the holding operations in these categories: the operations' own conditions on the
-    # items' join, not a second pass over the holding operations.
-    held = DataItem.objects.filter(selectors.category_subtree_q(resolved, prefix="category__"))
+    subtree = DataCategory.objects.filter(selectors.category_subtree_q(resolved)).values("pk")
+    held = DataItem.objects.filter(category__in=subtree)
     if controller is not None:
         held = held.filter(operation__service__controller=controller)
     if not include_retired:
         held = held.filter(operation__status=OperationStatus.ACTIVE)
+    active_flow = Case(When(operation__status=OperationStatus.ACTIVE, then=Value(1)), default=Value(0))
+    # order_by(): the model's ordering would otherwise join the GROUP BY and make it one row per item.
+    aggregate = (
+        held.order_by()
+        .values("operation__processor_id", "category_id")
+        .annotate(active=Max(active_flow))
+        .values_list("operation__processor_id", "category_id", "active")
+    )
+    # The aggregate reads every item of the categories (all of them for 姓名); it changes only with the
+    # register, so it is kept per revision (register_cache, as the dashboard's figures are).
+    name = "notice-held:{}:{}:{}".format(
+        controller.pk if controller is not None else "all",
+        int(include_retired),
+        ",".join(sorted(category.code for category in resolved)),
+    )
+    pairs = RegisterFigures("notices").get(name, lambda: list(aggregate))
+    active_by: dict[int, bool] = {}
     held_by: dict[int, set[int]] = {}
-    # order_by(): the model's ordering would otherwise join the DISTINCT and make it one row per item.
-    pairs = held.values_list("operation__processor_id", "category_id").order_by().distinct()
-    for processor_id, category_id in pairs:
+    for processor_id, category_id, active in pairs:
+        active_by[processor_id] = active_by.get(processor_id, False) or bool(active)
         held_by.setdefault(processor_id, set()).add(category_id)
-    processors = Processor.objects.prefetch_related(
-        Prefetch("members", queryset=Processor.objects.order_by("name_key"))
-    ).in_bulk({flow[1] for flow in flows})
-    services = Service.objects.in_bulk({flow[2] for flow in flows})
+    processors = Processor.objects.only(*NOTICE_FIELDS).in_bulk(active_by)
+    # The members of the groups among them, in one query: a prefetch would build a queryset for each of
+    # the (thousands of) processors, groups or not.
+    members_of: dict[int, list[Processor]] = {}
+    ids = list(processors)
+    for start in range(0, max(len(ids), 1), BATCH):
+        members = (
+            Processor.objects.only(*NOTICE_FIELDS)
+            .filter(member_of__in=ids[start : start + BATCH])
+            .order_by("name_key", "pk")
+        )
+        for member in members:
+            if processors[member.member_of_id].kind == Processor.Kind.GROUP:
+                members_of.setdefault(member.member_of_id, []).append(member)
     held_categories = DataCategory.objects.in_bulk(set().union(*held_by.values()))
+    loader = functools.partial(_add_details, _holding_operations(subtree, controller, include_retired))
     recipients: dict[int, NoticeRecipient] = {}
-    for operation_id, processor_id, service_id, relationship, status in flows:
+    for processor_id, active in active_by.items():
         processor = processors[processor_id]
-        members = list(processor.members.all()) if processor.kind == Processor.Kind.GROUP else []
+        members = members_of.get(processor_id, [])
         for target in members or [processor]:
-            recipient = recipients.setdefault(target.pk, NoticeRecipient(target))
+            recipient = recipients.setdefault(target.pk, NoticeRecipient(target, loader=loader))
             if members:
-                recipient.groups.setdefault(processor.pk, processor)
+                recipient.groups[processor.pk] = processor
             else:
                 recipient.direct = True
             for category_id in held_by.get(processor_id, ()):
                 recipient.categories.setdefault(category_id, held_categories[category_id])
-            recipient.services.setdefault(service_id, services[service_id])
-            if relationship and relationship not in recipient.relationships:
-                recipient.relationships.append(relationship)
-            recipient.operations.append(operation_id)
-            recipient.active = recipient.active or status == OperationStatus.ACTIVE
-    ordered = sorted(recipients.values(), key=lambda recipient: recipient.processor.name_key)
+            recipient.active = recipient.active or bool(active)
+    ordered = sorted(
+        recipients.values(), key=lambda recipient: (recipient.processor.name_key, recipient.processor.pk)
+    )
     for recipient in ordered:
         recipient.categories = dict(sorted(recipient.categories.items(), key=lambda pair: pair[1].code))
+        recipient.groups = dict(sorted(recipient.groups.items(), key=lambda pair: pair[1].name_key))
     return DeletionNotice(
-        categories=resolved, controller=controller, recipients=ordered, include_retired=include_retired
+        categories=resolved,
+        controller=controller,
+        recipients=ordered,
+        include_retired=include_retired,
     )
+
+
+def _add_details(holding: QuerySet[Operation], recipients: list[NoticeRecipient]) -> None:
+    """Fill in the services, relationships and operations through which each recipient holds the data:
+    its own operations and those of the groups it receives through, in the register's order."""
+    sources: dict[int, list[NoticeRecipient]] = {}
+    for recipient in recipients:
+        recipient.details = NoticeDetails()
+        for source in ([recipient.processor.pk] if recipient.direct else []) + list(recipient.groups):
+            sources.setdefault(source, []).append(recipient)
+    flows = list(
+        holding.filter(processor_id__in=sources).values_list(
+            "pk", "processor_id", "service_id", "relationship"
+        )
+    )
+    services = Service.objects.in_bulk({flow[2] for flow in flows})
+    for operation_id, processor_id, service_id, relationship in flows:
+        for recipient in sources[processor_id]:
+            details = recipient.details
+            details.services.setdefault(service_id, services[service_id])
+            if relationship and relationship not in details.relationships:
+                details.relationships.append(relationship)
+            details.operations.append(operation_id)
 
 
 # --- The CSV --------------------------------------------------------------------------------------
@@ -269,7 +378,7 @@ def deletion_notice_rows(notice: DeletionNotice, lang: str = "zh") -> list[list[
     yes, no = _YES_NO[lang]
     rows = [list(CSV_HEADERS[lang])]
     with translation.override(_LOCALE[lang]):
-        for recipient in notice.recipients:
+        for recipient in notice.with_details():
             processor = recipient.processor
             rows.append(
                 [

@@ -419,26 +419,57 @@ def _items_in(category: DataCategory, subtree_ids: list[int] | None) -> Q:
     return category_subtree_q([category], prefix="category__")
 
 
+def category_recipient_ids(
+    category: DataCategory, operations: QuerySet[Operation], subtree_ids: list[int] | None = None
+) -> dict[str, Any]:
+    """Who receives the category or a descendant through the given operations: the processors' ids in
+    reading order (name, id) and the number of operations, from the items' (category, operation) index."""
+    receiving = category_receiving_operations(category, operations, subtree_ids).order_by()
+    recipients = Processor.objects.filter(pk__in=receiving.values("processor_id")).order_by("name_key", "pk")
+    return {
+        "recipients": list(recipients.values_list("pk", flat=True)),
+        "operations": receiving.count(),
+    }
+
+
+def processors_in_order(ids: Iterable[int]) -> list[Processor]:
+    """The processors of these ids (a page of them) in the ids' order, with their members."""
+    ids = list(ids)
+    found = Processor.objects.prefetch_related(
+        Prefetch("members", queryset=Processor.objects.order_by("name_key"))
+    ).in_bulk(ids)
+    return [found[pk] for pk in ids if pk in found]
+
+
 def category_recipient_page(
     category: DataCategory,
-    receiving: QuerySet[Operation],
     processors: Iterable[Processor],
+    operations: QuerySet[Operation] | None = None,
     subtree_ids: list[int] | None = None,
 ) -> list[Receipt]:
-    """``category_recipients`` for one page of recipients, aggregated in the database.
+    """``category_recipients`` for one page of recipients (of all, or of the given operations),
+    aggregated in the database.
 
     A category every row sends (姓名) reaches thousands of operations of a page's 50 recipients; loading
     them as models made the page grow with the register. Here each column (categories, services,
     purposes) is one ``DISTINCT`` values query over those operations, so Python sees only what is shown.
+    The page's operations are found from its recipients (the operations' processor index), each probed
+    for an item of the category (``EXISTS``): never the list of every operation sending it.
     """
     processors = list(processors)
     receipts = {processor.pk: Receipt(processor=processor) for processor in processors}
     if not receipts:
         return []
-    page_operations = receiving.filter(processor__in=list(receipts)).order_by()
-    page_ids = page_operations.values("pk")
+    scope = Operation.objects.all() if operations is None else operations
+    holding = DataItem.objects.filter(_items_in(category, subtree_ids), operation=OuterRef("pk"))
+    page_operations = scope.filter(Exists(holding), processor__in=list(receipts)).order_by()
+    # The items and purposes are joined to the page's processors directly: an ``IN`` of the page's
+    # operations as a subquery made PostgreSQL hash every item of the category (姓名: all of them).
+    on_page = {"operation__processor__in": list(receipts)}
+    if operations is not None and operations.query.where:
+        on_page["operation__in"] = operations.order_by().values("pk")
     category_pairs = list(
-        DataItem.objects.filter(_items_in(category, subtree_ids), operation__in=page_ids)
+        DataItem.objects.filter(_items_in(category, subtree_ids), **on_page)
         .values_list("operation__processor_id", "category_id")
         .order_by()  # the model's ordering would join the DISTINCT: one row per item, not per pair
         .distinct()
@@ -450,8 +481,11 @@ def category_recipient_page(
     services = Service.objects.select_related("controller").in_bulk({pair[1] for pair in service_pairs})
     for processor_id, service_id in sorted(service_pairs):
         receipts[processor_id].services.setdefault(service_id, services[service_id])
+    link_holding = DataItem.objects.filter(
+        _items_in(category, subtree_ids), operation=OuterRef("operation_id")
+    )
     links = (
-        Operation.purposes.through.objects.filter(operation__in=page_ids)
+        Operation.purposes.through.objects.filter(Exists(link_holding), **on_page)
         .values_list("operation__processor_id", "purpose_id")
         .order_by()
         .distinct()

@@ -436,7 +436,11 @@ def operation_set_data_items(
 
 
 def data_items_split(text: str) -> list[str]:
-    """The items of a typed "data items as published" text, split exactly as an import splits its cell."""
+    """The items of a typed "data items as published" text, split exactly as an import splits its items.
+
+    Typed text is items only: an import first moves a packed 使用目的：… line or 用于… segment out of its
+    item cell (``unpack_item_cell``) into the row's purpose, but the admin has a purpose field beside the
+    items, and dropping part of what a person typed would lose it silently."""
     return split_list(text).items
 
 

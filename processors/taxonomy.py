@@ -19,9 +19,14 @@ by part, split on brackets and 包含/和/及; (5) by the known items inside a p
 (手机型号 beats 手机; 手机 and 电话 count only as the head noun, so 读取手机状态 never is a phone number).
 A group is dropped when one of its own leaves is found too (设备信息（IMEI）→ the IMEI leaf). An item that
 is only known items and filler words (姓名手机) is "composite"; one whose words merely *contain* a known
-item (持卡人身份证号码) is "inferred — needs review". Permissions (存储权限, READ_PHONE_STATE) belong to the
-``permission`` group, not to personal data. ``infer_items_from_text`` finds the items a purpose or
-scenario names only by an act (刷脸登录). Purposes are matched by keyword in one text, never split on 、.
+item (持卡人身份证号码) is "inferred — needs review", unless what it guessed is a group whose leaves the
+item names too. Before a slash, a word borrows the head after it (播放/曲库操作: 播放操作). An item that
+names no known item outright is tried once more (rules 7 and 8) without what it says it is for (是否在通话
+用于提供上报服务) and without Latin product names before it (Spotify OAuth 授权码); and a one-character
+item borrows the stem of the item before it (设备宽、高, rule 9). Permissions (存储权限, READ_PHONE_STATE)
+belong to the ``permission`` group, not to personal data. ``infer_items_from_text`` finds the items a
+purpose or scenario names only by an act (刷脸登录). Purposes are matched by keyword in one text, never
+split on 、.
 
 Why one module, over 700 lines: the snapshot and the sync read one document the same way
 (``load_fixture``, aliases as text or ``{"text", "since"}``), and the sync, in the last section, is the
@@ -78,6 +83,17 @@ _GENERIC_SUFFIX = re.compile(r"(?:中的|的)?(?:相关)?(?:信息|数据|资料
 # those items run together (姓名手机) rather than a longer phrase that contains one (持卡人身份证号码).
 _FILLER_LEFTOVER = re.compile(r"[\s的之和及与或等、,;:.()\[\]/+-]|信息|数据|以及|包括|包含|您|如")
 _BRACKETS = re.compile(r"[()\[\]]")
+# Rule 4: Chinese lets words before a slash borrow the head of the word after it (播放/曲库操作 is 播放操作
+# and 曲库操作, 登录/注册记录 is 登录记录 and 注册记录).
+_SHARED_HEAD = re.compile(
+    r"(?<![\u4e00-\u9fff/])([\u4e00-\u9fff]{1,4})/([\u4e00-\u9fff]{3,})(?![\u4e00-\u9fff/])"
+)
+# Rule 7: what an item is for is no part of it (是否在通话用于提供上报服务 is 是否在通话).
+_PURPOSE_CLAUSE = re.compile(r"用于|用以|以便")
+# Rule 8: Latin words, then a space, before an item with Chinese in it name the service or product the item
+# belongs to (Spotify OAuth 授权码, Facebook 用户ID), not another item.
+_LATIN_QUALIFIER = re.compile(r"[A-Za-z][A-Za-z0-9.&'+-]*\s+")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ENGLISH_SEPARATORS = re.compile(r"\s*(?:,|;|/|\band\b|\bor\b|&)\s*", re.IGNORECASE)
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 
@@ -452,12 +468,45 @@ class Taxonomy:
             found = self._by_key.get(keys)
             if found is None:
                 found = self._by_key[keys] = self._map_key(*keys) or self._map_english(stripped)
+            if not found[0] or found[1] == DataItem.Match.INFERRED:
+                found = self._map_qualified(text) or found
             mapping = self._by_text[text] = ItemMapping(text, *found)
         return mapping
 
+    def _map_qualified(self, text: str) -> tuple[tuple[str, ...], str] | None:
+        """Rules 7 and 8: the item of a text that says what it is for (报错日志用于改善SDK性能) or whose
+        service it belongs to (Spotify OAuth 授权码, MusicKit 用户 Token), when that item maps outright."""
+        clause = _PURPOSE_CLAUSE.search(text)
+        if clause and clause.start() > 0:
+            found = self.map_item(text[: clause.start()])
+            if found.category_codes and found.match != DataItem.Match.INFERRED:
+                return found.category_codes, found.match
+        rest = text
+        while _HAN.search(rest) and (qualifier := _LATIN_QUALIFIER.match(rest)):
+            rest = rest[qualifier.end() :]
+            found = self.map_item(rest)
+            if found.category_codes and found.match != DataItem.Match.INFERRED:
+                return found.category_codes, found.match
+        return None
+
     def map_items(self, texts: Iterable[str]) -> list[ItemMapping]:
-        """Map many items; each distinct text is worked out once."""
-        return [self.map_item(text) for text in texts]
+        """Map many items; each distinct text is worked out once.
+
+        Rule 9: a one-character item borrows the stem of the item before it (设备宽、高 lists 设备宽 and
+        设备高) when that reading is a known item; alone, 高 names nothing.
+        """
+        mappings: list[ItemMapping] = []
+        previous = ""
+        for text in texts:
+            mapping = self.map_item(text)
+            stem = previous[:-1] if len(previous) > 1 and _HAN.fullmatch(previous[-1]) else ""
+            if mapping.unmapped and stem and _HAN.fullmatch(text):
+                borrowed = self.map_item(stem + text)
+                if borrowed.category_codes and borrowed.match != DataItem.Match.INFERRED:
+                    mapping = ItemMapping(text, borrowed.category_codes, borrowed.match)
+            mappings.append(mapping)
+            previous = text
+        return mappings
 
     def infer_items(self, text: str) -> list[ItemMapping]:
         """Data items a purpose or scenario text names only by an act (刷脸登录: a face), as inferred items.
@@ -486,27 +535,41 @@ class Taxonomy:
             # 网卡（MAC)地址: brackets around a word inside a name do not split it.
             return whole
         codes: dict[str, None] = {}
-        inferred = False
-        for part in _COMPOSITE_SEPARATORS.split(stripped):
+        # Codes a part names outright, and codes only found inside a longer part (a guess).
+        confident: set[str] = set()
+        guessed: set[str] = set()
+        for part in _COMPOSITE_SEPARATORS.split(_SHARED_HEAD.sub(self._share_head, stripped)):
             part = _strip_open_ended(part)
             if not part:
                 continue
             found = self._exact_or_ocr(part)
             if found:
                 codes.update(dict.fromkeys(found[0]))
+                confident.update(found[0])
                 continue
             scanned, covered = self._scan_codes(part)
             codes.update(dict.fromkeys(scanned))
-            inferred = inferred or (bool(scanned) and not covered)
+            (confident if covered else guessed).update(scanned)
         if not codes:
             # A separator word inside an alias (交易和消费记录…) must not hide it.
             scanned, covered = self._scan_codes(stripped)
             codes.update(dict.fromkeys(scanned))
-            inferred = not covered
+            (confident if covered else guessed).update(scanned)
         if not codes:
             return None
+        specific = self._most_specific(codes)
+        # A guess that a more specific code found elsewhere in the item replaces says nothing new
+        # (自填的收货信息（收件人姓名、地址）: 收货信息 is the basic group, names and addresses its leaves).
+        inferred = any(code in guessed and code not in confident for code in specific)
         match = DataItem.Match.INFERRED if inferred else DataItem.Match.COMPOSITE
-        return self._most_specific(codes), match.value
+        return specific, match.value
+
+    def _share_head(self, found: re.Match[str]) -> str:
+        """播放/曲库操作 read as 播放操作/曲库操作 when 播放 alone is no item but 播放操作 is (rule 4)."""
+        first, second = found.group(1), found.group(2)
+        if self._exact_or_ocr(first) is None and self._exact_or_ocr(first + second[-2:]) is not None:
+            return f"{first}{second[-2:]}/{second}"
+        return found.group()
 
     def _map_english(self, text: str) -> tuple[tuple[str, ...], str]:
         """An English item by its head: the known words it ends with (Recipient email address)."""

@@ -18,7 +18,7 @@ from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
+from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -37,8 +37,10 @@ from processors.findings import (
     Severity,
     open_unless_asked,
     stored_findings_for_display,
+    stored_findings_of,
     stored_findings_ordered,
     stored_findings_summary,
+    stored_findings_summary_cached,
     stored_findings_visible_to,
 )
 from processors.forms import DeletionNoticeForm, FindingDecisionForm
@@ -406,19 +408,9 @@ class ProcessorView(RegisterReaderMixin, TemplateView):
 
 
 def processor_findings(user: Any, processor: Processor) -> dict[str, Any]:
-    """The open stored findings of a recipient and of the operations sending to it, worst first: read
-    off the stored findings (one page and a count), never by running every rule for one page."""
-    # Two index lookups (its own findings, its operations' by their ids), not an OR with a subquery or a
-    # join, which the database answers by scanning every finding.
-    operation_ids = list(Operation.objects.filter(processor=processor).values_list("pk", flat=True))
-    found = stored_findings_visible_to(user).filter(
-        Q(processor=processor) | Q(operation_id__in=operation_ids), state=FindingState.OPEN
-    )
-    shown = stored_findings_for_display(stored_findings_ordered(found)[:PROCESSOR_FINDINGS])
-    return {
-        "findings": shown,
-        "findings_total": found.count() if len(shown) >= PROCESSOR_FINDINGS else len(shown),
-    }
+    """The open stored findings of a recipient and of the operations sending to it, worst first."""
+    shown, total = stored_findings_of(user, processor=processor, limit=PROCESSOR_FINDINGS)
+    return {"findings": shown, "findings_total": total}
 
 
 # Findings listed on a processor's page; the findings page lists them all.
@@ -480,23 +472,18 @@ class CategoryView(RegisterReaderMixin, TemplateView):
         # The subtree in one query: its ids narrow the items, its direct children are listed.
         subtree = selectors.category_subtree(category)
         subtree_ids = [node.pk for node in subtree]
-        receiving = selectors.category_receiving_operations(
-            category, selectors.operations_visible_to(self.request.user), subtree_ids
+        visible = selectors.operations_visible_to(self.request.user)
+        # Who receives the category (in reading order) and through how many operations: a scan of every
+        # operation sending it (all of them for 姓名), so computed once per register revision and
+        # reader, as the dashboard's figures are; a page is then a slice of the ids.
+        received = RegisterFigures(reader_scope(self.request.user)).get(
+            f"category-recipients-{category.pk}",
+            lambda: selectors.category_recipient_ids(category, visible, subtree_ids),
         )
-        # The operations and their recipients counted in one scan; the paginator takes the count.
-        counts = receiving.order_by().aggregate(
-            operations=Count("pk"), recipients=Count("processor_id", distinct=True)
-        )
-        paginator = Paginator(
-            Processor.objects.filter(pk__in=receiving.order_by().values("processor_id"))
-            .prefetch_related(Prefetch("members", queryset=Processor.objects.order_by("name_key")))
-            .order_by("name_key", "pk"),
-            self.paginate_by,
-        )
-        paginator.count = counts["recipients"]
+        paginator = Paginator(received["recipients"], self.paginate_by)
         recipients_page = paginator.get_page(self.request.GET.get("page"))
         recipients = selectors.category_recipient_page(
-            category, receiving, recipients_page.object_list, subtree_ids
+            category, selectors.processors_in_order(recipients_page.object_list), visible, subtree_ids
         )
         return {
             **super().get_context_data(**kwargs),
@@ -505,7 +492,7 @@ class CategoryView(RegisterReaderMixin, TemplateView):
             "children": [node for node in subtree if node.parent_id == category.pk],
             "recipients": recipients,
             "recipient_count": recipients_page.paginator.count,
-            "operation_count": counts["operations"],
+            "operation_count": received["operations"],
             "page_obj": recipients_page,
             "is_paginated": recipients_page.has_other_pages(),
             "page_range": recipients_page.paginator.get_elided_page_range(recipients_page.number),
@@ -666,7 +653,8 @@ class FindingsView(RegisterReaderMixin, TemplateView):
         filterset.form.fields["controller"].queryset = selectors.controllers_for(user).order_by("code")
         # An unbound FilterSet (no filters asked) lists everything open; an invalid one nothing.
         rows = filterset.qs if not filterset.is_bound or filterset.is_valid() else visible.none()
-        summary = stored_findings_summary(rows)
+        figures = RegisterFigures(reader_scope(user))
+        summary = stored_findings_summary_cached(rows, figures, data)
         page = Paginator(stored_findings_ordered(rows), self.paginate_by).get_page(
             self.request.GET.get("page")
         )
@@ -771,7 +759,7 @@ class DeletionNoticeView(RegisterReaderMixin, TemplateView):
             # A category every row sends (姓名) names every recipient: the letters come a page at a time
             # (the CSV still holds them all).
             page_obj = Paginator(notice.recipients, self.paginate_by).get_page(request.GET.get("page"))
-            for recipient in page_obj.object_list:
+            for recipient in notice.with_details(list(page_obj.object_list)):
                 text = notice_letters.notice_letter_text(
                     recipient, lang=lang, reply_by=reply_by, controller=notice.controller
                 )
@@ -818,7 +806,7 @@ class DeletionNoticeView(RegisterReaderMixin, TemplateView):
     def recipient(value: str, notice: Any) -> Any:
         for recipient in notice.recipients:
             if str(recipient.processor.pk) == value:
-                return recipient
+                return notice.with_details([recipient])[0]
         raise Http404(_("No such recipient in this notice."))
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

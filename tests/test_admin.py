@@ -1024,17 +1024,19 @@ def publish_twice(controller: Controller) -> PublishedVersion:
     return version
 
 
-# Findings (stored): session and user (2), the controller filter list (1) and the counts by severity
-# and rule, which also give the paginator its total (1); bulk_register stores no findings, so the empty
-# page reads nothing.
-# The deletion notice: session and user (2), the controller list (1), the category lookup, the holding
-# operations as values, the categories held per processor, the processors, members, services, categories.
+# Findings (stored): session and user (2), the controller filter list (1), the register's revision and
+# the counts by severity and rule (cached per revision), which also give the paginator its total (2);
+# bulk_register stores no findings, so the empty page reads nothing.
+# The deletion notice: session and user (2), the controller list (1), the category lookup, the
+# register's revision, the categories held per processor with whether a flow is active (cached per
+# revision), the processors, members, categories, then for the page shown its recipients' operations
+# and their services.
 # A version page: session and user (2), the version with its controller (twice: the diffs' and the
 # form's) and its previous version (3), and the live snapshot (6: controller, extra sensitive categories,
 # operations, and their items, purposes and actions).
 TOOL_PAGE_QUERIES = [
-    ("admin:processors_findings", {}, 4),
-    ("admin:processors_deletion_notice", {"categories": "手机号"}, 10),
+    ("admin:processors_findings", {}, 5),
+    ("admin:processors_deletion_notice", {"categories": "手机号"}, 11),
 ]
 
 
@@ -1063,3 +1065,58 @@ def test_the_version_page_runs_a_constant_number_of_queries(admin_client, django
         response = admin_client.get(reverse("admin:processors_publishedversion_change", args=[version.pk]))
 
     assert len(response.context["disclosure_rows"]) == rows
+
+
+def test_the_deletion_notice_tool_lists_its_recipients_a_page_at_a_time(admin_client):
+    bulk_register(120)  # every row sends 姓名; a third of the processors are members of one group
+    url = reverse("admin:processors_deletion_notice")
+
+    first = admin_client.get(url, {"categories": "姓名"}, HTTP_ACCEPT_LANGUAGE="en")
+    total = len(first.context["notice"].recipients)
+    second = admin_client.get(url, {"categories": "姓名", "page": 2}, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert total == 120 and len(first.context["recipients"]) == 50
+    assert first.context["recipients"][0].services  # the page's recipients come with their services
+    shown = {recipient.processor.pk for recipient in first.context["recipients"]}
+    assert not shown & {recipient.processor.pk for recipient in second.context["recipients"]}
+    page = first.content.decode()
+    assert "120 recipients" in page and "page 1 of 3" in page and "page=2" in page
+    csv = admin_client.get(url, {"categories": "姓名", "format": "csv", "page": 2}).content.decode(
+        "utf-8-sig"
+    )
+    assert len(csv.strip().splitlines()) == 1 + total  # the download holds every recipient
+
+
+def test_the_category_page_shows_a_new_recipient_at_once(admin_client):
+    bulk_register(12)
+    url = reverse("processors:category", args=["basic.name"])
+    before = admin_client.get(url).context["recipient_count"]
+
+    make_operation(processor=make_processor(name_zh="新来的姓名接收方"), data_items=("姓名",))
+    after = admin_client.get(url)
+
+    assert after.context["recipient_count"] == before + 1
+    assert "新来的姓名接收方" in after.content.decode()
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "-99999999999999999999", "x"])
+def test_a_key_no_row_can_have_is_refused_with_the_form_not_a_500(admin_client, value):
+    url = reverse("admin:processors_dataitem_add")
+
+    posted = admin_client.post(url, {"operation": value, "text": "姓名", "position": "0"})
+    opened = admin_client.get(url, {"operation": value})
+
+    assert posted.status_code == 200 and posted.context["adminform"].form.errors
+    assert opened.status_code == 200
+
+
+def test_the_deletion_notice_names_a_new_recipient_at_once(admin_client):
+    bulk_register(12)
+    url = reverse("admin:processors_deletion_notice")
+    before = len(admin_client.get(url, {"categories": "姓名"}).context["notice"].recipients)
+
+    make_operation(processor=make_processor(name_zh="新来的通知接收方"), data_items=("姓名",))
+    after = admin_client.get(url, {"categories": "姓名"}).context["notice"]
+
+    assert len(after.recipients) == before + 1
+    assert "新来的通知接收方" in [recipient.processor.name_zh for recipient in after.recipients]

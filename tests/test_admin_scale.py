@@ -9,14 +9,14 @@ import datetime
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.urls import reverse
-from django.utils import translation
 
 from processors import services
 from processors.admin import MEMBERS_SHOWN
 from processors.admin.base import FirstRowsInlineFormSet
-from processors.admin.display import FINDINGS_SHOWN, findings_html
-from processors.findings import RULES, Finding, findings_refresh
+from processors.admin.display import FINDINGS_SHOWN
+from processors.findings import findings_refresh
 from processors.models import (
     DataCategory,
     DataItem,
@@ -149,20 +149,35 @@ def test_a_group_page_names_its_first_members_and_links_to_all_of_them(admin_cli
     assert listed.result_count == MEMBERS_SHOWN + 1
 
 
-def test_a_change_form_lists_the_first_findings_and_links_to_the_rest():
-    rule = RULES[0]
-    found = [
-        Finding(rule=rule, subject_model="processors.operation", subject_id=index, subject_label=f"行{index}")
-        for index in range(FINDINGS_SHOWN + 4)
-    ]
+def test_a_change_form_lists_the_first_stored_findings_and_links_to_the_rest(admin_client):
+    # Rows without purpose, action, relationship or legal basis: several findings each.
+    processor = make_processor(name_zh="许多发现受托方")
+    for index in range(12):
+        make_operation(
+            processor=processor, service=make_service(name=f"服务{index:02d}"), purposes=(), actions=()
+        )
+    findings_refresh()
+    total = StoredFinding.objects.filter(
+        Q(processor=processor) | Q(operation__processor=processor), state=FindingState.OPEN
+    ).count()
+    assert total > FINDINGS_SHOWN
 
-    with translation.override("en"):
-        html = findings_html(found, "/admin/processors/finding/?q=x")
-        few = findings_html(found[:3], "/admin/processors/finding/?q=x")
+    page = admin_client.get(
+        reverse("admin:processors_processor_change", args=[processor.pk]), HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
 
-    assert html.count("<li ") == FINDINGS_SHOWN
-    assert "and 4 more findings" in html and 'href="/admin/processors/finding/?q=x"' in html
-    assert few.count("<li ") == 3 and "/admin/processors/finding/" not in few
+    block = page.split('class="findings-list"', 1)[1].split("</ul>", 1)[0]
+    assert block.count("<li ") == FINDINGS_SHOWN
+    assert f"and {total - FINDINGS_SHOWN} more findings" in page
+    assert "/admin/processors/finding/?q=" in page
+
+    operation = processor.operations.first()
+    form = admin_client.get(
+        reverse("admin:processors_operation_change", args=[operation.pk]), HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
+    own = StoredFinding.objects.filter(operation=operation, state=FindingState.OPEN).count()
+    assert form.split('class="findings-list"', 1)[1].split("</ul>", 1)[0].count("<li ") == own
+    assert "more finding" not in form
 
 
 # --- Changelists ----------------------------------------------------------------------------------

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.django_db
 
 FINDINGS_QUERIES = 3  # stored findings: the summary, the count and the page, whatever the rows
 HISTORY_QUERIES = 38  # per history table: a count and a page; then the page's changes and labels
-NOTICE_QUERIES = 7  # operations as values, categories held, processors, members, services, categories
+# The register's revision, the categories held (and whether a flow is active) per processor (cached per
+# revision), the processors, members and categories; then for a page of recipients their operations and
+# services.
+NOTICE_QUERIES = 8
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CERTIFICATE_AUTHORITIES = ("DigiCert Inc", "Sectigo Limited", "GlobalSign nv-sa")
 

@@ -233,9 +233,9 @@ def register_of(count: int, start: int = 0) -> None:
         )
 
 
-# Session and user (2), the controller choices (1), the summary (1), the page's rows (1): the page's
-# count is the summary's total.
-FINDINGS_PAGE_QUERIES = 5
+# Session and user (2), the controller choices (1), the register's revision (1), the summary (1, then
+# cached for that revision), the page's rows (1): the page's count is the summary's total.
+FINDINGS_PAGE_QUERIES = 6
 
 
 @pytest.mark.parametrize("operations", [10, 200])
@@ -395,3 +395,25 @@ def test_the_daily_refresh_gives_sqlite_planner_statistics(db):
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'processors_operation'")
         assert cursor.fetchone()[0] > 0
+
+
+def test_the_cached_counts_of_findings_follow_every_decision_and_write(admin_client, admin_user, api_client):
+    register_of(3)
+
+    def shown() -> tuple[int, int]:
+        page = admin_client.get(reverse("processors:findings")).context["total"]
+        api = api_client.get("/api/v1/findings/").json()
+        assert api["count"] == api["summary"]["total"]
+        return page, api["summary"]["total"]
+
+    def stored() -> tuple[int, int]:
+        count = Finding.objects.filter(state=FindingState.OPEN).count()
+        return count, count
+
+    first = shown()
+    assert first == stored() and first[0] > 0
+    finding = Finding.objects.filter(state=FindingState.OPEN).order_by("pk").first()
+    services.finding_accept(finding=finding, user=admin_user, reason="Internal tool, purpose in the DPA.")
+    assert shown() == stored() == (first[0] - 1, first[0] - 1)
+    make_operation(data_items=("姓名",), purposes=())
+    assert shown() == stored() and stored()[0] > first[0] - 1

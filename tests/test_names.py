@@ -95,3 +95,22 @@ def test_a_name_is_a_brand_only_when_the_brand_list_knows_it_and_it_has_no_legal
 
 def test_a_name_with_its_legal_name_in_brackets_is_a_brand():
     assert recipient_kind("某某钱包", qualifier="某某支付科技有限公司") == "brand"
+
+
+def test_a_product_the_brand_list_names_is_paired_with_the_company_behind_it():
+    assert pairs_of("Apple Inc.", "Apple Music") == {frozenset(("Apple Inc.", "Apple Music"))}
+    assert recipient_kind("Apple Music") == "brand"
+
+
+def test_a_company_and_product_name_pairs_with_the_company_by_its_company_side():
+    found = pairs_of("Apple Inc.", "Apple Inc. / Apple Music Catalog API", "Google LLC", "Spotify AB")
+
+    assert found == {frozenset(("Apple Inc.", "Apple Inc. / Apple Music Catalog API"))}
+    assert pairs_of("Stripe, Inc. / Stripe Billing", "Stripe") == {
+        frozenset(("Stripe, Inc. / Stripe Billing", "Stripe"))
+    }
+
+
+def test_and_or_in_a_name_is_no_company_and_product_slash():
+    # QQ's 03 table: one kind of recipient, and a list that begins with it; no company side in either
+    assert pairs_of("广告主和/或其委托的代理商", "广告主和/或其委托的代理商,第三方广告监测服务商") == set()

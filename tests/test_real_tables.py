@@ -1,6 +1,7 @@
 """Real published tables (``tests/data/real``) import as they are, and answer what a reader reads off them."""
 
 import datetime
+import re
 import tomllib
 from io import StringIO
 from pathlib import Path
@@ -302,6 +303,32 @@ def test_an_annotation_in_a_name_is_kept_as_its_qualifier():
 
     operation = operations(controller).get(processor__name_en="Amazon Web Services")
     assert operation.recipient_qualifier == "AWS"
+
+
+def test_smart_quotes_in_a_cell_read_as_the_straight_quotes_of_the_row_below():
+    controller = make_controller()
+
+    report = import_file("24-xunfeng-sharing.md", controller)
+
+    assert report.ok
+    assert operations(controller).get(processor__name_zh="商家").purpose_text == '为"巽风集市"商品交易目的'
+    assert operations(controller).get(processor__name_zh="卖方").purpose_text == '为"巽风品藏"物品交易目的'
+    unmapped = [problem.value for problem in report.warnings if problem.code == "purpose_unmapped"]
+    assert '为"巽风集市"商品交易目的' in unmapped and not any("“" in value for value in unmapped)
+
+
+def test_rows_that_lost_a_merged_number_cell_are_read_under_their_headers():
+    controller = make_controller()
+
+    report = import_file("24-xunfeng-sharing.md", controller)
+
+    assert report.ok and report.rows == LABELS["24-xunfeng-sharing.md"]["rows"]
+    couriers = operations(controller).filter(purpose_text="为用户提供物流配送服务之需要")
+    assert sorted(couriers.values_list("processor__name_zh", flat=True)) == sorted(
+        ["顺丰速运", "京东快递", "德邦"]
+    )
+    assert set(couriers.values_list("usage_scenario", flat=True)) == {"订单交付"}
+    assert not Processor.objects.filter(name_zh="订单交付").exists()
 
 
 def test_footnote_stars_after_a_country_are_dropped_and_the_country_read():
@@ -721,6 +748,26 @@ def test_global_beside_countries_is_flagged_and_the_countries_kept():
     assert any(problem.code == "location_vague" for problem in report.warnings)
 
 
+def test_a_chinese_country_column_of_the_recipient_is_where_its_processing_happens():
+    controller = make_controller()
+
+    report = import_file(
+        "23-xiang-cross-border.html",
+        controller,
+        header_map=LABELS["23-xiang-cross-border.html"]["header_map"],
+    )
+
+    assert report.ok
+    google = operations(controller).get(processor__name_en="Google LLC")
+    assert google.processing_locations == "美国"
+    assert [country.code for country in google.processing_countries] == ["US"]
+    assert google.cross_border
+    spotify = operations(controller).get(processor__name_en="Spotify AB")
+    assert spotify.processing_locations == "瑞典 / 欧盟"
+    assert tuple(country.code for country in spotify.processing_countries) == EU_MEMBER_STATES
+    assert not any(problem.code.startswith("location") for problem in report.warnings)
+
+
 # --- 7. An empty register -------------------------------------------------------------------------
 
 
@@ -816,3 +863,75 @@ def test_the_register_answers_each_label_as_a_reader_does(name):
 
     for label in ALL_LABELS:
         assert found[label] == expected[label], label
+
+
+# --- Files 23 and 24: cells that pack several items, and company / product names ---------------------
+
+
+def items_of(operation: Operation) -> list[tuple[str, str | None]]:
+    return list(operation.data_items.order_by("position", "pk").values_list("text", "category__code"))
+
+
+def test_a_spaced_plus_between_items_is_a_list_separator():
+    controller = make_controller()
+
+    report = import_file(
+        "23-xiang-cross-border.html",
+        controller,
+        header_map=LABELS["23-xiang-cross-border.html"]["header_map"],
+    )
+
+    assert report.ok
+    assert items_of(operations(controller).get(processor__name_en="Google LLC")) == [
+        ("FCM token", "device.push_token"),
+        ("通知文案", "comms.message_content"),
+    ]
+    apple = operations(controller).get(processor__name_en="Apple Inc.", purpose_text="iOS 推送投递")
+    assert items_of(apple) == [
+        ("APNs device token", "device.push_token"),
+        ("通知文案(标题、正文、deeplink)", "comms.message_content"),
+    ]
+
+
+def test_a_companys_product_beside_the_company_is_reported_as_a_possible_duplicate():
+    controller = make_controller()
+    header_map = LABELS["23-xiang-cross-border.html"]["header_map"]
+
+    report = import_file("23-xiang-cross-border.html", controller, header_map=header_map)
+
+    # Each warning names the two names it found alike, in quotes.
+    pairs = {
+        frozenset(re.findall(r"“([^”]+)”", problem.message))
+        for problem in report.warnings
+        if problem.code == "processor_near_duplicate"
+    }
+    assert frozenset(("Apple Inc.", "Apple Music")) in pairs
+    assert frozenset(("Apple Inc. / Apple Music Catalog API", "Apple Music")) in pairs
+    assert not any("Spotify AB" in pair or "Google LLC" in pair for pair in pairs)
+
+
+def test_a_purpose_line_in_an_item_cell_is_the_rows_purpose_not_an_item():
+    controller = make_controller()
+
+    import_every_table("01-jiamai-sdk.md", controller)
+
+    oppo = operations(controller).get(service__name="OPPO通道SDK")
+    assert oppo.purpose_text == "提供OPPO终端设备的消息推送服务"  # its purpose cell is empty
+    assert ("应用基本信息", "device.app_info") in items_of(oppo)
+    assert not any("使用目的" in text or "收集个人信息类型" in text for text, _code in items_of(oppo))
+    # a row with a purpose of its own keeps it
+    huawei = operations(controller).get(service__name="华为通道SDK")
+    assert huawei.purpose_text == "通过厂商消息通道，在不同厂商的终端设备上完成消息推送"
+    assert not any(text.startswith("使用目的") for text, _code in items_of(huawei))
+
+
+def test_what_the_items_are_used_for_after_the_list_is_no_item():
+    controller = make_controller()
+
+    import_file("06-usongame-sdk.md", controller)
+
+    ads = operations(controller).get(service__name="优量汇SDK")
+    texts = [text for text, _code in items_of(ads)]
+    assert "软件应用安装列表" in texts
+    assert not any(text.startswith("用于") or text in ("提高用户体验", "反作弊") for text in texts)
+    assert ads.purpose_text == "用于展示优量汇平台提供广告信息"

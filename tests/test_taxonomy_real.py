@@ -56,6 +56,26 @@ CORPUS_ITEMS = [
     ("12-bento-subprocessors.md", "subscription data", ("financial.orders",), "alias"),
     ("12-bento-subprocessors.md", "cookies", ("online_id.cookie",), "alias"),
     ("12-bento-subprocessors.md", "Business contact details", ("basic",), "inferred"),
+    # push tokens, and the tokens and codes that let a service act as the user (authentication)
+    ("23-xiang-cross-border.html", "APNs device token", ("device.push_token",), "alias"),
+    ("23-xiang-cross-border.html", "FCM token", ("device.push_token",), "alias"),
+    ("23-xiang-cross-border.html", "access token", ("auth",), "alias"),
+    # a Latin product name before an item names whose item it is, not another item
+    ("23-xiang-cross-border.html", "Spotify OAuth 授权码", ("auth",), "alias"),
+    ("23-xiang-cross-border.html", "MusicKit 用户 Token", ("auth",), "alias"),
+    ("23-xiang-cross-border.html", "通知文案(标题、正文、deeplink)", ("comms.message_content",), "composite"),
+    ("23-xiang-cross-border.html", "播放指令", ("activity.app_usage",), "alias"),
+    # 播放/曲库操作 is 播放操作 and 曲库操作: the word before the slash borrows the head after it
+    ("23-xiang-cross-border.html", "播放/曲库操作", ("activity.app_usage",), "composite"),
+    # generic: the basic group, never the phone number alone
+    ("24-xunfeng-sharing.md", "收货信息", ("basic",), "alias"),
+    # a guess the item's own brackets make precise is no guess
+    (
+        "20-xiangpini-sharing.md",
+        "用户自填的收货信息（收件人姓名、地址、联系方式）",
+        ("basic.name", "basic.address"),
+        "composite",
+    ),
 ]
 
 # The traps of labels.toml: none of these is a phone number (nor, for the permissions, a data item).
@@ -153,7 +173,7 @@ def test_an_item_made_of_known_items_and_filler_words_is_not_a_guess(taxonomy, i
     ("file", "item", "codes"),
     [
         ("01-jiamai-sdk.md", "应用内设备标识符", ("device.id_permanent",)),
-        ("04-coolapk-privacy.md", "网关取号报错日志等用于改善SDK性能", ("activity.crash_logs",)),
+        ("20-xiangpini-sharing.md", "微信支付订单标识", ("financial.orders",)),
     ],
 )
 def test_an_item_whose_words_contain_a_known_item_is_inferred(taxonomy, file, item, codes):
@@ -162,6 +182,21 @@ def test_an_item_whose_words_contain_a_known_item_is_inferred(taxonomy, file, it
     mapping = taxonomy.map_item(item)
 
     assert (mapping.category_codes, mapping.match) == (codes, "inferred")
+
+
+@pytest.mark.parametrize(
+    ("file", "item", "codes"),
+    [
+        ("04-coolapk-privacy.md", "网关取号报错日志等用于改善SDK性能", ("activity.crash_logs",)),
+        ("06-usongame-sdk.md", "是否在通话用于提供上报服务", ("permission.phone_state",)),
+    ],
+)
+def test_what_an_item_is_used_for_is_no_part_of_the_item(taxonomy, file, item, codes):
+    assert in_corpus(file, item)
+
+    mapping = taxonomy.map_item(item)
+
+    assert (mapping.category_codes, mapping.match) == (codes, "alias")
 
 
 @pytest.mark.parametrize(
@@ -305,3 +340,31 @@ def test_a_corpus_purpose_with_face_recognition_infers_face_data(taxonomy):
     items = infer_items_from_text(text, taxonomy=taxonomy)
 
     assert [item.category_codes for item in items] == [("biometric.face",)]
+
+
+@pytest.mark.parametrize(
+    ("file", "item"),
+    [
+        # a store-region code is no location, and the taxonomy has no place for it: flagged for a person
+        ("23-xiang-cross-border.html", "Apple Music storefront 标识"),
+        ("23-xiang-cross-border.html", "查询参数"),
+    ],
+)
+def test_an_item_the_taxonomy_has_no_place_for_stays_unmapped(taxonomy, file, item):
+    assert in_corpus(file, item)
+
+    assert taxonomy.map_item(item).unmapped
+
+
+def test_a_one_character_item_borrows_the_stem_of_the_item_before_it(taxonomy):
+    assert in_corpus("06-usongame-sdk.md", "设备宽、高")
+
+    mappings = taxonomy.map_items(["手机型号", "设备宽", "高", "IMEI信息"])
+
+    assert [(mapping.text, mapping.category_codes) for mapping in mappings[1:3]] == [
+        ("设备宽", ("device.hardware_settings",)),
+        ("高", ("device.hardware_settings",)),
+    ]
+    # alone, or after an item whose stem makes no known item, it names nothing
+    assert taxonomy.map_items(["高"])[0].unmapped
+    assert taxonomy.map_items(["姓名", "高"])[1].unmapped

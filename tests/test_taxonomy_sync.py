@@ -15,7 +15,7 @@ from processors.models import (
     PurposeAlias,
     TaxonomyRelease,
 )
-from processors.taxonomy import load_fixture, taxonomy_sync
+from processors.taxonomy import Taxonomy, load_fixture, taxonomy_sync
 from processors.text import normalize_key
 
 FIXTURE = load_fixture()
@@ -334,12 +334,43 @@ def test_version_2_adds_the_sdk_vocabulary():
     assert added["category_aliases"] > 400
 
 
-def test_version_3_adds_only_aliases_of_the_partner_and_sdk_lists_of_files_19_and_20():
-    added = newer_than(2)
+def added_by(version: int) -> dict[str, int]:
+    return {
+        kind: count - later
+        for (kind, count), later in zip(
+            newer_than(version - 1).items(), newer_than(version).values(), strict=True
+        )
+    }
 
-    assert FIXTURE["version"] == 3
+
+def test_version_3_adds_only_aliases_of_the_partner_and_sdk_lists_of_files_19_and_20():
+    added = added_by(3)
+
     assert (added["groups"], added["categories"], added["purposes"], added["actions"]) == (0, 0, 0, 0)
     assert added["category_aliases"] == 42
+
+
+def test_version_4_adds_only_aliases_of_the_cross_border_and_sharing_lists_of_files_23_and_24():
+    added = added_by(4)
+
+    assert FIXTURE["version"] == 4
+    assert (added["groups"], added["categories"], added["purposes"], added["actions"]) == (0, 0, 0, 0)
+    assert added["category_aliases"] == 43
+
+
+@pytest.mark.django_db
+def test_upgrading_a_version_3_register_maps_access_tokens_to_authentication_not_push_tokens():
+    empty_taxonomy()
+    taxonomy_sync(data=as_of(3))
+    assert Taxonomy.load().map_item("access token").category_codes == ("device.push_token",)
+
+    result = taxonomy_sync()
+
+    assert result.skipped == [] and created(result) == newer_than(3)
+    assert database_counts() == fixture_counts()
+    taxonomy = Taxonomy.load()
+    assert taxonomy.map_item("access token").category_codes == ("auth",)
+    assert taxonomy.map_item("APNs device token").category_codes == ("device.push_token",)
 
 
 @pytest.mark.django_db

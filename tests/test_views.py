@@ -906,10 +906,11 @@ PAGE_QUERIES = {
     # processor, members, aliases, operations (1 + 3 prefetches); its stored findings (its operations'
     # ids, one page of findings, the decider; the count only past a page); its history (6)
     "processor": 16,
-    # category, aliases, children; a root has no ancestors; the recipients' count and page, the operation
-    # count; for the page's recipients only (selectors.category_recipient_page): their processors and
-    # members, and the distinct (recipient, category), (recipient, service) and (recipient, purpose) rows
-    "category": 15,  # (the operation and recipient counts are one aggregate)
+    # category, aliases, children; a root has no ancestors; the register's revision, the recipients' ids
+    # in order and the operation count (both cached per revision); for the page's recipients only
+    # (selectors.category_recipient_page): their processors and members, and the distinct (recipient,
+    # category), (recipient, service) and (recipient, purpose) rows
+    "category": 17,
     # the tree, the register's revision, the operation count per category (cached per revision)
     "categories": 5,
     # controller, the version in effect (none), the services' row counts, the page's ids, extra sensitive
@@ -917,15 +918,17 @@ PAGE_QUERIES = {
     # the last published version, whether anything changed since, and the publish role
     "disclosure": 17,
     "embed": 15,
-    # the controller choices, the stored findings' counts, their count and one page
-    "findings": 5,  # (the page count is the counts' total)
+    # the controller choices, the register's revision, the stored findings' counts (cached per revision
+    # and filters) and one page
+    "findings": 6,  # (the page count is the counts' total)
     # ... and the chosen controller
-    "findings_filtered": 6,
-    # the controller choices and the chosen one, the category, the holding operations as values, the
-    # categories held per recipient, the recipients, services and categories named, the letters already
-    # recorded for the page's recipients (processors.notices builds the notice from values)
-    "deletion_notice": 12,
-    "deletion_notice_csv": 9,  # the same notice, every recipient, without the letters
+    "findings_filtered": 7,
+    # the controller choices and the chosen one, the category, the register's revision, the categories
+    # held per recipient (with whether a flow is active; cached per revision), the recipients, their
+    # members, the categories named, the letters already recorded; for the page's recipients their
+    # operations and services (processors.notices)
+    "deletion_notice": 13,
+    "deletion_notice_csv": 10,  # the same notice, every recipient, without the letters
     # controller, the version in effect, its stored pages (rendered here on the first request: its
     # snapshot, then the stored page written in a transaction); for the owner's notice the last
     # published version, whether anything changed since, and the publish role

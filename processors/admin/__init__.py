@@ -59,7 +59,7 @@ from processors.admin.filters import (
 from processors.disclosure import documents, versions
 from processors.disclosure.rows import rows_from_snapshot
 from processors.filters import OperationFilterSet, ProcessorFilterSet
-from processors.findings import findings, findings_refresh, findings_visible_to
+from processors.findings import findings_refresh, stored_findings_of
 from processors.forms import DataItemForm, OperationForm, ProcessorForm, ProcessorMergeForm
 from processors.history import processor_ids_merged_into
 from processors.models import (
@@ -422,10 +422,12 @@ class ProcessorAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
     def findings_list(self, processor: Processor) -> str:
         if processor.pk is None:
             return "—"
-        found = findings_visible_to(getattr(processor, "viewer", None), processor=processor)
+        shown, total = stored_findings_of(
+            getattr(processor, "viewer", None), processor=processor, limit=display.FINDINGS_SHOWN
+        )
         # The stored findings' list holds every one; its search matches the subject's label.
         more_url = reverse("admin:processors_finding_changelist") + "?" + urlencode({"q": str(processor)})
-        return display.findings_html(found, more_url)
+        return display.findings_html(shown, total, more_url)
 
 
 # --- Services and operations ----------------------------------------------------------------------
@@ -519,6 +521,12 @@ class OperationAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
     )
     autocomplete_fields = ("service", "processor", "purposes", "actions")
     form = OperationForm
+
+    def get_object(self, request, object_id, from_field=None):
+        operation = super().get_object(request, object_id, from_field)
+        if operation is not None:
+            operation.viewer = request.user  # its findings are read as the viewer may see them
+        return operation
 
     def get_search_results(self, request, queryset, search_term):
         # The site's search, word by word (every word must match): one id subquery per table, which
@@ -648,7 +656,12 @@ class OperationAdmin(ReviewedAdminMixin, VersionCheckedAdmin):
 
     @admin.display(description=_("findings"))
     def findings_list(self, operation: Operation) -> str:
-        return display.findings_html(findings(operation=operation)) if operation.pk else "—"
+        if operation.pk is None:
+            return "—"
+        shown, total = stored_findings_of(
+            getattr(operation, "viewer", None), operation=operation, limit=display.FINDINGS_SHOWN
+        )
+        return display.findings_html(shown, total)
 
     @admin.display(description=_("items as they will be recorded"))
     def items_preview(self, operation: Operation) -> str:

@@ -13,8 +13,9 @@ from django.utils.translation import gettext, ngettext
 from processors import selectors, taxonomy
 from processors.disclosure import documents
 from processors.disclosure.diff import VersionDiff
-from processors.findings import Finding, Severity
+from processors.findings import Severity
 from processors.models import DataCategory, DataItem, ImportRecord, Operation
+from processors.models import Finding as StoredFinding
 
 # Ideographic spaces survive HTML whitespace collapsing, so the tree stays indented in <select>s and lists.
 TREE_INDENT = "\u3000\u3000"
@@ -141,27 +142,33 @@ def purposes_summary(operation: Operation) -> str:
 FINDINGS_SHOWN = 30
 
 
-def findings_html(found: list[Finding], more_url: str = "") -> str:
-    """What the compliance rules report for one object, worst first, for its change page: the first
-    ``FINDINGS_SHOWN``, then how many more and, given ``more_url``, a link to where all of them are."""
-    if not found:
+def findings_html(shown: list[StoredFinding], total: int, more_url: str = "") -> str:
+    """What the compliance rules report for one object, worst first, for its change page: the stored
+    findings ``shown`` (the first ``FINDINGS_SHOWN``), then how many more of the ``total`` and, given
+    ``more_url``, a link to where all of them are."""
+    if not shown:
         return format_html('<span class="no-findings">✓ {}</span>', gettext("No findings."))
-    shown = findings_list_html(found[:FINDINGS_SHOWN])
-    hidden = len(found) - FINDINGS_SHOWN
+    listed = findings_list_html(shown[:FINDINGS_SHOWN])
+    hidden = max(total, len(shown)) - min(len(shown), FINDINGS_SHOWN)
     if hidden <= 0:
-        return shown
+        return listed
     more = ngettext("… and %(count)d more finding.", "… and %(count)d more findings.", hidden) % {
         "count": hidden
     }
     if more_url:
         return format_html(
-            '{}<p class="help">{} <a href="{}">{}</a></p>', shown, more, more_url, gettext("See all findings")
+            '{}<p class="help">{} <a href="{}">{}</a></p>',
+            listed,
+            more,
+            more_url,
+            gettext("See all findings"),
         )
-    return format_html('{}<p class="help">{}</p>', shown, more)
+    return format_html('{}<p class="help">{}</p>', listed, more)
 
 
-def findings_list_html(found: list[Finding]) -> str:
-    """Findings as a list: severity, rule, reference, what is wrong and how to fix it."""
+def findings_list_html(shown: list[StoredFinding]) -> str:
+    """Stored findings (``stored_findings_for_display``) as a list: severity, rule, reference, what is
+    wrong and how to fix it."""
     return format_html(
         '<ul class="findings-list">{}</ul>',
         format_html_join(
@@ -172,13 +179,13 @@ def findings_list_html(found: list[Finding]) -> str:
                 (
                     finding.severity,
                     Severity(finding.severity).label,
-                    finding.rule.title,
-                    finding.code,
-                    finding.rule.reference,
-                    finding.detail or finding.subject_label,
-                    finding.rule.fix,
+                    finding.rule_info.title if finding.rule_info else finding.rule,
+                    finding.rule,
+                    finding.rule_info.reference if finding.rule_info else "",
+                    finding.message or finding.subject_label,
+                    finding.rule_info.fix if finding.rule_info else "",
                 )
-                for finding in found
+                for finding in shown
             ),
         ),
     )

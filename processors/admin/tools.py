@@ -37,6 +37,7 @@ from processors.findings import (
     stored_findings_for_display,
     stored_findings_ordered,
     stored_findings_summary,
+    stored_findings_summary_cached,
     stored_findings_visible_to,
 )
 from processors.findings import controllers_q as findings_controllers_q
@@ -50,6 +51,7 @@ from processors.import_flow import (
     ImportUploadView,
 )
 from processors.models import Channel, ControllerRole, FindingState, PublishedVersion
+from processors.register_cache import RegisterFigures, reader_scope
 from processors.spreadsheets import export
 
 if TYPE_CHECKING:
@@ -213,7 +215,12 @@ def findings_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpRe
         cleaned = form.cleaned_data if form.is_bound else {}
         if cleaned.get("controller"):
             stored = stored.filter(findings_controllers_q([cleaned["controller"].pk]))
-        counts = stored_findings_summary(stored)
+        # Counted over every severity, once per register revision (decision 36).
+        counted_by = request.GET.copy()
+        counted_by.pop("severity", None)
+        counts = stored_findings_summary_cached(
+            stored, RegisterFigures(reader_scope(request.user)), counted_by
+        )
         if cleaned.get("severity"):
             stored = stored.filter(severity=cleaned["severity"])
     else:
@@ -265,6 +272,10 @@ def notice_error_messages(error: notices.NoticeError) -> list[str]:
     return [error.message, *hints]
 
 
+# Recipients listed per page of the deletion-notice tool.
+NOTICE_RECIPIENTS_PER_PAGE = 50
+
+
 def deletion_notice_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     """Who must be told to delete some categories of data, with their contacts, on screen or as CSV."""
     if not request.user.has_perm("processors.view_processor"):
@@ -289,13 +300,21 @@ def deletion_notice_view(model_admin: admin.ModelAdmin, request: HttpRequest) ->
         notices.deletion_notice_csv(notice, response, current_lang())
         return response
     query = request.GET.copy()
+    query.pop("page", None)
     query["format"] = "csv"
+    page_obj = recipients = None
+    if notice is not None:
+        # A category every row sends names every recipient: a page of them (the CSV holds them all).
+        page_obj = Paginator(notice.recipients, NOTICE_RECIPIENTS_PER_PAGE).get_page(request.GET.get("page"))
+        recipients = notice.with_details(list(page_obj.object_list))
     context = admin_context(
         model_admin,
         request,
         title=gettext("Deletion notice"),
         form=form,
         notice=notice,
+        recipients=recipients,
+        page_obj=page_obj,
         csv_query=query.urlencode(),
     )
     return TemplateResponse(request, "admin/processors/deletion_notice.html", context)

@@ -48,11 +48,12 @@ from processors.findings import (
     open_unless_asked,
     stored_findings_for_display,
     stored_findings_ordered,
-    stored_findings_summary,
+    stored_findings_summary_cached,
     stored_findings_visible_to,
 )
 from processors.models import Channel, Controller, Finding, Operation, Processor
 from processors.notices import NoticeError, deletion_notice, deletion_notice_csv
+from processors.register_cache import RegisterFigures, reader_scope
 from processors.spreadsheets import export
 
 # --- What processors receive --------------------------------------------------------------------------
@@ -255,7 +256,12 @@ class FindingsView(RegisterAPIMixin, GenericAPIView):
         # The summary counts every severity of what the other filters select (as it always has).
         unfiltered_severity = request.query_params.copy()
         unfiltered_severity.pop("severity", None)
-        summary = stored_findings_summary(FindingFilterSet(unfiltered_severity, queryset=queryset).qs)
+        counted = FindingFilterSet(unfiltered_severity, queryset=queryset).qs
+        figures = RegisterFigures(reader_scope(request.user))
+        summary = stored_findings_summary_cached(counted, figures, unfiltered_severity)
+        if "severity" not in request.query_params:
+            # The same findings as the summary's: the page's total is the summary's, not a second count.
+            rows._stored_findings_total = summary["total"]
         page = self.paginate_queryset(stored_findings_ordered(rows))
         results = self.get_serializer(stored_findings_for_display(page), many=True).data
         response = self.get_paginated_response(results)

@@ -2,11 +2,16 @@
 
 Published disclosure tables pack several facts into one cell (a company name with its hotline, a
 group with its members in brackets, a list ending in 等), so each rule here undoes one such habit.
+
+Why one module: the sections read a cell the same way. Lists, recipients (a group's members, several
+companies in a cell) and countries all split on separators outside brackets (``_top_level_parts``,
+``split_list``), and recipients and URLs first take the markup off (``clean_markup``); apart, each would
+import the others' private splitting, or copy it.
 """
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -80,10 +85,70 @@ def _top_level_parts(text: str, separators: frozenset[str]) -> list[tuple[str, s
     return parts
 
 
+# A plus with spaces around it joins two items ("FCM token + 通知文案"); glued on, it is part of a name (C++).
+_SPACED_PLUS = re.compile(r"\s+\+\s+")
+
+
+def _plus_parts(part: str, separator: str) -> list[tuple[str, str]]:
+    """A part split again on a spaced plus outside brackets; each later piece has "+" as its separator."""
+    pieces: list[tuple[str, str]] = []
+    start = 0
+    for found in _SPACED_PLUS.finditer(part):
+        before = part[: found.start()]
+        depth = sum(before.count(char) for char in OPENING_BRACKETS)
+        if depth > sum(before.count(char) for char in CLOSING_BRACKETS):
+            continue
+        pieces.append((part[start : found.start()], separator))
+        start, separator = found.end(), "+"
+    pieces.append((part[start:], separator))
+    return pieces
+
+
+# A data item cell may pack other fields, each on its own line under a short label as a record does
+# (收集个人信息类型：…<br>使用目的：…), or end its list by saying what the items are for (用于广告定向投放).
+_LABELLED_LINE = re.compile(r"^\s*(?P<key>[^:：]{1,24}?)\s*[:：]\s*(?P<value>.*)$")
+_PURPOSE_SEGMENT = re.compile(r"^\s*(?:用于|用以|以便)")
+_PACKED_CELL = re.compile(r"[:：]|用于|用以|以便")
+
+
+def unpack_item_cell(cell: str, field_of: Callable[[str], str | None]) -> tuple[str, list[tuple[str, str]]]:
+    """The items of a data item cell, and the other fields it packs as (field, text) pairs.
+
+    A line labelled with the item column's own header (收集个人信息类型：…) is items; one labelled with
+    another column's header (使用目的：…, ``field_of`` says which) and a ；-segment that says what the items
+    are for (用于广告定向投放、提高用户体验) are not items: they are returned as that field's and the
+    purpose's text. A label ``field_of`` does not know (IMEI：…) is part of the item.
+    """
+    if not _PACKED_CELL.search(cell):
+        return cell, []
+    kept: list[str] = []
+    packed: list[tuple[str, str]] = []
+    for line in cell.split("\n"):
+        labelled = _LABELLED_LINE.match(line)
+        target = field_of(labelled["key"]) if labelled else None
+        if target == "data_items":
+            line = labelled["value"]
+        elif target is not None:
+            packed.append((target, labelled["value"].strip()))
+            continue
+        segments = []
+        for segment, separator in _top_level_parts(line, frozenset("；;")):
+            if _PURPOSE_SEGMENT.match(segment):
+                packed.append(("purpose", segment.strip()))
+            else:
+                segments.append(separator + segment)
+        kept.append("".join(segments).lstrip("；;"))
+    return "\n".join(kept), packed
+
+
 def split_list(cell: str | None) -> ListCell:
-    """Split a list cell on 、，,；; and line breaks outside brackets; a trailing 等 marks it open-ended."""
+    """Split a list cell on 、，,；;, a spaced + and line breaks outside brackets; a trailing 等 marks it
+    open-ended."""
     items: list[str] = []
-    for part, separator in _top_level_parts(cell or "", LIST_SEPARATORS):
+    parts = _top_level_parts(cell or "", LIST_SEPARATORS)
+    if "+" in (cell or ""):
+        parts = [piece for part, separator in parts for piece in _plus_parts(part, separator)]
+    for part, separator in parts:
         part = clean_text(part)
         if not part:
             continue

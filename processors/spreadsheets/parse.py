@@ -32,6 +32,7 @@ from processors.spreadsheets.cells import (
     parse_recipient,
     split_list,
     states_no_personal_data,
+    unpack_item_cell,
 )
 from processors.spreadsheets.columns import CJK_TEXT, IGNORE, ColumnSpec, propose_field
 from processors.spreadsheets.limits import MAX_TITLE_ROWS, SheetRow, SpreadsheetError
@@ -41,6 +42,7 @@ from processors.text import normalize_key
 
 # Cells of an unknown column looked at to propose its field.
 PROPOSAL_SAMPLE = 30
+
 
 # What an unknown term is, in the message reporting it (lazy: translated only when reported).
 PURPOSE_KIND = gettext_lazy("purpose")
@@ -444,7 +446,12 @@ class RowParser:
                     field_name="recipient",
                 )
         if "data_items" in values:
-            published = values["data_items"]
+            published, packed = unpack_item_cell(
+                values["data_items"], lambda key: self.spec.field_for(key, self.header_map)
+            )
+            # 使用目的：… in the item cell of a row whose purpose cell is empty is its purpose.
+            for target, text in packed:
+                self._fill_from_items(values, target, text)
             row.items = split_list("" if states_no_personal_data(published) else published)
             row.mappings = self.taxonomy.map_items(row.items.items)
             for mapping in row.mappings:
@@ -470,6 +477,15 @@ class RowParser:
             row.identity = _row_identity(row)
         row.item_rows = item_tuples([*row.mappings, *row.inferred], self.taxonomy, self.item_rows_cache)
         return row
+
+    def _fill_from_items(self, values: dict[str, Any], target: str, text: str) -> None:
+        text = text.strip()
+        if target not in ("purpose", "usage_scenario") or not text or values.get(target):
+            return
+        try:
+            values[target] = self.spec.by_field[target].parse(text)
+        except CellError:
+            return
 
     def _infer_items(self, row: ParsedRow) -> None:
         """Data items the purpose or scenario cell names only by an act (刷脸登录), unless the row lists them.

@@ -9,6 +9,10 @@ and hands them to ``shape_table``, which gives every table the same shape:
 - a header of 2n cells over rows of n cells, alternating a Chinese and an English name for each
   column (DCloud's English pages do this), becomes n header cells ``"中文名\\nEnglish name"``;
 - rows are padded to one width, and columns empty in every row are cut from the right;
+- under a numbering column (序号, No.), a row whose first cell is not a number while the row above has
+  one and whose last cell is empty lost its number to a merged cell: its cells moved one column left when
+  the table was flattened to text (巽风's 京东快递 and 德邦 rows under 6 顺丰速运), so they move back and
+  take the number above;
 - a table with fewer than two rows or two columns is not a candidate.
 
 Cell text: each line's whitespace runs (source line breaks, tabs, non-breaking spaces) become one space
@@ -34,6 +38,10 @@ MAX_TITLE_ROWS = 10
 
 # Data rows past which a table is no likelier for having more (``_score``).
 ENOUGH_ROWS = 5
+
+# Headers of a numbering column (as columns.IGNORE's), compared casefolded without spaces.
+NUMBER_HEADERS = frozenset({"序号", "编号", "no.", "no", "#", "nr.", "s/n", "sn", "index"})
+_NUMBER = re.compile(r"^\d{1,4}[.、]?$")
 
 # Header words of register tables, in both languages (compared case-insensitively, as substrings).
 HEADER_WORDS = (
@@ -155,10 +163,23 @@ def shape_table(index: int, title: str, rows: list[list[str]]) -> FoundTable | N
     if len(rows) < 2 or len(used) < 2:
         return None
     width = used[-1] + 1
-    grid = [row[:width] + [""] * (width - len(row)) for row in rows]
+    grid = _restore_spanned_numbers([row[:width] + [""] * (width - len(row)) for row in rows])
     return FoundTable(
         index=index, title=short_title(titles[0] if titles else title), rows=grid, score=_score(grid)
     )
+
+
+def _restore_spanned_numbers(grid: list[list[str]]) -> list[list[str]]:
+    """Rows that lost a merged number cell moved back under their header (see the module docstring)."""
+    if len(grid[0]) < 3 or "".join(grid[0][0].split()).casefold() not in NUMBER_HEADERS:
+        return grid
+    restored = [grid[0]]
+    for row in grid[1:]:
+        above = restored[-1][0] if len(restored) > 1 else ""
+        if row[0] and not _NUMBER.match(row[0]) and not row[-1] and _NUMBER.match(above):
+            row = [above, *row[:-1]]
+        restored.append(row)
+    return restored
 
 
 def _bilingual_header(rows: list[list[str]]) -> list[list[str]]:
