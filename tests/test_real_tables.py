@@ -37,6 +37,11 @@ def import_file(name: str, controller: Controller, **options):
     return import_register(path, controller=controller, file_name=path.name, **options)
 
 
+def import_mapped(name: str, controller: Controller, **options):
+    """A corpus file imported with the header map its labels give."""
+    return import_file(name, controller, header_map=LABELS[name]["header_map"], **options)
+
+
 def import_every_table(name: str, controller: Controller) -> list:
     """Each table of a corpus file, with the header map its labels give when it needs one."""
     entry = LABELS.get(name, {})
@@ -736,11 +741,7 @@ def test_varies_is_kept_as_text_and_flagged_never_a_country():
 def test_global_beside_countries_is_flagged_and_the_countries_kept():
     controller = make_controller()
 
-    report = import_file(
-        "14-decisionrules-subprocessors.md",
-        controller,
-        header_map=LABELS["14-decisionrules-subprocessors.md"]["header_map"],
-    )
+    report = import_mapped("14-decisionrules-subprocessors.md", controller)
 
     mongo = operations(controller).get(processor__name_en="MongoDB Limited")
     assert {"US", "DE", "AU"} <= {country.code for country in mongo.processing_countries}
@@ -751,11 +752,7 @@ def test_global_beside_countries_is_flagged_and_the_countries_kept():
 def test_a_chinese_country_column_of_the_recipient_is_where_its_processing_happens():
     controller = make_controller()
 
-    report = import_file(
-        "23-xiang-cross-border.html",
-        controller,
-        header_map=LABELS["23-xiang-cross-border.html"]["header_map"],
-    )
+    report = import_mapped("23-xiang-cross-border.html", controller)
 
     assert report.ok
     google = operations(controller).get(processor__name_en="Google LLC")
@@ -875,11 +872,7 @@ def items_of(operation: Operation) -> list[tuple[str, str | None]]:
 def test_a_spaced_plus_between_items_is_a_list_separator():
     controller = make_controller()
 
-    report = import_file(
-        "23-xiang-cross-border.html",
-        controller,
-        header_map=LABELS["23-xiang-cross-border.html"]["header_map"],
-    )
+    report = import_mapped("23-xiang-cross-border.html", controller)
 
     assert report.ok
     assert items_of(operations(controller).get(processor__name_en="Google LLC")) == [

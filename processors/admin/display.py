@@ -144,12 +144,12 @@ FINDINGS_SHOWN = 30
 
 def findings_html(shown: list[StoredFinding], total: int, more_url: str = "") -> str:
     """What the compliance rules report for one object, worst first, for its change page: the stored
-    findings ``shown`` (the first ``FINDINGS_SHOWN``), then how many more of the ``total`` and, given
-    ``more_url``, a link to where all of them are."""
+    findings ``shown`` (the first ``FINDINGS_SHOWN``, ``findings.stored_findings_of``), then how many
+    more of the ``total`` there are and, given ``more_url``, a link to where all of them are."""
     if not shown:
         return format_html('<span class="no-findings">✓ {}</span>', gettext("No findings."))
-    listed = findings_list_html(shown[:FINDINGS_SHOWN])
-    hidden = max(total, len(shown)) - min(len(shown), FINDINGS_SHOWN)
+    listed = findings_list_html(shown)
+    hidden = total - len(shown)
     if hidden <= 0:
         return listed
     more = ngettext("… and %(count)d more finding.", "… and %(count)d more findings.", hidden) % {
