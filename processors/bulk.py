@@ -108,46 +108,65 @@ def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 class RowBuilder:
-    """Database-value tuples for new instances of a model, in the order of ``columns``.
+    """Database-value tuples for new rows of a model, in the order of ``columns``, from instances or, with
+    ``read=operator.itemgetter``, from mappings of every concrete field's attribute name.
 
-    The driver-native columns come first, read in one ``attrgetter`` call; the others follow, each
-    converted by its field (auto timestamps are ``now``).
+    The driver-native columns come first, read in one ``attrgetter`` (``itemgetter``) call; the others
+    follow, each converted by its field (auto timestamps are ``now``).
     """
 
-    def __init__(self, model: type[models.Model], *, now: Any) -> None:
+    def __init__(
+        self,
+        model: type[models.Model],
+        *,
+        now: Any,
+        read: Callable[..., Callable[[Any], Any]] = operator.attrgetter,
+    ) -> None:
         fields = list(model._meta.local_concrete_fields)
         self.auto_now = [field for field in fields if _is_auto_timestamp(field)]
         native = [field for field in fields if type(field) in DRIVER_NATIVE_FIELDS]
         converted = [field for field in fields if type(field) not in DRIVER_NATIVE_FIELDS]
         self.columns = [field.column for field in [*native, *converted]]
         self.now = now
-        self._native = operator.attrgetter(*(field.attname for field in native))
-        self._converters = [self._converter(field) for field in converted]
+        self._native = read(*(field.attname for field in native))
+        self._converters = [self._converter(field, read) for field in converted]
 
-    def _converter(self, field: models.Field) -> Callable[[models.Model], Any]:
+    def _converter(
+        self, field: models.Field, read: Callable[..., Callable[[Any], Any]]
+    ) -> Callable[[Any], Any]:
         if _is_auto_timestamp(field):
             value = field.get_db_prep_save(self.now, connection)
             return lambda obj: value
-        attname = field.attname
+        value_of = read(field.attname)
         cache: dict[Any, Any] = {}
 
-        def convert(obj: models.Model) -> Any:
-            value = obj.__dict__[attname]
-            key = tuple(value) if isinstance(value, list) else value
+        def convert(obj: Any) -> Any:
+            value = value_of(obj)
             try:
-                return cache[key]
+                return cache[_cache_key(value)]
             except KeyError:
-                prepared = cache[key] = field.get_db_prep_save(value, connection)
+                prepared = cache[_cache_key(value)] = field.get_db_prep_save(value, connection)
                 return prepared
             except TypeError:  # an unhashable value: converted every time
                 return field.get_db_prep_save(value, connection)
 
         return convert
 
-    def rows(self, objs: Iterable[models.Model]) -> Iterator[tuple]:
+    def rows(self, objs: Iterable[Any]) -> Iterator[tuple]:
         native, converters = self._native, self._converters
         for obj in objs:
             yield (*native(obj), *[convert(obj) for convert in converters])
+
+
+def _cache_key(value: Any) -> Any:
+    """A value as a key of the converted values: a list or a dict (countries, JSON parameters; most
+    findings' are alike) as its items with their types, since ``True == 1`` would give one key to two
+    JSON texts. An unhashable item raises ``TypeError``."""
+    if isinstance(value, list):
+        return (list, *((type(item), item) for item in value))
+    if isinstance(value, dict):
+        return (dict, *((name, type(item), item) for name, item in value.items()))
+    return value
 
 
 def _is_auto_timestamp(field: models.Field) -> bool:
@@ -167,22 +186,30 @@ def insert_objects(model: type[models.Model], objs: Sequence[models.Model], *, n
     insert_rows(model._meta.db_table, builder.columns, list(builder.rows(objs)))
 
 
-def create_with_history(model: type[models.Model], objs: Sequence[models.Model], *, now: Any) -> None:
-    """New instances and their "created" history rows, at the driver's speed: ids reserved, one insert
-    (``executemany`` / ``COPY``), the history rows copied inside the database, stamped with the context.
+def create_with_history(model: type[models.Model], rows: Sequence[dict[str, Any]], *, now: Any) -> list[int]:
+    """New rows, given as their field values by attribute name (the model's defaults for the others),
+    and their "created" history rows, at the driver's speed: ids reserved, one insert (``executemany`` /
+    ``COPY``), the history rows copied inside the database, stamped with the context. Returns the ids.
 
-    What ``history_bulk_create`` writes, without compiling every value of every row through the ORM
-    twice (the row and its historical row); a findings refresh creating 400,000 findings at 100,000
-    operations spent most of an import there. The instances get their primary keys; no signal is sent,
-    as with ``bulk_create``. Many-to-many fields are not written (the caller has none).
+    What ``history_bulk_create`` writes, without a model instance a row nor compiling every value of
+    every row through the ORM twice (the row and its historical row); a findings refresh creating
+    400,000 findings at 100,000 operations spent most of an import there. No signal is sent, as with
+    ``bulk_create``. Many-to-many fields are not written (the caller has none).
     """
-    if not objs:
-        return
-    pks = reserve_ids(model, len(objs))
-    for obj, pk in zip(objs, pks, strict=True):
-        obj.pk = pk
-    insert_objects(model, objs, now=now)
+    if not rows:
+        return []
+    pks = reserve_ids(model, len(rows))
+    pk = model._meta.pk.attname
+    defaults = {
+        field.attname: field.get_default()
+        for field in model._meta.local_concrete_fields
+        if not _is_auto_timestamp(field)
+    }
+    builder = RowBuilder(model, now=now, read=operator.itemgetter)
+    complete = ({**defaults, **row, pk: row_pk} for row, row_pk in zip(rows, pks, strict=True))
+    insert_rows(model._meta.db_table, builder.columns, list(builder.rows(complete)))
     copy_created_history(model, column=model._meta.pk.column, ids=pks, now=now)
+    return pks
 
 
 def _ranges(ids: Iterable[int]) -> list[tuple[int, int]]:

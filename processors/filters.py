@@ -35,6 +35,7 @@ from processors.models import (
     Severity,
     TransferMechanism,
 )
+from processors.text import is_row_id
 
 
 class MultipleValueField(forms.Field):
@@ -284,7 +285,7 @@ class OperationFilterSet(django_filters.FilterSet):
         return queryset.filter(selectors.operations_reaching_q(value))
 
     def filter_service(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        if value.isdigit():
+        if is_row_id(value):
             return queryset.filter(service_id=int(value))
         return queryset.filter(Q(service__name=value) | Q(service__name_en__iexact=value))
 

@@ -4,7 +4,8 @@ A rule is one ``Rule`` entry in ``RULES``: a stable code, a severity, the legal 
 hint, and what it flags: an operation rule is a condition (a ``Q``) on the active operations, a processor
 rule a function that selects its offenders (a queryset, or for the near-duplicate rule a list computed
 from one query). Adding a rule is adding one entry; ``findings()`` costs one or two queries a rule
-whatever the size of the register, and a refresh judges every operation rule in one query.
+whatever the size of the register, and a refresh judges every operation rule in one query (a refresh of
+the whole register, one per ``OPERATION_CHUNK`` operations, each chunk compared and written in turn).
 
 Decisions the law leaves to the register:
 - Only active operations are judged; a retired one no longer sends data.
@@ -40,7 +41,7 @@ internals.
 import datetime
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from types import MethodType, SimpleNamespace
@@ -122,6 +123,8 @@ class Scope:
     # processors' (lists or ``values("pk")`` querysets, used as subqueries).
     operation_ids: Any = None
     processor_ids: Any = None
+    # A whole refresh judges the operations a range of ids at a time: (lowest, below), ``None`` an open end.
+    operation_range: tuple[int | None, int | None] | None = None
 
     def operations(self) -> QuerySet[Operation]:
         """The active operations in scope (a processor's include its group's, which send it data too)."""
@@ -134,6 +137,8 @@ class Scope:
             queryset = queryset.filter(pk=self.operation.pk)
         if self.operation_ids is not None:
             queryset = queryset.filter(pk__in=self.operation_ids)
+        if self.operation_range is not None:
+            queryset = queryset.filter(_id_range_q("pk", *self.operation_range))
         return queryset
 
     @property
@@ -144,6 +149,7 @@ class Scope:
             and self.operation is None
             and self.operation_ids is None
             and self.processor_ids is None
+            and self.operation_range is None
         )
 
     def processor_q(self) -> Q:
@@ -1102,6 +1108,11 @@ def _stored_rows(codes: list[str], subject: str, ids: list[int] | None) -> list[
     ]
 
 
+# Operations a whole refresh judges at once, by ranges of their ids (no list of ids is sent): what it finds
+# and what is stored about them are held one chunk at a time, not 440,000 findings at 100,000 operations.
+OPERATION_CHUNK = 10_000
+
+
 @transaction.atomic
 def findings_refresh(
     *,
@@ -1120,38 +1131,104 @@ def findings_refresh(
     _RULE_COLUMNS.clear()  # worked out again from RULES at each refresh
     whole = operations is None and processors is None and controller is None
     subjects = None if whole else _refresh_subjects(operations, processors, controller)
-    whole = subjects is None
+    counts = {"found": 0, "created": 0, "changed": 0, "resolved": 0}
+    if subjects is None:
+        _refresh_whole_register(today, now, counts)
+        return counts
+    operation_ids, processor_ids, renamed = subjects
     operation_codes = [rule.code for rule in RULES if rule.subject == "operation"]
     processor_codes = [rule.code for rule in RULES if rule.subject == "processor" and not rule.whole_register]
-    if subjects is None:
-        operation_scope = processor_scope = Scope(today=today)
-        existing_rows = [StoredFinding.objects.all()]
-    else:
-        operation_ids, processor_ids, renamed = subjects
-        operation_scope = Scope(today=today, operation_ids=operation_ids)
-        processor_scope = Scope(today=today, processor_ids=processor_ids)
-        existing_rows = [
-            *_stored_rows(operation_codes, "operation", operation_ids),
-            *_stored_rows(processor_codes, "processor", processor_ids),
-        ]
-    found = _operation_offences(operation_scope)
-    for rule in RULES:
-        if rule.subject == "processor" and not rule.whole_register:
-            for subject in rule.offenders(processor_scope):
-                found[fingerprint(rule, subject)] = _processor_finding(rule, subject, rule.params(subject))
-    # Near-duplicate names: the whole register compared once, or only what a change of names can alter.
-    near_duplicates = RULES_BY_CODE[NEAR_DUPLICATE_RULE]
-    if whole:
-        flagged = _near_duplicates(Scope(today=today))
-    elif renamed:
+    existing_rows = [
+        *_stored_rows(operation_codes, "operation", operation_ids),
+        *_stored_rows(processor_codes, "processor", processor_ids),
+    ]
+    found = _operation_offences(Scope(today=today, operation_ids=operation_ids))
+    found.update(_processor_offences(Scope(today=today, processor_ids=processor_ids)))
+    # Near-duplicate names: only what a change of names can alter.
+    if renamed:
         judged, flagged = _near_duplicates_of(renamed)
         existing_rows += _stored_rows([NEAR_DUPLICATE_RULE], "processor", sorted(judged))
-    else:
-        flagged = []
-    for subject in flagged:
-        found[fingerprint(near_duplicates, subject)] = _processor_finding(
+        found.update(_near_duplicate_findings(flagged))
+    seen = _bring_in_line(found, existing_rows, now, counts)
+    # Rows found again without a change: only the time they were last seen moves (no history entry).
+    for start in range(0, len(seen), ID_CHUNK):
+        StoredFinding.objects.filter(pk__in=seen[start : start + ID_CHUNK]).update(last_seen=now)
+    return counts
+
+
+def _refresh_whole_register(today: datetime.date, now: datetime.datetime, counts: dict[str, int]) -> None:
+    """Every rule over the whole register: the operations' findings a range of operation ids at a time,
+    then the processors' findings, each part's stored rows read, compared and written before the next.
+
+    The ranges follow every operation, whatever its status, the first open below and the last open
+    above, so every stored row that names an operation is read by one range (a retired operation's
+    findings are resolved there); the rows that name none (the processors', or a removed rule's) are
+    read with the processors'. A deleted operation's findings are deleted with it (``on_delete``).
+    """
+    for lowest, below in _operation_ranges():
+        scope = Scope(today=today, operation_range=(lowest, below))
+        stored = StoredFinding.objects.filter(
+            _id_range_q("operation_id", lowest, below), operation__isnull=False
+        )
+        _bring_in_line(_operation_offences(scope), [stored], now, counts)
+    scope = Scope(today=today)
+    found = _processor_offences(scope)
+    found.update(_near_duplicate_findings(_near_duplicates(scope)))
+    _bring_in_line(found, [StoredFinding.objects.filter(operation__isnull=True)], now, counts)
+    # Rows found again without a change: only the time they were last seen moves (no history entry).
+    StoredFinding.objects.filter(resolved_at__isnull=True).exclude(last_seen=now).update(last_seen=now)
+
+
+def _operation_ranges() -> Iterator[tuple[int | None, int | None]]:
+    """Ranges of operation ids, (lowest, below), of ``OPERATION_CHUNK`` operations each; the first has no
+    lower bound and the last no upper one. Each bound is one seek in the primary key's index."""
+    lowest = None
+    while True:
+        ids = Operation.objects.order_by("pk").values_list("pk", flat=True)
+        if lowest is not None:
+            ids = ids.filter(pk__gte=lowest)
+        bound = list(ids[OPERATION_CHUNK : OPERATION_CHUNK + 1])
+        below = bound[0] if bound else None
+        yield lowest, below
+        if below is None:
+            return
+        lowest = below
+
+
+def _id_range_q(name: str, lowest: int | None, below: int | None) -> Q:
+    condition = Q()
+    if lowest is not None:
+        condition &= Q(**{f"{name}__gte": lowest})
+    if below is not None:
+        condition &= Q(**{f"{name}__lt": below})
+    return condition
+
+
+def _processor_offences(scope: Scope) -> dict[str, dict[str, Any]]:
+    """The processor rules' findings in scope (the near-duplicate rule apart), by fingerprint."""
+    found = {}
+    for rule in RULES:
+        if rule.subject == "processor" and not rule.whole_register:
+            for subject in rule.offenders(scope):
+                found[fingerprint(rule, subject)] = _processor_finding(rule, subject, rule.params(subject))
+    return found
+
+
+def _near_duplicate_findings(flagged: Iterable[Processor]) -> dict[str, dict[str, Any]]:
+    near_duplicates = RULES_BY_CODE[NEAR_DUPLICATE_RULE]
+    return {
+        fingerprint(near_duplicates, subject): _processor_finding(
             near_duplicates, subject, near_duplicates.params(subject)
         )
+        for subject in flagged
+    }
+
+
+def _bring_in_line(
+    found: dict[str, dict[str, Any]], existing_rows: list[QuerySet], now: datetime.datetime, counts: dict
+) -> list[int]:
+    """Create, change and resolve the stored rows (``existing_rows``, querysets) against what the rules
+    found about the same subjects; add to ``counts``, and return the ids of the rows found unchanged."""
     # The stored rows as plain tuples, their parameters as the stored JSON text (building 100,000 model
     # instances, or decoding 100,000 parameters, was most of a full refresh); instances are loaded only
     # for the rows that change.
@@ -1181,7 +1258,8 @@ def findings_refresh(
     for key, fields in found.items():
         stored = existing.get(key)
         if stored is None:
-            created.append(StoredFinding(fingerprint=key, first_seen=now, last_seen=now, **fields))
+            # Column values, not model instances: an import creates several findings a row.
+            created.append({**fields, "fingerprint": key, "first_seen": now, "last_seen": now})
             continue
         pk, resolved, compared, _rank = stored
         differing = [] if compared == _compared(fields) else _differing(compared, fields)
@@ -1210,20 +1288,17 @@ def findings_refresh(
         row.resolved_at = row.state_at = row.last_seen = now
         row.state, row.state_by = FindingState.FIXED, None
         resolved.append(row)
-    if created:
-        # At the driver's speed with their history rows: an import creates several findings a row.
-        create_with_history(StoredFinding, created, now=now)
+    # At the driver's speed with their history rows.
+    create_with_history(StoredFinding, created, now=now)
     for rows_written, names in ((changed, written), (resolved, {*_DECISION_FIELDS, "last_seen"})):
         if rows_written:
             _write_with_history(rows_written, sorted(name.removesuffix("_id") for name in names), now)
     _rewrite_stale_ranks(existing, found)
-    # Rows found again without a change: only the time they were last seen moves (no history entry).
-    if whole:
-        StoredFinding.objects.filter(resolved_at__isnull=True).exclude(last_seen=now).update(last_seen=now)
-    else:
-        for start in range(0, len(seen), ID_CHUNK):
-            StoredFinding.objects.filter(pk__in=seen[start : start + ID_CHUNK]).update(last_seen=now)
-    return {"found": len(found), "created": len(created), "changed": len(changed), "resolved": len(resolved)}
+    counts["found"] += len(found)
+    counts["created"] += len(created)
+    counts["changed"] += len(changed)
+    counts["resolved"] += len(resolved)
+    return seen
 
 
 def _processor_finding(rule: Rule, processor: Processor, params: dict[str, Any]) -> dict[str, Any]:

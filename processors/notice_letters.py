@@ -177,7 +177,7 @@ def recipient_category_codes(recipient: NoticeRecipient) -> list[str]:
 
 def notice_letters_latest(notice: DeletionNotice) -> dict[int, DeletionNoticeLetter]:
     """Per recipient (processor id), the latest letter recorded for exactly this notice's categories."""
-    wanted = {recipient.processor.pk: recipient_category_codes(recipient) for recipient in notice.recipients}
+    wanted = notice.held_codes()
     letters = DeletionNoticeLetter.objects.filter(controller=notice.controller, processor_id__in=wanted)
     latest: dict[int, DeletionNoticeLetter] = {}
     for letter in letters.order_by("processor_id", "-sent_at", "-id"):

@@ -19,9 +19,9 @@ import csv
 import datetime
 import functools
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from django.db.models import Case, Max, QuerySet, Value, When
 from django.utils import timezone, translation
@@ -148,6 +148,46 @@ class NoticeRecipient:
         }
 
 
+class NoticeEntry(NamedTuple):
+    """One recipient of a notice as the cache keeps it: ids and flags, no model objects (a notice for
+    姓名 names every recipient of the register; a page makes objects of fifty of them)."""
+
+    processor_id: int
+    group_ids: tuple[int, ...]  # the groups it receives through, in name order
+    direct: bool  # it is also named on its own
+    category_ids: tuple[int, ...]  # what it holds, in code order
+    active: bool  # at least one of its flows is active
+    has_contact: bool
+
+
+class NoticeRecipients(Sequence):
+    """The recipients of a notice in reading order, made into ``NoticeRecipient`` objects only for the
+    part that is read: a page's slice, one recipient, or every one in batches (the CSV)."""
+
+    def __init__(self, entries: list[NoticeEntry], notice: "DeletionNotice") -> None:
+        self.entries = entries
+        self.notice = notice
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.notice.recipients_of(self.entries[index])
+        return self.notice.recipients_of([self.entries[index]])[0]
+
+    def __iter__(self):
+        for start in range(0, len(self.entries), BATCH):
+            yield from self.notice.recipients_of(self.entries[start : start + BATCH])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass
 class DeletionNotice:
     """The recipients that hold any of the categories and must be told to delete them.
@@ -159,18 +199,55 @@ class DeletionNotice:
 
     categories: list[DataCategory]
     controller: Controller | None
-    recipients: list[NoticeRecipient]
+    entries: list[NoticeEntry]
+    held: dict[int, DataCategory] = field(default_factory=dict)  # what the entries hold, by id
     include_retired: bool = True
     generated_on: datetime.date = field(default_factory=timezone.localdate)
+    loader: Callable[[list[NoticeRecipient]], None] | None = field(default=None, repr=False, compare=False)
 
     @property
-    def without_contact(self) -> list[NoticeRecipient]:
+    def recipients(self) -> NoticeRecipients:
+        return NoticeRecipients(self.entries, self)
+
+    @property
+    def without_contact(self) -> NoticeRecipients:
         """Recipients that cannot be told until a contact is found."""
-        return [recipient for recipient in self.recipients if not recipient.has_contact]
+        return NoticeRecipients([entry for entry in self.entries if not entry.has_contact], self)
+
+    def held_codes(self) -> dict[int, list[str]]:
+        """Per recipient (processor id), the sorted codes of what it holds (as letters record them)."""
+        held = self.held
+        return {
+            entry.processor_id: sorted(held[pk].code for pk in entry.category_ids) for entry in self.entries
+        }
+
+    def recipient(self, processor_id: int) -> NoticeRecipient | None:
+        """The recipient of this processor id, with its details; ``None`` when it is not told."""
+        for entry in self.entries:
+            if entry.processor_id == processor_id:
+                return self.with_details(self.recipients_of([entry]))[0]
+        return None
+
+    def recipients_of(self, entries: list[NoticeEntry]) -> list[NoticeRecipient]:
+        """These entries as recipient objects: their processors and groups read in one query."""
+        wanted = {pk for entry in entries for pk in (entry.processor_id, *entry.group_ids)}
+        processors = Processor.objects.only(*NOTICE_FIELDS).in_bulk(wanted) if wanted else {}
+        held = self.held
+        return [
+            NoticeRecipient(
+                processors[entry.processor_id],
+                groups={pk: processors[pk] for pk in entry.group_ids},
+                direct=entry.direct,
+                categories={pk: held[pk] for pk in entry.category_ids},
+                active=entry.active,
+                loader=self.loader,
+            )
+            for entry in entries
+        ]
 
     def with_details(self, recipients: list[NoticeRecipient] | None = None) -> list[NoticeRecipient]:
         """The recipients (every one by default) with their services, relationships and operations."""
-        recipients = self.recipients if recipients is None else recipients
+        recipients = list(self.recipients) if recipients is None else list(recipients)
         pending = [recipient for recipient in recipients if recipient.details is None]
         # In batches: each is one query with its processors' ids as parameters (SQLite takes 32,766).
         for start in range(0, len(pending), BATCH):
@@ -210,7 +287,7 @@ def resolve_categories(values: Iterable[str | DataCategory]) -> list[DataCategor
 
 
 def _holding_operations(
-    subtree: QuerySet[DataCategory], controller: Controller | None, include_retired: bool
+    subtree: list[int], controller: Controller | None, include_retired: bool
 ) -> QuerySet[Operation]:
     """The operations sending an item of these categories, for the recipients they are filtered to
     (``processor_id__in``): joined to their items, since a page reads a few recipients' operations, and
@@ -234,10 +311,15 @@ def deletion_notice(
     A category every row sends (姓名) is held through every operation of the register, so nothing here
     reads one row per operation: the recipients come from one aggregate of the held items, driven from
     the items' (category, operation) index, grouped by (processor, category) with whether a flow is
-    active; only processors and categories become model objects. Services and operations are read per
-    recipient shown (``DeletionNotice.with_details``)."""
+    active. What is kept (per register revision) is a list of ``NoticeEntry`` values; the processors and
+    categories of the recipients read become model objects, and their services and operations are read
+    for the recipients shown (``DeletionNotice.with_details``)."""
     resolved = resolve_categories(categories)
-    subtree = DataCategory.objects.filter(selectors.category_subtree_q(resolved)).values("pk")
+    # The ids, not a subquery: the planner then sees how many items each holds, and drives a page's
+    # operations from its recipients instead of looping over every item of 姓名 (114 → 25 ms).
+    subtree = list(
+        DataCategory.objects.filter(selectors.category_subtree_q(resolved)).values_list("pk", flat=True)
+    )
     held = DataItem.objects.filter(category__in=subtree)
     if controller is not None:
         held = held.filter(operation__service__controller=controller)
@@ -252,59 +334,76 @@ def deletion_notice(
         .values_list("operation__processor_id", "category_id", "active")
     )
     # The aggregate reads every item of the categories (all of them for 姓名); it changes only with the
-    # register, so it is kept per revision (register_cache, as the dashboard's figures are).
+    # register, so the recipients made of it are kept per revision (register_cache, as the dashboard's
+    # figures are).
     name = "notice-held:{}:{}:{}".format(
         controller.pk if controller is not None else "all",
         int(include_retired),
         ",".join(sorted(category.code for category in resolved)),
     )
-    pairs = RegisterFigures("notices").get(name, lambda: list(aggregate))
-    active_by: dict[int, bool] = {}
-    held_by: dict[int, set[int]] = {}
-    for processor_id, category_id, active in pairs:
-        active_by[processor_id] = active_by.get(processor_id, False) or bool(active)
-        held_by.setdefault(processor_id, set()).add(category_id)
-    processors = Processor.objects.only(*NOTICE_FIELDS).in_bulk(active_by)
-    # The members of the groups among them, in one query: a prefetch would build a queryset for each of
-    # the (thousands of) processors, groups or not.
-    members_of: dict[int, list[Processor]] = {}
-    ids = list(processors)
-    for start in range(0, max(len(ids), 1), BATCH):
-        members = (
-            Processor.objects.only(*NOTICE_FIELDS)
-            .filter(member_of__in=ids[start : start + BATCH])
-            .order_by("name_key", "pk")
-        )
-        for member in members:
-            if processors[member.member_of_id].kind == Processor.Kind.GROUP:
-                members_of.setdefault(member.member_of_id, []).append(member)
-    held_categories = DataCategory.objects.in_bulk(set().union(*held_by.values()))
-    loader = functools.partial(_add_details, _holding_operations(subtree, controller, include_retired))
-    recipients: dict[int, NoticeRecipient] = {}
-    for processor_id, active in active_by.items():
-        processor = processors[processor_id]
-        members = members_of.get(processor_id, [])
-        for target in members or [processor]:
-            recipient = recipients.setdefault(target.pk, NoticeRecipient(target, loader=loader))
-            if members:
-                recipient.groups[processor.pk] = processor
-            else:
-                recipient.direct = True
-            for category_id in held_by.get(processor_id, ()):
-                recipient.categories.setdefault(category_id, held_categories[category_id])
-            recipient.active = recipient.active or bool(active)
-    ordered = sorted(
-        recipients.values(), key=lambda recipient: (recipient.processor.name_key, recipient.processor.pk)
-    )
-    for recipient in ordered:
-        recipient.categories = dict(sorted(recipient.categories.items(), key=lambda pair: pair[1].code))
-        recipient.groups = dict(sorted(recipient.groups.items(), key=lambda pair: pair[1].name_key))
+    entries, held_categories = RegisterFigures("notices").get(name, lambda: _notice_entries(aggregate))
     return DeletionNotice(
         categories=resolved,
         controller=controller,
-        recipients=ordered,
+        entries=entries,
+        held=held_categories,
         include_retired=include_retired,
+        loader=functools.partial(_add_details, _holding_operations(subtree, controller, include_retired)),
     )
+
+
+def _notice_entries(aggregate: QuerySet) -> tuple[list[NoticeEntry], dict[int, DataCategory]]:
+    """The notice's recipients from the (processor, category, active) aggregate, group recipients
+    expanded to their members, in reading order (name, id), as plain values; and the categories they
+    hold."""
+    active_by: dict[int, bool] = {}
+    held_by: dict[int, set[int]] = {}
+    for processor_id, category_id, active in aggregate:
+        active_by[processor_id] = active_by.get(processor_id, False) or bool(active)
+        held_by.setdefault(processor_id, set()).add(category_id)
+    columns = ("id", "name_key", "kind", "member_of_id", "contact_phone", "contact_email")
+    processors: dict[int, tuple] = {}
+    ids = list(active_by)
+    for start in range(0, len(ids), BATCH):
+        for row in Processor.objects.filter(pk__in=ids[start : start + BATCH]).values_list(*columns):
+            processors[row[0]] = row
+    # The members of the groups among them, in one query per batch: a prefetch would build a queryset
+    # for each of the (thousands of) processors, groups or not.
+    members_of: dict[int, list[tuple]] = {}
+    for start in range(0, len(ids), BATCH):
+        members = Processor.objects.filter(member_of__in=ids[start : start + BATCH]).values_list(*columns)
+        for member in members:
+            if processors[member[3]][2] == Processor.Kind.GROUP:
+                members_of.setdefault(member[3], []).append(member)
+    held_categories = DataCategory.objects.in_bulk({pk for held in held_by.values() for pk in held})
+    names = {pk: row[1] for pk, row in processors.items()}
+    gathered: dict[int, dict[str, Any]] = {}
+    for processor_id, active in active_by.items():
+        members = members_of.get(processor_id, [])
+        for target in members or [processors[processor_id]]:
+            recipient = gathered.setdefault(
+                target[0],
+                {"row": target, "groups": set(), "direct": False, "categories": set(), "active": False},
+            )
+            if members:
+                recipient["groups"].add(processor_id)
+            else:
+                recipient["direct"] = True
+            recipient["categories"] |= held_by[processor_id]
+            recipient["active"] = recipient["active"] or active
+    ordered = sorted(gathered.values(), key=lambda recipient: (recipient["row"][1], recipient["row"][0]))
+    entries = [
+        NoticeEntry(
+            processor_id=recipient["row"][0],
+            group_ids=tuple(sorted(recipient["groups"], key=lambda pk: (names[pk], pk))),
+            direct=recipient["direct"],
+            category_ids=tuple(sorted(recipient["categories"], key=lambda pk: held_categories[pk].code)),
+            active=recipient["active"],
+            has_contact=bool(recipient["row"][4] or recipient["row"][5]),
+        )
+        for recipient in ordered
+    ]
+    return entries, held_categories
 
 
 def _add_details(holding: QuerySet[Operation], recipients: list[NoticeRecipient]) -> None:

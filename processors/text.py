@@ -37,3 +37,9 @@ def clean_text(text: str) -> str:
     """Trim and collapse internal whitespace, keeping the characters the user typed."""
     # str.split() splits on exactly what ``\s`` matches (U+3000 included), without a regular expression.
     return " ".join((text or "").split())
+
+
+def is_row_id(value: str) -> bool:
+    """Whether the text can be a row's id: ASCII digits that fit the databases' 64-bit integers
+    (``"²".isdigit()`` is true and ``int("²")`` fails; a 20-digit key overflows SQLite)."""
+    return value.isascii() and value.isdigit() and len(value) <= 18

@@ -60,6 +60,7 @@ from processors.notices import NoticeError, deletion_notice, deletion_notice_csv
 from processors.register_cache import RegisterFigures, reader_scope
 from processors.spreadsheets import export
 from processors.templatetags.registry_ui import bilingual, heat_level
+from processors.text import is_row_id
 
 # Query parameters that steer a page rather than filter the register.
 PAGE_PARAMETERS = ("page", "format", "lang", "marks")
@@ -316,7 +317,7 @@ def processor_choices(request: HttpRequest) -> dict[str, Any]:
     """The filter form's processor options, in one query: the first ``FILTER_PROCESSOR_CHOICES`` (and
     one more, to tell whether there are more) by name, and the ones the query chose."""
     # Ids the database can hold only: a longer number names no processor (and must not be a 500).
-    chosen = [value for value in request.GET.getlist("processor") if value.isdigit() and int(value) < 2**63]
+    chosen = [value for value in request.GET.getlist("processor") if is_row_id(value)]
     ranked = Processor.objects.annotate(
         rank=Window(RowNumber(), order_by=[F("name_key").asc(), F("pk").asc()])
     ).only("pk", "name_zh", "name_en", "name_key")
@@ -753,8 +754,8 @@ class DeletionNoticeView(RegisterReaderMixin, TemplateView):
             latest = notice_letters.notice_letters_latest(notice)
             open_count = sum(
                 1
-                for recipient in notice.recipients
-                if (letter := latest.get(recipient.processor.pk)) is None or not letter.acknowledged
+                for entry in notice.entries
+                if (letter := latest.get(entry.processor_id)) is None or not letter.acknowledged
             )
             # A category every row sends (姓名) names every recipient: the letters come a page at a time
             # (the CSV still holds them all).
@@ -804,10 +805,10 @@ class DeletionNoticeView(RegisterReaderMixin, TemplateView):
 
     @staticmethod
     def recipient(value: str, notice: Any) -> Any:
-        for recipient in notice.recipients:
-            if str(recipient.processor.pk) == value:
-                return notice.with_details([recipient])[0]
-        raise Http404(_("No such recipient in this notice."))
+        recipient = notice.recipient(int(value)) if is_row_id(value) else None
+        if recipient is None:
+            raise Http404(_("No such recipient in this notice."))
+        return recipient
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.has_perm(LETTER_PERMISSION):

@@ -8,6 +8,9 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import translation
 
@@ -17,6 +20,7 @@ from processors.demo import demo_load
 from processors.models import (
     CategoryAlias,
     Controller,
+    ControllerRole,
     DataCategory,
     DataItem,
     ImportRecord,
@@ -31,7 +35,7 @@ from processors.models import (
     fill_reading_order,
 )
 from processors.text import normalize_key
-from tests.builders import make_controller, make_operation, make_processor, make_service
+from tests.builders import make_controller, make_member, make_operation, make_processor, make_service
 
 pytestmark = pytest.mark.django_db
 
@@ -607,18 +611,19 @@ def bulk_register(count: int) -> None:
 
 # Exact counts, the same for ten rows and a thousand: session and user (2), one query per filter list
 # read from the database (operations: controllers, purposes, categories; processors: countries,
-# categories, controllers; data items: categories, controllers), the paginator's count, the page, on
-# the small tables (categories) the unfiltered count too, and on operations the data-item prefetch.
+# categories, controllers; data items: categories, controllers), the register's revision and the
+# paginator's count (kept per revision: a first view), the page, on the small tables (categories) the
+# unfiltered count too, and on operations the data-item prefetch.
 # The operations' processor filter lists only a processor a link chose, so it reads nothing here.
 # A category filter adds the lookup of the category the user named.
 CHANGELIST_QUERIES = [
-    ("operation", {}, 8),
-    ("operation", {"category": "identity"}, 9),
-    ("processor", {}, 7),
-    ("processor", {"receives": "basic.phone_number"}, 8),
-    ("datacategory", {}, 6),
-    ("dataitem", {}, 6),
-    ("dataitem", {"unmapped": "true"}, 6),
+    ("operation", {}, 9),
+    ("operation", {"category": "identity"}, 10),
+    ("processor", {}, 8),
+    ("processor", {"receives": "basic.phone_number"}, 9),
+    ("datacategory", {}, 7),
+    ("dataitem", {}, 7),
+    ("dataitem", {"unmapped": "true"}, 7),
 ]
 
 
@@ -896,6 +901,29 @@ def test_the_admin_index_links_to_the_findings(admin_client):
     assert reverse("admin:processors_findings") in content
 
 
+@pytest.mark.parametrize("term", ["states no purpose", "未说明处理目的", "purpose_missing"])
+def test_the_admin_finds_findings_by_their_rules_title_in_either_language(admin_client, term):
+    without_purpose = make_operation(service=make_service(name="会员服务"), purposes=())
+    make_operation(service=make_service(name="客服服务"))  # states its purpose: other rules only
+    url = reverse("admin:processors_finding_changelist")
+
+    listed = admin_client.get(url, {"q": term}).context["cl"].result_list
+
+    assert {finding.rule for finding in listed} == {"purpose_missing"}
+    assert [finding.operation_id for finding in listed] == [without_purpose.pk]
+
+
+def test_the_admin_finds_findings_by_subject_and_nothing_for_a_term_matching_neither(admin_client):
+    make_operation(service=make_service(name="会员服务"), purposes=())
+    make_operation(service=make_service(name="客服服务"), purposes=())
+    url = reverse("admin:processors_finding_changelist")
+
+    by_subject = admin_client.get(url, {"q": "客服"}).context["cl"].result_list
+
+    assert by_subject and {finding.subject_label.split(" → ")[0] for finding in by_subject} == {"客服服务"}
+    assert not admin_client.get(url, {"q": "身份证 会员"}).context["cl"].result_list
+
+
 def test_a_processor_page_shows_its_findings(admin_client):
     processor = make_processor(name_zh="没有联系方式的公司")
     make_operation(processor=processor, relationship="provision")
@@ -976,6 +1004,36 @@ def test_the_deletion_notice_takes_categories_one_per_line(admin_client):
     ]
 
 
+def test_a_lists_count_is_read_again_only_after_a_write(admin_client):
+    service = make_service()
+    for _number in range(3):
+        make_operation(service=service)
+    url = reverse("admin:processors_operation_changelist")
+    assert admin_client.get(url).context["cl"].result_count == 3
+
+    with CaptureQueriesContext(connection) as again:
+        assert admin_client.get(url).context["cl"].result_count == 3
+    make_operation(service=service)
+
+    assert not [query for query in again.captured_queries if "COUNT(" in query["sql"].upper()]
+    assert admin_client.get(url).context["cl"].result_count == 4
+
+
+def test_a_lists_count_is_kept_apart_for_readers_who_see_other_controllers(admin_client, django_user_model):
+    mine, other = make_controller(code="mine"), make_controller(code="other")
+    make_operation(service=make_service(mine))
+    make_operation(service=make_service(other))
+    editor = django_user_model.objects.create_user("editor-mine", password="editor-password-1", is_staff=True)
+    editor.user_permissions.set(Permission.objects.filter(content_type__app_label="processors"))
+    make_member(editor, mine, role=ControllerRole.EDITOR)
+    client = Client()  # admin_client is pytest-django's ``client`` logged in
+    client.force_login(editor)
+    url = reverse("admin:processors_operation_changelist")
+
+    assert admin_client.get(url).context["cl"].result_count == 2
+    assert client.get(url).context["cl"].result_count == 1
+
+
 # --- Query counts of the register tools -----------------------------------------------------------
 
 
@@ -1027,16 +1085,16 @@ def publish_twice(controller: Controller) -> PublishedVersion:
 # Findings (stored): session and user (2), the controller filter list (1), the register's revision and
 # the counts by severity and rule (cached per revision), which also give the paginator its total (2);
 # bulk_register stores no findings, so the empty page reads nothing.
-# The deletion notice: session and user (2), the controller list (1), the category lookup, the
-# register's revision, the categories held per processor with whether a flow is active (cached per
-# revision), the processors, members, categories, then for the page shown its recipients' operations
-# and their services.
+# The deletion notice: session and user (2), the controller list (1), the category lookup and its
+# subtree's ids, the register's revision, the categories held per processor with whether a flow is
+# active, the processors, members and categories (these four cached per revision, read here on a first
+# view), then for the page shown its recipients (processors and groups), their operations and services.
 # A version page: session and user (2), the version with its controller (twice: the diffs' and the
 # form's) and its previous version (3), and the live snapshot (6: controller, extra sensitive categories,
 # operations, and their items, purposes and actions).
 TOOL_PAGE_QUERIES = [
     ("admin:processors_findings", {}, 5),
-    ("admin:processors_deletion_notice", {"categories": "手机号"}, 11),
+    ("admin:processors_deletion_notice", {"categories": "手机号"}, 13),
 ]
 
 

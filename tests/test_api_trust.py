@@ -15,10 +15,10 @@ pytestmark = pytest.mark.django_db
 
 FINDINGS_QUERIES = 3  # stored findings: the summary, the count and the page, whatever the rows
 HISTORY_QUERIES = 38  # per history table: a count and a page; then the page's changes and labels
-# The register's revision, the categories held (and whether a flow is active) per processor (cached per
-# revision), the processors, members and categories; then for a page of recipients their operations and
-# services.
-NOTICE_QUERIES = 8
+# The subtree's ids, the register's revision, the categories held (and whether a flow is active) per
+# processor, the processors, members and categories (these four cached per revision, read here on a first
+# view); then for a page of recipients their processors and groups, operations and services.
+NOTICE_QUERIES = 10
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CERTIFICATE_AUTHORITIES = ("DigiCert Inc", "Sectigo Limited", "GlobalSign nv-sa")
 

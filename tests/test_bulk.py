@@ -121,17 +121,17 @@ def test_created_with_history_as_history_bulk_create_writes_them(django_user_mod
     record = ImportRecord.objects.create(controller=controller, file_name="t.xlsx", sha256="0" * 64)
     operation = make_operation()
     now = timezone.now()
-    findings = [
-        Finding(
-            rule="pia_missing",
-            severity="high",
-            operation=operation,
-            subject_label=f"服务 {number}",
-            params={"service": "服务", "number": number},
-            fingerprint=f"pia_missing:{operation.pk}:{number}",
-            first_seen=now,
-            last_seen=now,
-        )
+    rows = [
+        {
+            "rule": "pia_missing",
+            "severity": "high",
+            "operation_id": operation.pk,
+            "subject_label": f"服务 {number}",
+            "params": {"service": "服务", "number": number},
+            "fingerprint": f"pia_missing:{operation.pk}:{number}",
+            "first_seen": now,
+            "last_seen": now,
+        }
         for number in range(3)
     ]
 
@@ -139,17 +139,51 @@ def test_created_with_history_as_history_bulk_create_writes_them(django_user_mod
         history_context(Channel.IMPORT, import_record=record, user=user),
         CaptureQueriesContext(connection) as sql,
     ):
-        create_with_history(Finding, findings, now=now)
+        pks = create_with_history(Finding, rows, now=now)
 
     assert len(sql.captured_queries) <= 4  # the write lock and the ids, the insert, the history copy
-    assert all(finding.pk is not None for finding in findings)
-    saved = Finding.objects.filter(pk__in=[finding.pk for finding in findings]).order_by("pk")
-    assert [(row.subject_label, row.params, row.state, row.first_seen) for row in saved] == [
-        (f"服务 {number}", {"service": "服务", "number": number}, "open", now) for number in range(3)
+    assert len(set(pks)) == 3
+    saved = Finding.objects.filter(pk__in=pks).order_by("pk")
+    # The fields not given take the model's defaults.
+    assert [
+        (row.pk, row.subject_label, row.params, row.state, row.state_reason, row.first_seen) for row in saved
+    ] == [
+        (pk, f"服务 {number}", {"service": "服务", "number": number}, "open", "", now)
+        for pk, number in zip(pks, range(3), strict=True)
     ]
-    history = Finding.history.filter(id__in=[finding.pk for finding in findings]).order_by("id")
+    assert all(
+        (row.resolved_at, row.state_by_id, row.processor_id, row.rank) == (None, None, None, 0)
+        for row in saved
+    )
+    history = Finding.history.filter(id__in=pks).order_by("id")
     assert [
         (entry.id, entry.history_type, entry.history_import_id, entry.history_user_id, entry.history_date)
         for entry in history
-    ] == [(finding.pk, "+", record.pk, user.pk, now) for finding in findings]
-    assert [entry.params for entry in history] == [finding.params for finding in findings]
+    ] == [(pk, "+", record.pk, user.pk, now) for pk in pks]
+    assert [entry.params for entry in history] == [row["params"] for row in rows]
+
+
+def test_created_rows_keep_each_rows_own_parameters_when_converted_values_are_reused():
+    # Equal parameters are converted once; True and 1 are equal in Python but not as JSON.
+    operation = make_operation()
+    now = timezone.now()
+    params = [{"flag": True}, {"flag": 1}, {"flag": True}, {}, {"names": ["甲", "乙"]}, {"flag": 1.0}]
+    rows = [
+        {
+            "rule": "pia_missing",
+            "severity": "high",
+            "operation_id": operation.pk,
+            "subject_label": "服务",
+            "params": value,
+            "fingerprint": f"test:{number}",
+            "first_seen": now,
+            "last_seen": now,
+        }
+        for number, value in enumerate(params)
+    ]
+
+    pks = create_with_history(Finding, rows, now=now)
+
+    saved = {row.pk: row.params for row in Finding.objects.filter(pk__in=pks)}
+    assert [saved[pk] for pk in pks] == params
+    assert [type(saved[pk].get("flag")) for pk in pks] == [bool, int, bool, type(None), type(None), float]

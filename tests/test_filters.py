@@ -153,3 +153,13 @@ def test_a_malformed_yes_no_value_is_an_error_not_an_unfiltered_list(register, v
 @pytest.mark.parametrize("value", ["true", "1", "yes", "是", "True"])
 def test_yes_no_values_are_read_in_their_usual_spellings(register, value):
     assert filtered_operations(sensitive=value) == {register["kyc"], register["passport"], register["face"]}
+
+
+@pytest.mark.parametrize("value", ["²", "99999999999999999999", "٣"])
+def test_a_service_that_is_no_row_id_is_looked_up_by_name_not_read_as_a_number(value):
+    operation = make_operation()
+
+    assert list(OperationFilterSet({"service": value}, queryset=Operation.objects.all()).qs) == []
+    assert list(
+        OperationFilterSet({"service": str(operation.service_id)}, queryset=Operation.objects.all()).qs
+    ) == [operation]

@@ -6,12 +6,13 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from processors import services
-from processors.findings import findings_refresh
+from processors import findings, services
+from processors.findings import finding_rank, findings_refresh
 from processors.models import (
     CategoryAlias,
     DataCategory,
@@ -19,6 +20,7 @@ from processors.models import (
     Finding,
     FindingState,
     Operation,
+    Processor,
     Purpose,
 )
 from processors.spreadsheets.importer import import_register
@@ -220,10 +222,10 @@ def test_the_findings_admin_accepts_the_selection_with_the_reason(admin_client):
     assert (finding.state, finding.state_reason) == (FindingState.ACCEPTED, "Covered by contract.")
 
 
-def register_of(count: int, start: int = 0) -> None:
+def register_of(count: int, start: int = 0) -> list[Operation]:
     controller = make_controller()
     service = make_service(controller)
-    for number in range(start, start + count):
+    return [
         make_operation(
             service=service,
             processor=make_processor(name_zh=f"受托方{number:04d}号"),
@@ -231,6 +233,8 @@ def register_of(count: int, start: int = 0) -> None:
             purposes=(),
             relationship="entrusted",
         )
+        for number in range(start, start + count)
+    ]
 
 
 # Session and user (2), the controller choices (1), the register's revision (1), the summary (1, then
@@ -417,3 +421,151 @@ def test_the_cached_counts_of_findings_follow_every_decision_and_write(admin_cli
     assert shown() == stored() == (first[0] - 1, first[0] - 1)
     make_operation(data_items=("姓名",), purposes=())
     assert shown() == stored() and stored()[0] > first[0] - 1
+
+
+# --- A whole refresh judges the operations in chunks of ids (findings.OPERATION_CHUNK) -------------
+
+
+def register_across_chunks(admin_user) -> dict[str, Operation]:
+    """Nine operations with findings, then changes written past the refresh (queryset updates) that a
+    whole refresh must bring the stored rows in line with: every kind of change, in different chunks of
+    two operations, with ids missing where operations were deleted (the first one among them)."""
+    operations = register_of(9)
+    services.operation_delete(operation=operations[0])
+    services.operation_delete(operation=operations[4])
+    named = dict(
+        zip(
+            ("retired", "accepted", "resolved", "pia_given", "stale_rank", "forgotten", "renamed"),
+            [operation for number, operation in enumerate(operations) if number not in (0, 4)],
+            strict=True,
+        )
+    )
+    Operation.objects.filter(pk=named["retired"].pk).update(status="retired")
+    Finding.objects.filter(operation=named["accepted"], rule="purpose_missing").update(
+        state=FindingState.ACCEPTED, state_reason="Internal tool.", state_by=admin_user
+    )
+    Finding.objects.filter(operation=named["resolved"], rule="purpose_missing").update(
+        state=FindingState.FIXED, resolved_at=timezone.now()
+    )
+    Operation.objects.filter(pk=named["pia_given"].pk).update(
+        pia_reference="PIA-7", pia_date=timezone.localdate()
+    )
+    Finding.objects.filter(operation=named["stale_rank"]).update(rank=999)
+    Finding.objects.filter(operation=named["forgotten"], rule="pia_missing").delete()
+    Processor.objects.filter(pk=named["renamed"].processor_id).update(name_zh="受托方改名")
+    # A removed rule's findings, of an operation (read with its chunk) and of a processor (with the rest).
+    for subject in ({"operation": named["stale_rank"]}, {"processor": named["renamed"].processor}):
+        kind, value = next(iter(subject.items()))
+        Finding.objects.create(
+            rule="rule_since_removed",
+            severity="low",
+            subject_label="…",
+            fingerprint=f"rule_since_removed:{kind}:{value.pk}",
+            first_seen=timezone.now(),
+            last_seen=timezone.now(),
+            **subject,
+        )
+    return named
+
+
+def refreshed_in_chunks(monkeypatch, size: int) -> tuple[dict[str, int], dict[str, tuple], list[tuple]]:
+    """A whole refresh in chunks of ``size`` operations: its counts, the stored rows by fingerprint and
+    the history rows it wrote, the refresh's time written as "now"; then rolled back."""
+    monkeypatch.setattr(findings, "OPERATION_CHUNK", size)
+    with transaction.atomic():
+        started = timezone.now()
+        counts = findings_refresh()
+
+        def when(moment):
+            return "now" if moment is not None and moment >= started else moment
+
+        rows = {
+            row.fingerprint: (
+                row.rule,
+                row.severity,
+                row.subject_label,
+                json.dumps(row.params, sort_keys=True),
+                row.operation_id,
+                row.processor_id,
+                row.service_id,
+                row.controller_id,
+                row.state,
+                row.state_reason,
+                row.state_by_id,
+                when(row.state_at),
+                when(row.resolved_at),
+                when(row.first_seen),
+                when(row.last_seen),
+                row.rank,
+            )
+            for row in Finding.objects.all()
+        }
+        history = sorted(
+            (entry.fingerprint, entry.history_type, entry.state, when(entry.resolved_at), entry.subject_label)
+            for entry in Finding.history.filter(history_date__gte=started)
+        )
+        transaction.set_rollback(True)
+    return counts, rows, history
+
+
+def test_a_whole_refresh_in_chunks_stores_what_one_pass_over_the_register_stores(monkeypatch, admin_user):
+    named = register_across_chunks(admin_user)
+    monkeypatch.setattr(findings, "OPERATION_CHUNK", 2)
+    assert len(list(findings._operation_ranges())) == 4  # seven operations left, two a chunk
+
+    counts, rows, history = refreshed_in_chunks(monkeypatch, 2)
+
+    assert (counts, rows, history) == refreshed_in_chunks(monkeypatch, 10_000)
+    assert counts["created"] == 1 and counts["changed"] > 0 and counts["resolved"] > 0
+
+    def stored(operation: Operation, rule: str) -> tuple:
+        return rows[f"{rule}:operation:{operation.pk}"]
+
+    state, reason, decided_by, resolved_at = 8, 9, 10, 12
+    retired = [row for key, row in rows.items() if key.endswith(f":operation:{named['retired'].pk}")]
+    assert retired and {(row[state], row[resolved_at]) for row in retired} == {("fixed", "now")}
+    accepted = stored(named["accepted"], "purpose_missing")
+    assert (accepted[state], accepted[reason], accepted[decided_by]) == (
+        "accepted",
+        "Internal tool.",
+        admin_user.pk,
+    )
+    reopened = stored(named["resolved"], "purpose_missing")
+    assert (reopened[state], reopened[resolved_at]) == ("open", None)
+    fixed = stored(named["pia_given"], "pia_missing")
+    assert (fixed[state], fixed[resolved_at]) == ("fixed", "now")
+    assert all(row[-1] == finding_rank(row[1], row[0]) for row in rows.values())
+    assert stored(named["forgotten"], "pia_missing")[state] == "open"
+    assert "受托方改名" in stored(named["renamed"], "pia_missing")[2]
+    removed = [row for key, row in rows.items() if key.startswith("rule_since_removed:")]
+    assert len(removed) == 2 and {row[state] for row in removed} == {"fixed"}
+    assert {entry[1] for entry in history} == {"+", "~"}
+
+
+def test_a_whole_refresh_after_another_changes_nothing_whatever_the_chunks(monkeypatch, admin_user):
+    register_across_chunks(admin_user)
+    findings_refresh()
+
+    for size in (1, 2, 10_000):
+        counts, _rows, history = refreshed_in_chunks(monkeypatch, size)
+        assert (counts["created"], counts["changed"], counts["resolved"], history) == (0, 0, 0, [])
+
+
+def queries_of_a_whole_refresh_creating_every_finding(monkeypatch, size: int) -> int:
+    monkeypatch.setattr(findings, "OPERATION_CHUNK", size)
+    with transaction.atomic(), CaptureQueriesContext(connection) as context:
+        Finding.objects.all().delete()
+        counts = findings_refresh()
+        assert counts["created"] == counts["found"] > 0
+        transaction.set_rollback(True)
+    return len(context.captured_queries)
+
+
+def test_a_whole_refresh_costs_the_same_queries_for_each_chunk_of_operations(monkeypatch):
+    register_of(6)
+
+    one, two, three = (
+        queries_of_a_whole_refresh_creating_every_finding(monkeypatch, size) for size in (6, 3, 2)
+    )
+
+    assert three - two == two - one > 0

@@ -164,6 +164,15 @@ def test_the_page_downloads_a_letter_as_docx_and_as_text(sms_flow, admin_client)
     assert "第四十七条" in text.content.decode()
 
 
+@pytest.mark.parametrize("recipient", ["²", "99999999999999999999", "abc", ""])
+def test_a_letter_for_a_recipient_that_is_no_id_of_the_notice_is_not_found(sms_flow, admin_client, recipient):
+    controller, _processor = sms_flow
+
+    response = admin_client.get(page_url(controller) + f"&format=txt&recipient={recipient}")
+
+    assert response.status_code == 404
+
+
 def test_a_user_without_change_permission_cannot_mark_sent(sms_flow, client, django_user_model):
     controller, processor = sms_flow
     reader = django_user_model.objects.create_user("reader", password="reader-password-for-tests")

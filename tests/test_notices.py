@@ -98,6 +98,23 @@ def test_the_csv_has_one_row_per_recipient_under_a_chinese_header():
     assert rows[1][:3] == ["接收方甲", "", "010-1"]
 
 
+def test_a_page_of_a_notice_is_the_same_recipients_read_in_one_query():
+    for number in range(12):
+        make_operation(processor=make_processor(name_zh=f"接收方{number:02d}"), data_items=("姓名",))
+    notice = deletion_notice(["姓名"])
+    everyone = list(notice.recipients)
+
+    with CaptureQueriesContext(connection) as context:
+        page = notice.recipients[5:10]
+
+    assert len(context.captured_queries) == 1
+    assert [r.processor.name_zh for r in page] == [f"接收方{number:02d}" for number in range(5, 10)]
+    assert [(r.processor, r.categories, r.active) for r in page] == [
+        (r.processor, r.categories, r.active) for r in everyone[5:10]
+    ]
+    assert len(notice.recipients) == 12 and notice.recipient(everyone[7].processor.pk).name == "接收方07"
+
+
 def test_a_notice_takes_the_same_queries_however_many_recipients():
     def queries() -> int:
         with CaptureQueriesContext(connection) as context:

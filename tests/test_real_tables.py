@@ -728,6 +728,45 @@ def test_the_european_union_is_stored_as_its_member_states():
     assert tuple(country.code for country in operation.processing_countries) == EU_MEMBER_STATES
 
 
+def test_an_annotation_in_brackets_after_a_company_is_not_part_of_its_name():
+    controller = make_controller()
+
+    report = import_file("25-coda-dpa-subprocessors.md", controller)
+
+    assert report.ok and report.rows == LABELS["25-coda-dpa-subprocessors.md"]["rows"]
+    posthog = operations(controller).get(processor__name_en="PostHog, Inc.")
+    assert posthog.recipient_qualifier == "optional"
+    assert posthog.purpose_text == "Product analytics (if enabled)"
+    assert not Processor.objects.filter(name_en__icontains="optional").exists()
+
+
+def test_an_example_in_brackets_after_a_kind_of_recipient_is_a_remark_not_a_member_list():
+    controller = make_controller()
+
+    import_file("25-coda-dpa-subprocessors.md", controller)
+
+    email = operations(controller).get(processor__name_en="Email provider")
+    assert email.processor.kind == Processor.Kind.ORGANISATION
+    assert email.recipient_qualifier == "e.g., Controller-selected SMTP service"
+    assert not Processor.objects.filter(name_en__in=["e.g.", "Controller-selected SMTP service"]).exists()
+
+
+def test_a_cloud_providers_eu_regions_are_the_eu_and_varies_by_provider_is_no_place():
+    controller = make_controller()
+
+    report = import_file("25-coda-dpa-subprocessors.md", controller)
+
+    vercel = operations(controller).get(processor__name_en="Vercel, Inc.")
+    assert vercel.processing_locations == "USA / EU regions"
+    assert {country.code for country in vercel.processing_countries} == {*EU_MEMBER_STATES, "US"}
+    email = operations(controller).get(processor__name_en="Email provider")
+    assert email.processing_locations == "Varies by provider" and not email.processing_countries
+    assert not any(problem.code == "location_unknown" for problem in report.warnings)
+    assert [problem.value for problem in report.warnings if problem.code == "location_vague"] == [
+        "Varies by provider"
+    ]
+
+
 def test_varies_is_kept_as_text_and_flagged_never_a_country():
     controller = make_controller()
 

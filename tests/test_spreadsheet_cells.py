@@ -4,10 +4,12 @@ from hypothesis import strategies as st
 
 from processors.models import Relationship, SharingMethod
 from processors.spreadsheets.cells import (
+    EU_MEMBER_STATES,
     CellError,
     parse_bool,
     parse_choice,
     parse_countries,
+    parse_locations,
     parse_recipient,
     parse_url,
     split_list,
@@ -138,6 +140,59 @@ def test_a_trailing_bracket_that_is_not_a_member_list_is_a_qualifier(cell, name,
     assert recipient.names == [name]
     assert recipient.qualifier == qualifier
     assert not recipient.is_group
+
+
+@pytest.mark.parametrize(
+    ("cell", "name", "qualifier"),
+    [
+        (
+            "Email provider (e.g., Controller-selected SMTP service)",
+            "Email provider",
+            "e.g., Controller-selected SMTP service",
+        ),
+        ("Analytics vendor (such as Mixpanel, Amplitude)", "Analytics vendor", "such as Mixpanel, Amplitude"),
+        ("PostHog, Inc. (optional)", "PostHog, Inc.", "optional"),
+    ],
+)
+def test_a_trailing_bracket_giving_an_example_or_a_remark_is_a_qualifier(cell, name, qualifier):
+    recipient = parse_recipient(cell)
+
+    assert recipient.names == [name]
+    assert recipient.qualifier == qualifier
+    assert not recipient.is_group
+
+
+def test_a_trailing_bracket_listing_members_is_still_a_group():
+    recipient = parse_recipient("Email providers (Mailgun, Postmark)")
+
+    assert recipient.names == ["Mailgun", "Postmark"]
+    assert recipient.group_name == "Email providers"
+
+
+@pytest.mark.parametrize(
+    ("cell", "countries"),
+    [
+        ("EU regions", EU_MEMBER_STATES),
+        ("USA / EU regions", (*EU_MEMBER_STATES, "US")),
+        ("US region", ("US",)),
+        ("中国香港", ("HK",)),
+        ("新加坡", ("SG",)),
+    ],
+)
+def test_a_place_with_the_word_region_is_the_place(cell, countries):
+    assert set(parse_locations(cell).countries) == set(countries)
+    assert parse_locations(cell).unknown == ()
+
+
+@pytest.mark.parametrize("cell", ["Varies by provider", "Depending on the region", "Varies"])
+def test_it_depends_said_in_a_phrase_is_vague_not_a_place(cell):
+    location = parse_locations(cell)
+
+    assert location.vague == (cell,) and not location.countries and not location.unknown
+
+
+def test_regions_alone_is_not_a_place():
+    assert parse_locations("Regions").unknown == ("Regions",)
 
 
 def test_a_bracket_inside_a_name_stays_in_the_name():

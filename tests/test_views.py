@@ -923,12 +923,13 @@ PAGE_QUERIES = {
     "findings": 6,  # (the page count is the counts' total)
     # ... and the chosen controller
     "findings_filtered": 7,
-    # the controller choices and the chosen one, the category, the register's revision, the categories
-    # held per recipient (with whether a flow is active; cached per revision), the recipients, their
-    # members, the categories named, the letters already recorded; for the page's recipients their
-    # operations and services (processors.notices)
-    "deletion_notice": 13,
-    "deletion_notice_csv": 10,  # the same notice, every recipient, without the letters
+    # the controller choices and the chosen one, the category and its subtree's ids, the register's
+    # revision, the categories held per recipient (with whether a flow is active), the recipients, their
+    # members, the categories named (these four cached per revision: a first view), the letters already
+    # recorded; for the page's recipients their processors and groups, operations and services
+    # (processors.notices)
+    "deletion_notice": 15,
+    "deletion_notice_csv": 12,  # the same notice, every recipient (in batches), without the letters
     # controller, the version in effect, its stored pages (rendered here on the first request: its
     # snapshot, then the stored page written in a transaction); for the owner's notice the last
     # published version, whether anything changed since, and the publish role

@@ -5,10 +5,12 @@
 system writes. The inlines are declarative, like the ModelAdmins in ``processors.admin``.
 """
 
+import hashlib
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminTextareaWidget, AutocompleteSelect, AutocompleteSelectMultiple
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError, models
 from django.db.models import F, Func, IntegerField, Prefetch, Subquery
@@ -16,6 +18,7 @@ from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.functional import cached_property
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -42,6 +45,7 @@ from processors.models import (
     Purpose,
     PurposeAlias,
 )
+from processors.register_cache import STAMPED_MODELS, RegisterFigures, reader_scope
 
 # Descriptions and notes are usually a line or two; ten-row boxes push the rest of a form off screen.
 # Short text areas, and links typed without a scheme read as https (Django 6's default, chosen now).
@@ -139,6 +143,35 @@ class RefusedSaveForm:
         return cleaned
 
 
+class RevisionCountPaginator(Paginator):
+    """A changelist's paginator whose count is kept per register revision and reader (register_cache).
+
+    Every view of a list counts its rows: at 100,000 operations ``COUNT(*)`` of the 441,000 findings is
+    40 ms on PostgreSQL and a search's count reads every row. The count of the same query by a reader
+    who sees the same controllers changes only with a write, which moves the revision. Lists of models
+    the revision does not stamp (imports, versions, users) are counted each time.
+    """
+
+    def __init__(self, *args, scope: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.scope = scope
+
+    @cached_property
+    def count(self) -> int:
+        def counted() -> int:
+            return Paginator.count.func(self)
+
+        query = getattr(self.object_list, "query", None)
+        if not self.scope or query is None or self.object_list.model not in STAMPED_MODELS:
+            return counted()
+        try:
+            sql, params = query.sql_with_params()
+        except EmptyResultSet:
+            return 0
+        name = "admin-count:" + hashlib.sha256(repr((sql, params)).encode()).hexdigest()
+        return RegisterFigures(f"admin:{self.scope}").get(name, counted)
+
+
 class RegisterAdmin(CheckedAutocompleteMixin, admin.ModelAdmin):
     """A register model's admin; the tool pages it lists are routed before the model's own URLs.
 
@@ -152,6 +185,11 @@ class RegisterAdmin(CheckedAutocompleteMixin, admin.ModelAdmin):
 
     def get_urls(self):
         return [page.urlpattern(self) for page in self.tool_pages] + super().get_urls()
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        return RevisionCountPaginator(
+            queryset, per_page, orphans, allow_empty_first_page, scope=reader_scope(request.user)
+        )
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         """The change form, where a save refused after the form validated shows the form again.

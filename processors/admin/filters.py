@@ -18,6 +18,7 @@ from django_filters.filters import QuerySetRequestMixin
 from processors import selectors, taxonomy
 from processors.admin.display import category_tree_choices
 from processors.models import DataCategory, DataItem, Processor, Purpose
+from processors.text import is_row_id
 
 # Long lists (the category tree, purposes, processors, countries) fold and scroll with a search box.
 COMPACT_FILTER_TEMPLATE = "admin/processors/compact_filter.html"
@@ -101,21 +102,16 @@ class ProcessorInRegisterListFilter(FilterSetListFilter):
         if not chosen:
             return []  # nothing to show, and nothing to filter
         # A value that names no processor is still listed, so the filter runs and refuses it (?e=1).
-        keys = {value: int(value) for value in chosen if is_key(value)}
+        keys = {value: int(value) for value in chosen if is_row_id(value)}
         found = Processor.objects.in_bulk(keys.values())
         return [(value, str(found.get(keys.get(value), value))) for value in chosen]
 
     def queryset(self, request, queryset):
         # A value that is no key at all is refused before the FilterSet looks it up (a number too large
         # for the database's integers made the lookup itself fail).
-        if self.value() is not None and not is_key(self.value()):
+        if self.value() is not None and not is_row_id(self.value()):
             raise IncorrectLookupParameters(self.value())
         return super().queryset(request, queryset)
-
-
-def is_key(value: str) -> bool:
-    """Whether the text can be a row's id (digits that fit the database's 64-bit integers)."""
-    return value.isdigit() and len(value) <= 18
 
 
 class PurposeListFilter(FilterSetListFilter):

@@ -95,6 +95,7 @@ from processors.models import (
 )
 from processors.spreadsheets import uploads
 from processors.spreadsheets.importer import IMPORT_BUSY, import_register
+from processors.text import is_row_id
 
 # --- Shared by the viewsets ---------------------------------------------------------------------------
 
@@ -498,7 +499,7 @@ class ImportViewSet(
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def job(self, request: Request, pk: str) -> Response:
         """Where a background import is: queued, running (rows done of the total), imported or failed."""
-        state = jobs.import_job_get(request.user, pk) if pk.isdigit() else None
+        state = jobs.import_job_get(request.user, pk) if is_row_id(pk) else None
         if state is None:
             raise exceptions.NotFound()
         url = request.build_absolute_uri(reverse("api:import-job", args=[state.record.pk]))

@@ -42,6 +42,7 @@ from processors.models import (
     Severity,
 )
 from processors.models import Finding as StoredFinding
+from processors.text import is_row_id
 
 # --- The table ------------------------------------------------------------------------------------
 
@@ -411,11 +412,11 @@ def version_find(controller: Controller, ref: str, candidates: Any = None) -> Pu
     candidates = list(candidates) if candidates is not None else None
     if candidates is None:
         version = selectors.version_list(controller).filter(label=ref).first()
-        if version is None and ref.isdigit():
+        if version is None and is_row_id(ref):
             version = selectors.version_list(controller).filter(pk=int(ref)).first()
     else:
         version = next((item for item in candidates if item.label == ref), None)
-        if version is None and ref.isdigit():
+        if version is None and is_row_id(ref):
             version = next((item for item in candidates if item.pk == int(ref)), None)
     if version is None:
         raise Http404(_("No such version."))

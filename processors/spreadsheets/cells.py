@@ -35,6 +35,11 @@ OPEN_ENDED_MARKERS = ("等等", "等")
 # A trailing bracket that starts with these words qualifies the name ("(及其合作机构)") even when it
 # contains a list separator, so it is never read as a member list.
 QUALIFIER_PREFIXES = ("及", "和", "与", "含", "包括", "包含", "以及", "或")
+# A bracket that gives an example ("Email provider (e.g., Controller-selected SMTP service)") is a remark
+# on the name, not a list of members, whatever separators it holds.
+_EXAMPLE_PREFIX = re.compile(
+    r"^(?:e\.\s?g\.?|i\.\s?e\.?|such as|for example|for instance)(?![a-z])", re.IGNORECASE
+)
 
 
 class CellError(ValueError):
@@ -349,7 +354,11 @@ def parse_recipient(cell: str | None) -> RecipientCell:
     if bracket:
         before, inside = bracket
         members = split_list(inside).items
-        if len(members) >= 2 and not inside.startswith(QUALIFIER_PREFIXES):
+        if (
+            len(members) >= 2
+            and not inside.startswith(QUALIFIER_PREFIXES)
+            and not _EXAMPLE_PREFIX.match(inside)
+        ):
             return RecipientCell(names=members, group_name=before, **common)
         if not _separated(before):
             name, marker = _open_ended(before)
@@ -545,6 +554,10 @@ VAGUE_LOCATIONS = frozenset(
         "全球", "全世界", "境外", "海外", "多地", "不定",
     )
 )  # fmt: skip
+# "Varies by provider", "Depending on the region": "it depends", said in a phrase.
+_VAGUE_PHRASE = re.compile(r"^(?:varies|varying|various|depends|depending)\b", re.IGNORECASE)
+# "EU regions", "US region": a cloud provider's regions in a place are the place.
+_REGION_WORD = re.compile(r"\s+(?:cloud\s+)?regions?$", re.IGNORECASE)
 _LOCATION_SEPARATORS = re.compile(r"\s+(?:and|&|\+)\s+|[、，,；;/\n]", re.IGNORECASE)
 
 
@@ -594,7 +607,11 @@ def parse_locations(cell: str | None) -> LocationCell:
             places = [inside] if country_code(inside) else [before]
         for place in places:
             key = normalize_key(place)
-            if key in VAGUE_LOCATIONS:
+            if key not in REGIONS and not country_code(place) and _REGION_WORD.search(place):
+                bare = _REGION_WORD.sub("", place)
+                if normalize_key(bare) in REGIONS or country_code(bare):
+                    place, key = bare, normalize_key(bare)
+            if key in VAGUE_LOCATIONS or _VAGUE_PHRASE.match(place):
                 vague.append(place)
             elif key in REGIONS:
                 code, members = REGIONS[key]
