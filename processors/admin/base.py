@@ -6,6 +6,7 @@ system writes. The inlines are declarative, like the ModelAdmins in ``processors
 """
 
 import hashlib
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -152,9 +153,9 @@ class RevisionCountPaginator(Paginator):
     the revision does not stamp (imports, versions, users) are counted each time.
     """
 
-    def __init__(self, *args, scope: str = "", **kwargs) -> None:
+    def __init__(self, *args, reader: Any = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.scope = scope
+        self.reader = reader
 
     @cached_property
     def count(self) -> int:
@@ -162,14 +163,15 @@ class RevisionCountPaginator(Paginator):
             return Paginator.count.func(self)
 
         query = getattr(self.object_list, "query", None)
-        if not self.scope or query is None or self.object_list.model not in STAMPED_MODELS:
+        if self.reader is None or query is None or self.object_list.model not in STAMPED_MODELS:
             return counted()
         try:
             sql, params = query.sql_with_params()
         except EmptyResultSet:
             return 0
         name = "admin-count:" + hashlib.sha256(repr((sql, params)).encode()).hexdigest()
-        return RegisterFigures(f"admin:{self.scope}").get(name, counted)
+        # The reader's scope is read only here: a list the revision does not stamp needs none.
+        return RegisterFigures(f"admin:{reader_scope(self.reader)}").get(name, counted)
 
 
 class RegisterAdmin(CheckedAutocompleteMixin, admin.ModelAdmin):
@@ -188,7 +190,7 @@ class RegisterAdmin(CheckedAutocompleteMixin, admin.ModelAdmin):
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         return RevisionCountPaginator(
-            queryset, per_page, orphans, allow_empty_first_page, scope=reader_scope(request.user)
+            queryset, per_page, orphans, allow_empty_first_page, reader=request.user
         )
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
